@@ -1,0 +1,897 @@
+"""MultiHeadMLPClassifier: one shared ReLU trunk, one softmax head per target."""
+
+import time
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    validate_data,
+)
+
+from . import _progress
+from ._activations import ACTIVATIONS, DERIVATIVES
+from ._losses import head_slices, log_softmax_heads, multihead_cross_entropy
+from ._optimizers import AdamOptimizer, OuterGradient, SGDOptimizer
+from .metrics import head_accuracies
+
+_FITTED_ATTRIBUTES = (
+    "classes_", "n_outputs_", "head_names_", "coefs_", "intercepts_", "n_features_in_",
+    "feature_names_in_", "n_iter_", "t_", "loss_", "loss_curve_", "head_loss_curves_",
+    "best_loss_", "validation_scores_", "best_validation_score_", "n_layers_",
+    "_optimizer", "_no_improvement_count", "_y_is_1d",
+)
+
+
+class MultiHeadMLPClassifier(ClassifierMixin, BaseEstimator):
+    """Multilayer perceptron with a shared trunk and one softmax head per target.
+
+    The network is a trunk of fully connected ReLU layers of sizes ``hidden``
+    followed by one linear output block per head (per column of ``y``), each
+    with its own softmax. The loss is the sum over heads of the mean
+    cross-entropy (each head weighted by ``head_weights``) plus an L2 penalty
+    ``alpha``. A head's gradient enters only its own output columns; the heads
+    interact through the shared trunk. A two-class head is a two-way softmax.
+
+    Training uses the package's own NumPy back-propagation with minibatch
+    SGD or Adam. Parameter names and defaults follow scikit-learn's
+    :class:`~sklearn.neural_network.MLPClassifier`, except that the layout is
+    called ``hidden``. float32 input is trained in float32, anything else in
+    float64.
+
+    Parameters
+    ----------
+    hidden : tuple of int, default=(100,)
+        Sizes of the hidden ReLU layers; ``()`` means no hidden layer (one
+        softmax regression per head).
+    solver : {"adam", "sgd"}, default="adam"
+        The optimizer.
+    learning_rate_init : float, default=1e-3
+        Initial learning rate.
+    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
+        Learning-rate schedule, used by ``solver="sgd"`` only.
+    power_t : float, default=0.5
+        Exponent of the ``"invscaling"`` schedule.
+    momentum : float, default=0.9
+        SGD momentum; ``0`` gives plain SGD (the study's setting).
+    nesterovs_momentum : bool, default=True
+        Whether SGD uses Nesterov's momentum (when ``momentum > 0``).
+    alpha : float, default=1e-4
+        L2 penalty on the weights (not on the intercepts). As in
+        scikit-learn, the penalty ``0.5 * alpha * ||W||^2`` is divided by the
+        batch's total sample weight.
+    batch_size : int or "auto", default="auto"
+        Minibatch size; ``"auto"`` is ``min(200, n_samples)``.
+    max_iter : int, default=200
+        Maximum number of epochs.
+    beta_1, beta_2 : float, default=0.9, 0.999
+        Adam's moment decay rates.
+    epsilon : float, default=1e-8
+        Adam's epsilon, added after the square root.
+    shuffle : bool, default=True
+        Whether to shuffle samples each epoch.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initialisation, the shuffling and the early-stopping split.
+    tol : float, default=1e-4
+        Improvement of the loss (or of the validation score) below which an
+        epoch counts as no improvement.
+    n_iter_no_change : int, default=10
+        Epochs without improvement before stopping.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data, stop when the
+        validation score (mean head accuracy) stops improving, and restore
+        the best weights. The split is stratified for one head only.
+    validation_fraction : float, default=0.1
+        Fraction held out for early stopping.
+    warm_start : bool, default=False
+        Reuse the weights of the previous fit as initialisation; the
+        optimizer starts fresh.
+    verbose : bool or int, default=False
+        Print one line per epoch (epoch, loss, elapsed seconds).
+    head_weights : array-like of shape (n_heads,), default=None
+        Loss weight of each head; ``None`` weights all heads 1.
+    init : {"glorot", "normal"}, default="glorot"
+        Weight initialisation: Glorot-uniform as scikit-learn does, or
+        ``normal(0, init_scale)`` weights with zero intercepts (the study's).
+    init_scale : float, default=0.03
+        Standard deviation of the ``"normal"`` initialisation.
+
+    Attributes
+    ----------
+    classes_ : ndarray or list of ndarray
+        Class labels (sorted as by ``np.unique``): an array for one head, a
+        list with one array per head otherwise.
+    n_outputs_ : int
+        Number of heads.
+    head_names_ : tuple of str
+        Head names: a DataFrame's column names, else ``head0``, ``head1``, ...
+    coefs_ : list of ndarray
+        Weight matrices; ``coefs_[-1]`` has shape (last layer, total classes)
+        with the heads' columns in ``y``-column order and each head's
+        columns in its ``classes_`` order.
+    intercepts_ : list of ndarray
+        Bias vectors.
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of str
+        Feature names, when ``X`` has string column names.
+    n_layers_ : int
+        Number of layers, input and output included.
+    n_iter_ : int
+        Epochs run by the last ``fit`` (``partial_fit`` adds one per call).
+    t_ : int
+        Number of training samples seen, over all fits.
+    loss_ : float
+        Loss of the last epoch.
+    loss_curve_ : list of float
+        Mean training loss (heads and L2 penalty) of each epoch.
+    head_loss_curves_ : dict of str to list of float
+        Mean cross-entropy of each head per epoch.
+    best_loss_ : float or None
+        Lowest training loss reached (``None`` with early stopping).
+    validation_scores_ : list of float or None
+        Validation score of each epoch with early stopping.
+    best_validation_score_ : float or None
+        Best validation score with early stopping.
+
+    See Also
+    --------
+    sklearn.neural_network.MLPClassifier : the single-output model this one
+        generalises.
+
+    Notes
+    -----
+    ``score`` is the mean over heads of each head's accuracy. scikit-learn's
+    ``accuracy_score`` on several outputs would require every head of a
+    sample to be right (subset accuracy), which for a 3-way and a 31-way
+    head mostly measures the hard head; the mean keeps both heads visible.
+    For one head both definitions are plain accuracy. The subset accuracy is
+    available as :func:`skoffice31.metrics.exact_match_scorer`.
+
+    ``KeyboardInterrupt`` during ``fit`` leaves a usable model (the epochs
+    done so far) and is then raised again, so that an interrupted grid
+    search stops instead of moving on to the next configuration.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.datasets import load_digits
+    >>> from skoffice31 import MultiHeadMLPClassifier
+    >>> X, digit = load_digits(return_X_y=True)
+    >>> y = np.column_stack([digit, np.where(digit % 2, "odd", "even")])
+    >>> clf = MultiHeadMLPClassifier(hidden=(32,), max_iter=30, random_state=0)
+    >>> clf = clf.fit(X / 16, y)
+    >>> clf.predict(X[:2] / 16).shape
+    (2, 2)
+    """
+
+    _parameter_constraints = {
+        "hidden": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "solver": [StrOptions({"sgd", "adam"})],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "power_t": [Interval(Real, 0, None, closed="left")],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "nesterovs_momentum": ["boolean"],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "warm_start": ["boolean"],
+        "verbose": ["verbose"],
+        "head_weights": ["array-like", None],
+        "init": [StrOptions({"glorot", "normal"})],
+        "init_scale": [Interval(Real, 0, None, closed="neither")],
+    }
+
+    def __init__(
+        self,
+        hidden=(100,),
+        *,
+        solver="adam",
+        learning_rate_init=1e-3,
+        learning_rate="constant",
+        power_t=0.5,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        alpha=1e-4,
+        batch_size="auto",
+        max_iter=200,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        n_iter_no_change=10,
+        early_stopping=False,
+        validation_fraction=0.1,
+        warm_start=False,
+        verbose=False,
+        head_weights=None,
+        init="glorot",
+        init_scale=0.03,
+    ):
+        self.hidden = hidden
+        self.solver = solver
+        self.learning_rate_init = learning_rate_init
+        self.learning_rate = learning_rate
+        self.power_t = power_t
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.head_weights = head_weights
+        self.init = init
+        self.init_scale = init_scale
+
+    # ------------------------------------------------------------------ fit
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit the network to ``X`` and the targets ``y``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data; float32 is trained in float32.
+        y : array-like of shape (n_samples,) or (n_samples, n_heads)
+            Labels, one column per head; a column may hold ints or strings.
+            A DataFrame's column names become ``head_names_``.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each sample's loss.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        return self._fit_guarded(X, y, sample_weight, incremental=False, classes=None)
+
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """Run one epoch over ``X, y``, keeping the optimizer's state.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_heads)
+        classes : array-like or list of array-like, default=None
+            All classes of each head: an array for one head, a list of arrays
+            for several. Required on the first call, ignored afterwards.
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : object
+        """
+        return self._fit_guarded(X, y, sample_weight, incremental=True, classes=classes)
+
+    def _fit_guarded(self, X, y, sample_weight, incremental, classes):
+        # A failed fit leaves the previous fitted state as it was, or, when
+        # the failure came after weights were changed in place (warm start,
+        # partial_fit), an estimator that is clearly unfitted.
+        saved = dict(self.__dict__)
+        self._in_place = False
+        try:
+            self._fit(X, y, sample_weight, incremental, classes)
+        except KeyboardInterrupt:
+            raise
+        except BaseException:
+            in_place = self._in_place
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            if in_place:
+                for name in _FITTED_ATTRIBUTES:
+                    self.__dict__.pop(name, None)
+            raise
+        finally:
+            self.__dict__.pop("_in_place", None)
+        return self
+
+    def _fit(self, X, y, sample_weight, incremental, classes):
+        self._validate_params()
+        hidden = _check_hidden(self.hidden)
+        if incremental and self.early_stopping:
+            raise ValueError("partial_fit does not support early_stopping=True.")
+        fitted = hasattr(self, "coefs_")
+        keep_weights = fitted and (incremental or self.warm_start)
+        if incremental and not fitted and classes is None:
+            raise ValueError("classes must be passed on the first call to partial_fit.")
+
+        columns, names, y_is_1d = _split_heads(y)
+        if keep_weights:
+            X = validate_data(self, X, reset=False, dtype=self.coefs_[0].dtype)
+            classes_list = self._classes_list()
+            if len(columns) != len(classes_list):
+                raise ValueError(
+                    f"y has {len(columns)} head(s) but the model was fitted with "
+                    f"{len(classes_list)}."
+                )
+        else:
+            X = validate_data(self, X, reset=True, dtype=(np.float64, np.float32))
+            if incremental:
+                classes_list = _classes_from_param(classes, len(columns), names)
+            else:
+                classes_list = [_unique_labels(col, name) for col, name in zip(columns, names)]
+        _check_rows(X, columns)
+        y_idx = _encode(columns, classes_list, names)
+        head_weights = self._check_head_weights(len(columns))
+        sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
+
+        rng = check_random_state(self.random_state)
+        if not keep_weights:
+            self.classes_ = classes_list[0] if y_is_1d else classes_list
+            self._y_is_1d = y_is_1d
+            self.n_outputs_ = len(classes_list)
+            self.head_names_ = tuple(names)
+            self._initialize(X.shape[1], hidden, classes_list, X.dtype, rng)
+        elif tuple(self.hidden_layer_units_()) != tuple(hidden):
+            raise ValueError(
+                f"hidden={tuple(hidden)} differs from the fitted layout "
+                f"{tuple(self.hidden_layer_units_())}; set warm_start=False to refit."
+            )
+        self._in_place = keep_weights
+        if not incremental or not hasattr(self, "_optimizer"):
+            self._optimizer = self._make_optimizer()
+        if not incremental:
+            self.n_iter_ = 0
+            if not self.warm_start or not hasattr(self, "loss_curve_"):
+                self._reset_curves()
+        self._train(X, y_idx, sample_weight, head_weights, rng, incremental)
+        return self
+
+    def hidden_layer_units_(self):
+        """Sizes of the fitted hidden layers (read from ``coefs_``)."""
+        return [W.shape[1] for W in self.coefs_[:-1]]
+
+    def _classes_list(self):
+        return [self.classes_] if self._y_is_1d else list(self.classes_)
+
+    def _check_head_weights(self, n_heads):
+        if self.head_weights is None:
+            return np.ones(n_heads)
+        w = np.asarray(self.head_weights, dtype=float)
+        if w.shape != (n_heads,) or not np.all(np.isfinite(w)) or np.any(w < 0):
+            raise ValueError(
+                f"head_weights must be {n_heads} finite non-negative numbers (one per "
+                f"head), got {self.head_weights!r}."
+            )
+        return w
+
+    def _reset_curves(self):
+        self.loss_curve_ = []
+        self.head_loss_curves_ = {name: [] for name in self.head_names_}
+        self._no_improvement_count = 0
+        if self.early_stopping:
+            self.validation_scores_ = []
+            self.best_validation_score_ = -np.inf
+            self.best_loss_ = None
+        else:
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
+            self.best_loss_ = np.inf
+
+    def _initialize(self, n_features, hidden, classes_list, dtype, rng):
+        units = [n_features, *hidden, sum(len(c) for c in classes_list)]
+        self.n_layers_ = len(units)
+        self.t_ = 0
+        self.coefs_, self.intercepts_ = [], []
+        for fan_in, fan_out in zip(units[:-1], units[1:]):
+            if self.init == "glorot":
+                bound = np.sqrt(6.0 / (fan_in + fan_out))
+                W = rng.uniform(-bound, bound, (fan_in, fan_out))
+                b = rng.uniform(-bound, bound, fan_out)
+            else:
+                W = rng.normal(0.0, self.init_scale, (fan_in, fan_out))
+                b = np.zeros(fan_out)
+            self.coefs_.append(W.astype(dtype, copy=False))
+            self.intercepts_.append(b.astype(dtype, copy=False))
+
+    def _make_optimizer(self):
+        params = self.coefs_ + self.intercepts_
+        if self.solver == "adam":
+            return AdamOptimizer(
+                params, self.learning_rate_init, self.beta_1, self.beta_2, self.epsilon
+            )
+        return SGDOptimizer(
+            params,
+            self.learning_rate_init,
+            self.learning_rate,
+            self.momentum,
+            self.nesterovs_momentum,
+            self.power_t,
+        )
+
+    def _train(self, X, y_idx, sample_weight, head_weights, rng, incremental):
+        n_total = X.shape[0]
+        if self.early_stopping:
+            stratify = y_idx[:, 0] if self.n_outputs_ == 1 else None
+            train_idx, val_idx = train_test_split(
+                np.arange(n_total),
+                random_state=rng,
+                test_size=self.validation_fraction,
+                stratify=stratify,
+            )
+            if len(val_idx) < 2:
+                raise ValueError(
+                    "The validation set is too small. Increase 'validation_fraction' "
+                    "or the size of your dataset."
+                )
+            X_val, y_val, sw_val = X[val_idx], y_idx[val_idx], sample_weight[val_idx]
+        else:
+            train_idx = None
+        n_samples = n_total if train_idx is None else len(train_idx)
+
+        if self.batch_size == "auto":
+            batch_size = min(200, n_samples)
+        else:
+            if self.batch_size > n_samples:
+                warnings.warn(
+                    f"batch_size={self.batch_size} is larger than the {n_samples} "
+                    "training samples; it is clipped."
+                )
+            batch_size = int(np.clip(self.batch_size, 1, n_samples))
+
+        net = _Network(self.coefs_, self.intercepts_, batch_size)
+        slices = head_slices([len(c) for c in self._classes_list()])
+        params = self.coefs_ + self.intercepts_
+        start_time = time.perf_counter()
+        try:
+            for _ in range(1 if incremental else self.max_iter):
+                if self.shuffle:
+                    order = rng.permutation(n_samples)
+                    if train_idx is not None:
+                        order = train_idx[order]
+                else:
+                    order = train_idx
+                epoch_loss = 0.0
+                epoch_heads = np.zeros(len(slices))
+                for start in range(0, n_samples, batch_size):
+                    stop = min(n_samples, start + batch_size)
+                    if order is None:
+                        rows = slice(start, stop)
+                        X_batch = X[rows]
+                    else:
+                        rows = order[start:stop]
+                        X_batch = net.gather(X, rows)
+                    sw = sample_weight[rows]
+                    sw_sum = float(sw.sum())
+                    losses, grads = net.backprop(
+                        X_batch, y_idx[rows], sw / sw_sum, slices, head_weights,
+                        self.alpha / sw_sum,
+                    )
+                    self._optimizer.update_params(params, grads)
+                    batch_loss = float(np.dot(head_weights, losses))
+                    if self.alpha:
+                        sq = sum(g.sq_norm for g in grads[: len(self.coefs_)])
+                        batch_loss += 0.5 * self.alpha * sq / sw_sum
+                    if not np.isfinite(batch_loss):
+                        raise ValueError(
+                            f"The training loss became {batch_loss} in epoch "
+                            f"{self.n_iter_ + 1}: training diverged. Lower "
+                            "learning_rate_init or scale the inputs."
+                        )
+                    epoch_loss += batch_loss * (stop - start)
+                    epoch_heads += losses * (stop - start)
+                self._end_epoch(
+                    epoch_loss / n_samples, epoch_heads / n_samples, n_samples, start_time
+                )
+                if self.early_stopping:
+                    self._track_validation(X_val, y_val, sw_val)
+                else:
+                    self._track_loss()
+                self._optimizer.iteration_ends(self.t_)
+                if self._no_improvement_count > self.n_iter_no_change:
+                    what = "Validation score" if self.early_stopping else "Training loss"
+                    msg = (
+                        f"{what} did not improve more than tol={self.tol:f} for "
+                        f"{self.n_iter_no_change} consecutive epochs."
+                    )
+                    if self._optimizer.trigger_stopping(msg, self.verbose):
+                        break
+                    self._no_improvement_count = 0
+            else:
+                if not incremental:
+                    warnings.warn(
+                        f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
+                        "reached and the optimization hasn't converged yet.",
+                        ConvergenceWarning,
+                    )
+        finally:
+            if self.early_stopping and hasattr(self, "_best_params"):
+                n = len(self.coefs_)
+                self.coefs_ = self._best_params[:n]
+                self.intercepts_ = self._best_params[n:]
+                del self._best_params
+
+    def _end_epoch(self, loss, head_losses, n_samples, start_time):
+        self.n_iter_ += 1
+        self.t_ += n_samples
+        self.loss_ = loss
+        self.loss_curve_.append(loss)
+        for name, value in zip(self.head_names_, head_losses):
+            self.head_loss_curves_.setdefault(name, []).append(float(value))
+        elapsed = time.perf_counter() - start_time
+        if self.verbose:
+            print(f"Epoch {self.n_iter_}, loss = {loss:.8f}, {elapsed:.2f} s")
+        if _progress.has_callbacks():
+            _progress.report_epoch(
+                {
+                    "epoch": self.n_iter_,
+                    "max_iter": self.max_iter,
+                    "loss": loss,
+                    "head_losses": dict(zip(self.head_names_, map(float, head_losses))),
+                    "elapsed": elapsed,
+                    "estimator": self,
+                }
+            )
+
+    def _track_loss(self):
+        if self.loss_curve_[-1] > self.best_loss_ - self.tol:
+            self._no_improvement_count += 1
+        else:
+            self._no_improvement_count = 0
+        self.best_loss_ = min(self.best_loss_, self.loss_curve_[-1])
+
+    def _track_validation(self, X_val, y_val, sw_val):
+        pred = np.column_stack(
+            [p.argmax(axis=1) for p in self._log_proba_heads(X_val)]
+        )
+        score = float(np.mean(np.average(pred == y_val, axis=0, weights=sw_val)))
+        self.validation_scores_.append(score)
+        if score < self.best_validation_score_ + self.tol:
+            self._no_improvement_count += 1
+        else:
+            self._no_improvement_count = 0
+        if score > self.best_validation_score_:
+            self.best_validation_score_ = score
+            self._best_params = [p.copy() for p in self.coefs_ + self.intercepts_]
+
+    # -------------------------------------------------------------- predict
+
+    def _log_proba_heads(self, X):
+        Z = X
+        last = len(self.coefs_) - 1
+        for i, (W, b) in enumerate(zip(self.coefs_, self.intercepts_)):
+            Z = Z @ W
+            Z += b
+            if i < last:
+                ACTIVATIONS["relu"](Z)
+        return log_softmax_heads(Z, head_slices([len(c) for c in self._classes_list()]))
+
+    def _validate_X_predict(self, X):
+        check_is_fitted(self)
+        return validate_data(self, X, reset=False, dtype=self.coefs_[0].dtype)
+
+    def _unwrap(self, per_head):
+        return per_head[0] if self._y_is_1d else per_head
+
+    def predict_log_proba(self, X):
+        """Log of the class probabilities of each head.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes) or list of such
+            An array for one head, a list with one array per head otherwise;
+            columns in ``classes_`` order.
+        """
+        return self._unwrap(self._log_proba_heads(self._validate_X_predict(X)))
+
+    def predict_proba(self, X):
+        """Class probabilities of each head.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes) or list of such
+            An array for one head, a list with one array per head otherwise;
+            each row of each array sums to one.
+        """
+        log_proba = self._log_proba_heads(self._validate_X_predict(X))
+        return self._unwrap([np.exp(lp) for lp in log_proba])
+
+    def predict(self, X):
+        """Predict the label of each head.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_heads)
+            1-D for a model fitted on 1-D ``y``; otherwise one column per
+            head holding the original label values (an object array when
+            heads mix strings and numbers).
+        """
+        log_proba = self._log_proba_heads(self._validate_X_predict(X))
+        classes = self._classes_list()
+        cols = [c[lp.argmax(axis=1)] for c, lp in zip(classes, log_proba)]
+        if self._y_is_1d:
+            return cols[0]
+        kinds = {c.dtype.kind for c in classes}
+        dtype = np.result_type(*classes) if len(kinds) == 1 else object
+        out = np.empty((len(cols[0]), len(cols)), dtype=dtype)
+        for h, col in enumerate(cols):
+            out[:, h] = col
+        return out
+
+    def score_heads(self, X, y, sample_weight=None):
+        """Accuracy of each head.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_heads)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        scores : dict
+            Head name -> accuracy.
+        """
+        columns, _, _ = _split_heads(y)
+        if len(columns) != self.n_outputs_:
+            raise ValueError(
+                f"y has {len(columns)} head(s) but the model has {self.n_outputs_}."
+            )
+        pred = self.predict(X)
+        _check_rows(pred, columns)
+        acc = head_accuracies(np.column_stack(columns), pred, sample_weight)
+        return dict(zip(self.head_names_, acc.tolist()))
+
+    def score(self, X, y, sample_weight=None):
+        """Mean over heads of each head's accuracy.
+
+        For one head this is plain accuracy. See the Notes of the class for
+        why the heads are averaged rather than required to be all right.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_heads)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        score : float
+        """
+        return float(np.mean(list(self.score_heads(X, y, sample_weight).values())))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+class _Network:
+    """Preallocated buffers and the forward/backward pass of one fit.
+
+    Buffers are sized for one minibatch and reused for every batch: the
+    training loop allocates nothing proportional to the data.
+    """
+
+    def __init__(self, coefs, intercepts, batch_size):
+        self.coefs, self.intercepts = coefs, intercepts
+        dtype = coefs[0].dtype
+        self.x_buf = np.empty((batch_size, coefs[0].shape[0]), dtype)
+        self.z_bufs = [np.empty((batch_size, W.shape[1]), dtype) for W in coefs]
+        self.delta_bufs = [np.empty((batch_size, W.shape[1]), dtype) for W in coefs]
+        self.relu = ACTIVATIONS["relu"]
+        self.relu_derivative = DERIVATIVES["relu"]
+
+    def gather(self, X, rows):
+        """Copy the rows ``rows`` of ``X`` into the input buffer."""
+        out = self.x_buf[: len(rows)]
+        np.take(X, rows, axis=0, out=out)
+        return out
+
+    def backprop(self, X_batch, y_batch, sample_weight, slices, head_weights, l2):
+        """Forward and backward pass of one minibatch.
+
+        Parameters
+        ----------
+        X_batch : ndarray of shape (n, n_features)
+        y_batch : ndarray of shape (n, n_heads)
+            Class indices.
+        sample_weight : ndarray of shape (n,)
+            Weights normalised to sum to one.
+        slices : list of slice
+            Output columns of each head.
+        head_weights : ndarray of shape (n_heads,)
+        l2 : float
+            ``alpha`` divided by the batch's total sample weight.
+
+        Returns
+        -------
+        losses : ndarray of shape (n_heads,)
+            Cross-entropy of each head on the batch.
+        grads : list
+            :class:`OuterGradient` for each weight matrix, then the intercept
+            gradients; no gradient is computed for the network's input.
+        """
+        n = X_batch.shape[0]
+        dtype = self.coefs[0].dtype
+        activations = [X_batch]
+        last = len(self.coefs) - 1
+        for i, (W, b) in enumerate(zip(self.coefs, self.intercepts)):
+            Z = self.z_bufs[i][:n]
+            np.matmul(activations[-1], W, out=Z)
+            Z += b
+            if i < last:
+                self.relu(Z)
+            activations.append(Z)
+        deltas = [buf[:n] for buf in self.delta_bufs]
+        losses = multihead_cross_entropy(
+            activations[-1], y_batch, slices, head_weights,
+            sample_weight.astype(dtype, copy=False), deltas[last],
+        )
+        for i in range(last, 0, -1):
+            np.matmul(deltas[i], self.coefs[i].T, out=deltas[i - 1])
+            self.relu_derivative(activations[i], deltas[i - 1])
+        coef_grads = [
+            _SquaredNormGradient(activations[i], deltas[i], self.coefs[i], l2)
+            for i in range(last + 1)
+        ]
+        intercept_grads = [d.sum(axis=0) for d in deltas]
+        return losses, coef_grads + intercept_grads
+
+
+class _SquaredNormGradient(OuterGradient):
+    """An :class:`OuterGradient` that also sums the squares of the weights.
+
+    With an L2 penalty the loss needs ``||W||^2`` of the current weights;
+    summing it while the optimizer reads each row block (just before the
+    block is updated) saves a full pass over the weights per step.
+    """
+
+    def __init__(self, A, delta, W, l2):
+        super().__init__(A, delta, W, l2)
+        self.sq_norm = 0.0
+
+    def rows(self, start, stop, out):
+        if self.l2:
+            block = self.W[start:stop].ravel()
+            self.sq_norm += float(np.dot(block, block))
+        return super().rows(start, stop, out)
+
+
+# ------------------------------------------------------------- y handling
+
+
+def _check_hidden(hidden):
+    if isinstance(hidden, (Integral, np.integer)):
+        hidden = (hidden,)
+    try:
+        sizes = [int(h) for h in hidden]
+        ok = all(float(h) == int(h) for h in hidden) and all(h > 0 for h in sizes)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"hidden must be a tuple of positive ints, got {hidden!r}.")
+    return tuple(sizes)
+
+
+def _split_heads(y):
+    """Split ``y`` into one 1-D column per head; find the head names."""
+    if y is None:
+        raise ValueError("y is required: this is a supervised estimator.")
+    if hasattr(y, "columns") and hasattr(y, "iloc"):  # DataFrame
+        names = [str(c) for c in y.columns]
+        columns = [np.asarray(y.iloc[:, j]) for j in range(y.shape[1])]
+        if not columns:
+            raise ValueError("y has no columns.")
+        return columns, names, False
+    name = getattr(y, "name", None)
+    y = np.asarray(y)
+    if y.ndim == 1:
+        return [y], [str(name) if isinstance(name, str) else "head0"], True
+    if y.ndim != 2 or y.shape[1] == 0:
+        raise ValueError(
+            f"y must be 1-D (one head) or 2-D (n_samples, n_heads), got shape {y.shape}."
+        )
+    return [y[:, j] for j in range(y.shape[1])], [f"head{j}" for j in range(y.shape[1])], False
+
+
+def _check_rows(X, columns):
+    if len(columns[0]) != X.shape[0]:
+        raise ValueError(
+            f"X has {X.shape[0]} samples but y has {len(columns[0])}: they must match."
+        )
+
+
+def _clean_column(col, name):
+    if col.dtype.kind == "f":
+        if not np.all(np.isfinite(col)):
+            raise ValueError(f"Head {name!r} of y contains NaN or infinity.")
+    elif col.dtype.kind == "O" and any(
+        v is None or (isinstance(v, float) and not np.isfinite(v)) for v in col
+    ):
+        raise ValueError(f"Head {name!r} of y contains missing values.")
+    return col
+
+
+def _unique_labels(col, name):
+    col = _clean_column(col, name)
+    try:
+        classes = np.unique(col)
+    except TypeError:
+        raise ValueError(
+            f"Head {name!r} of y mixes label types (e.g. strings and numbers); use "
+            "one type per head."
+        ) from None
+    if len(classes) < 2:
+        raise ValueError(
+            f"Head {name!r} of y has a single class ({classes[0]!r}); each head needs "
+            "at least two classes."
+        )
+    return classes
+
+
+def _classes_from_param(classes, n_heads, names):
+    if n_heads == 1 and not (
+        isinstance(classes, list) and len(classes) == 1 and np.ndim(classes[0]) == 1
+    ):
+        classes = [classes]
+    if len(classes) != n_heads:
+        raise ValueError(
+            f"classes must give one array of classes per head: got {len(classes)} for "
+            f"{n_heads} head(s)."
+        )
+    return [_unique_labels(np.asarray(c), name) for c, name in zip(classes, names)]
+
+
+def _encode(columns, classes_list, names):
+    """Class index of every label, per head; unknown labels raise."""
+    codes = np.empty((len(columns[0]), len(columns)), dtype=np.intp)
+    for h, (col, classes, name) in enumerate(zip(columns, classes_list, names)):
+        col = _clean_column(col, name)
+        try:
+            idx = np.searchsorted(classes, col)
+        except TypeError:
+            idx = None
+        idx_ok = idx is not None and np.all(idx < len(classes))
+        if not idx_ok or not np.all(classes[np.minimum(idx, len(classes) - 1)] == col):
+            known = set(classes.tolist())
+            unknown = sorted({repr(v) for v in col.tolist() if v not in known})
+            raise ValueError(
+                f"Head {name!r} of y has labels not among its classes: "
+                f"{', '.join(unknown[:5])}."
+            )
+        codes[:, h] = idx
+    return codes
