@@ -9,6 +9,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import type_of_target
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import (
     _check_sample_weight,
@@ -359,10 +360,11 @@ class MultiHeadMLPClassifier(ClassifierMixin, BaseEstimator):
         self._in_place = keep_weights
         if not incremental or not hasattr(self, "_optimizer"):
             self._optimizer = self._make_optimizer()
-        if not incremental:
+        if not keep_weights:
             self.n_iter_ = 0
-            if not self.warm_start or not hasattr(self, "loss_curve_"):
-                self._reset_curves()
+            self._reset_curves()
+        elif not incremental:  # warm start: a new count, the curves go on
+            self.n_iter_ = 0
         self._train(X, y_idx, sample_weight, head_weights, rng, incremental)
         return self
 
@@ -462,7 +464,11 @@ class MultiHeadMLPClassifier(ClassifierMixin, BaseEstimator):
         slices = head_slices([len(c) for c in self._classes_list()])
         params = self.coefs_ + self.intercepts_
         start_time = time.perf_counter()
+        # Overflow can only come with a non-finite loss, which is raised below
+        # with a clear message; the floating-point warnings would only be noise.
+        errstate = np.errstate(over="ignore", invalid="ignore")
         try:
+            errstate.__enter__()
             for _ in range(1 if incremental else self.max_iter):
                 if self.shuffle:
                     order = rng.permutation(n_samples)
@@ -524,6 +530,7 @@ class MultiHeadMLPClassifier(ClassifierMixin, BaseEstimator):
                         ConvergenceWarning,
                     )
         finally:
+            errstate.__exit__(None, None, None)
             if self.early_stopping and hasattr(self, "_best_params"):
                 n = len(self.coefs_)
                 self.coefs_ = self._best_params[:n]
@@ -810,7 +817,7 @@ def _check_hidden(hidden):
 def _split_heads(y):
     """Split ``y`` into one 1-D column per head; find the head names."""
     if y is None:
-        raise ValueError("y is required: this is a supervised estimator.")
+        raise ValueError("This estimator requires y to be passed, but the target y is None.")
     if hasattr(y, "columns") and hasattr(y, "iloc"):  # DataFrame
         names = [str(c) for c in y.columns]
         columns = [np.asarray(y.iloc[:, j]) for j in range(y.shape[1])]
@@ -848,6 +855,12 @@ def _clean_column(col, name):
 
 def _unique_labels(col, name):
     col = _clean_column(col, name)
+    kind = type_of_target(col)  # one column at a time: mixed 2-D y would raise
+    if kind in ("continuous", "continuous-multioutput"):
+        raise ValueError(
+            f"Unknown label type: {kind}. Head {name!r} of y holds continuous "
+            "values; a classifier needs class labels."
+        )
     try:
         classes = np.unique(col)
     except TypeError:
@@ -857,7 +870,7 @@ def _unique_labels(col, name):
         ) from None
     if len(classes) < 2:
         raise ValueError(
-            f"Head {name!r} of y has a single class ({classes[0]!r}); each head needs "
+            f"Head {name!r} of y has only one class ({classes[0]!r}); each head needs "
             "at least two classes."
         )
     return classes

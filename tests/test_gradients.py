@@ -1,0 +1,80 @@
+"""The analytic back-propagation against finite differences (float64)."""
+
+import numpy as np
+import pytest
+
+from skoffice31 import MultiHeadMLPClassifier
+from skoffice31._losses import head_slices
+from skoffice31._multihead import _Network
+
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+def _model(hidden, n_classes, alpha, seed=0):
+    rng = np.random.default_rng(seed)
+    n, p = 7, 5
+    X = rng.normal(size=(n, p))
+    y = np.column_stack([rng.integers(0, k, n) for k in n_classes])
+    for h, k in enumerate(n_classes):  # every class present
+        y[:k, h] = np.arange(k)
+    clf = MultiHeadMLPClassifier(hidden=hidden, alpha=alpha, max_iter=1, random_state=seed)
+    clf.fit(X, y)
+    # Move away from the initialisation so that no ReLU sits at its kink.
+    for W in clf.coefs_ + clf.intercepts_:
+        W += rng.normal(scale=0.3, size=W.shape)
+    return clf, X, y
+
+
+def _loss(clf, X, y, sw, head_weights):
+    """Loss from the predict path (independent of the training code)."""
+    log_proba = clf.predict_log_proba(X)
+    if not isinstance(log_proba, list):
+        log_proba = [log_proba]
+    rows = np.arange(len(X))
+    sw_n = sw / sw.sum()
+    ce = [-(sw_n * lp[rows, y[:, h]]).sum() for h, lp in enumerate(log_proba)]
+    l2 = sum((W**2).sum() for W in clf.coefs_)
+    return float(np.dot(head_weights, ce)) + 0.5 * clf.alpha * l2 / sw.sum()
+
+
+@pytest.mark.parametrize("hidden", [(), (6,), (6, 4)])
+@pytest.mark.parametrize("n_classes", [(3, 2), (3, 4, 2)])
+@pytest.mark.parametrize("alpha", [0.0, 0.5])
+def test_backprop_matches_finite_differences(hidden, n_classes, alpha):
+    clf, X, y = _model(hidden, n_classes, alpha)
+    rng = np.random.default_rng(1)
+    sw = rng.uniform(0.5, 2.0, len(X))
+    head_weights = rng.uniform(0.5, 1.5, len(n_classes))
+    net = _Network(clf.coefs_, clf.intercepts_, len(X))
+    slices = head_slices(n_classes)
+    losses, grads = net.backprop(X, y, sw / sw.sum(), slices, head_weights, alpha / sw.sum())
+    analytic = [g.toarray() for g in grads[: len(clf.coefs_)]] + grads[len(clf.coefs_):]
+    # the batch loss reported by backprop is the same loss
+    l2 = 0.5 * alpha * sum((W**2).sum() for W in clf.coefs_) / sw.sum()
+    assert np.dot(head_weights, losses) + l2 == pytest.approx(_loss(clf, X, y, sw, head_weights))
+
+    params = clf.coefs_ + clf.intercepts_
+    eps = 1e-6
+    for param, grad in zip(params, analytic):
+        numeric = np.empty_like(param)
+        for idx in np.ndindex(param.shape):
+            old = param[idx]
+            param[idx] = old + eps
+            up = _loss(clf, X, y, sw, head_weights)
+            param[idx] = old - eps
+            down = _loss(clf, X, y, sw, head_weights)
+            param[idx] = old
+            numeric[idx] = (up - down) / (2 * eps)
+        np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-8)
+
+
+def test_each_head_gradient_enters_only_its_own_columns():
+    clf, X, y = _model((6,), (3, 4), 0.0)
+    net = _Network(clf.coefs_, clf.intercepts_, len(X))
+    slices = head_slices((3, 4))
+    sw = np.full(len(X), 1 / len(X))
+    _, grads = net.backprop(X, y, sw, slices, np.array([1.0, 0.0]), 0.0)
+    last = grads[len(clf.coefs_) - 1].toarray()
+    assert np.all(last[:, slices[1]] == 0)
+    assert np.any(last[:, slices[0]] != 0)

@@ -1,0 +1,429 @@
+"""Behaviour of MultiHeadMLPClassifier."""
+
+import pickle
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.model_selection import GridSearchCV, ShuffleSplit, train_test_split
+from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from skoffice31 import MultiHeadMLPClassifier
+from skoffice31._progress import epoch_callback
+from skoffice31.metrics import exact_match_scorer, head_accuracy_scorer
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, d = load_digits(return_X_y=True)
+    parity = np.where(d % 2, "odd", "even")
+    y = np.empty((len(d), 2), dtype=object)
+    y[:, 0], y[:, 1] = d, parity
+    return train_test_split(X / 16, y, test_size=0.25, random_state=0)
+
+
+def _toy(n=60, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 4))
+    y = np.empty((n, 2), dtype=object)
+    y[:, 0] = np.where(X[:, 0] > 0, "pos", "neg")
+    y[:, 1] = (X[:, 1] > 0).astype(int) + (X[:, 2] > 0)
+    return X, y
+
+
+# ------------------------------------------------------------------ learning
+
+
+@pytest.mark.parametrize("solver,lr", [("adam", 1e-3), ("sgd", 1e-2)])
+def test_learns_digits_with_two_heads(digits, solver, lr):
+    X_train, X_test, y_train, y_test = digits
+    clf = MultiHeadMLPClassifier(
+        hidden=(64,), solver=solver, learning_rate_init=lr, max_iter=60, random_state=0
+    )
+    clf.fit(X_train, y_train)
+    scores = clf.score_heads(X_test, y_test)
+    assert scores["head0"] > 0.9 and scores["head1"] > 0.9
+    assert clf.score(X_test, y_test) == pytest.approx(np.mean(list(scores.values())))
+    pred = clf.predict(X_test)
+    assert pred.shape == (len(X_test), 2)
+    assert set(pred[:, 1]) <= {"even", "odd"}
+    assert set(pred[:, 0]) <= set(range(10))
+
+
+def test_fitted_attributes(digits):
+    X_train, _, y_train, _ = digits
+    clf = MultiHeadMLPClassifier(hidden=(16, 8), max_iter=3, random_state=0).fit(X_train, y_train)
+    assert clf.n_outputs_ == 2 and clf.head_names_ == ("head0", "head1")
+    assert [list(c) for c in clf.classes_] == [list(range(10)), ["even", "odd"]]
+    assert [W.shape for W in clf.coefs_] == [(64, 16), (16, 8), (8, 12)]
+    assert clf.n_layers_ == 4 and clf.n_iter_ == 3 and clf.t_ == 3 * len(X_train)
+    assert len(clf.loss_curve_) == 3
+    assert set(clf.head_loss_curves_) == {"head0", "head1"}
+    assert all(len(v) == 3 for v in clf.head_loss_curves_.values())
+    # loss = sum of head losses + L2 penalty (small): close, and at least the heads
+    heads = np.array(list(clf.head_loss_curves_.values())).sum(axis=0)
+    assert np.all(np.array(clf.loss_curve_) >= heads - 1e-12)
+    assert np.allclose(clf.loss_curve_, heads, rtol=1e-2)
+    assert clf.best_loss_ == min(clf.loss_curve_)
+    proba = clf.predict_proba(X_train[:5])
+    assert isinstance(proba, list) and [p.shape for p in proba] == [(5, 10), (5, 2)]
+    for p, lp in zip(proba, clf.predict_log_proba(X_train[:5])):
+        assert np.allclose(p.sum(axis=1), 1) and np.allclose(np.log(p), lp)
+
+
+def test_one_head_behaves_like_a_classifier():
+    X, d = load_digits(return_X_y=True)
+    clf = MultiHeadMLPClassifier(hidden=(16,), max_iter=5, random_state=0).fit(X / 16, d)
+    assert clf.predict(X[:4] / 16).shape == (4,)
+    assert clf.predict_proba(X[:4] / 16).shape == (4, 10)
+    assert np.array_equal(clf.classes_, np.arange(10))
+    pred = clf.predict(X / 16)
+    assert clf.score(X / 16, d) == pytest.approx(np.mean(pred == d))
+
+
+def test_dataframe_targets_name_the_heads():
+    pd = pytest.importorskip("pandas")
+    X, y = _toy()
+    frame = pd.DataFrame({"domain": y[:, 0], "object": y[:, 1].astype(int)})
+    clf = MultiHeadMLPClassifier(hidden=(5,), max_iter=2, random_state=0).fit(X, frame)
+    assert clf.head_names_ == ("domain", "object")
+    assert set(clf.score_heads(X, frame)) == {"domain", "object"}
+    assert head_accuracy_scorer("object")(clf, X, frame) == clf.score_heads(X, frame)["object"]
+    pred = clf.predict(X)
+    assert pred.dtype == object  # strings next to ints
+    assert exact_match_scorer(clf, X, frame) == pytest.approx(
+        np.mean((pred[:, 0] == y[:, 0]) & (pred[:, 1] == y[:, 1]))
+    )
+    with pytest.raises(ValueError, match="Unknown head 'colour'"):
+        head_accuracy_scorer("colour")(clf, X, frame)
+
+
+def test_float32_is_trained_in_float32_and_float64_in_float64():
+    X, y = _toy()
+    for dtype in (np.float32, np.float64):
+        clf = MultiHeadMLPClassifier(hidden=(5,), max_iter=2, random_state=0)
+        clf.fit(X.astype(dtype), y)
+        assert all(W.dtype == dtype for W in clf.coefs_ + clf.intercepts_)
+        assert clf.predict_proba(X)[0].dtype == dtype
+
+
+def test_raw_pixel_scale_does_not_overflow():
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 256, size=(40, 300)).astype(np.float32)
+    y = np.column_stack([np.arange(40) % 3, np.arange(40) % 5])
+    clf = MultiHeadMLPClassifier(hidden=(10,), solver="sgd", momentum=0, alpha=0,
+                                 init="normal", init_scale=0.03, learning_rate_init=1e-4,
+                                 batch_size=10, max_iter=3, random_state=0)
+    clf.fit(X, y)
+    assert np.all(np.isfinite(clf.loss_curve_))
+    assert all(np.all(np.isfinite(p)) for p in clf.predict_proba(X))
+
+
+def test_normal_init_uses_init_scale_and_zero_intercepts():
+    X = np.random.default_rng(0).normal(size=(20, 400))
+    y = np.arange(20) % 3
+    clf = MultiHeadMLPClassifier(hidden=(300,), init="normal", init_scale=0.03, max_iter=1,
+                                 learning_rate_init=1e-12, random_state=0).fit(X, y)
+    assert np.std(clf.coefs_[0]) == pytest.approx(0.03, rel=0.02)
+    assert np.all(np.abs(clf.intercepts_[0]) < 1e-9)
+
+
+# ---------------------------------------------- agreement with scikit-learn
+
+
+def _sklearn_pair(solver, momentum, nesterov, alpha, dtype=np.float64):
+    X, d = load_digits(return_X_y=True)
+    X = (X[:150] / 16).astype(dtype)
+    d = d[:150] % 4  # four classes
+    common = dict(solver=solver, momentum=momentum, nesterovs_momentum=nesterov, alpha=alpha,
+                  batch_size=len(X), shuffle=False, learning_rate_init=0.05 if solver == "sgd"
+                  else 0.01, tol=0, n_iter_no_change=1000, random_state=0, max_iter=1,
+                  warm_start=True)
+    if solver == "adam":
+        # scikit-learn adds epsilon to sqrt(v) before bias correction (the
+        # paper's "efficient" variant), we add it to sqrt(v_hat) (Algorithm 1).
+        # A negligible epsilon makes both the same update.
+        common["epsilon"] = 1e-30
+    sk = MLPClassifier(hidden_layer_sizes=(7, 5), **common).fit(X, d)
+    ours = MultiHeadMLPClassifier(hidden=(7, 5), **common).fit(X, d)
+    for a, b in zip(ours.coefs_ + ours.intercepts_, sk.coefs_ + sk.intercepts_):
+        a[...] = b  # same starting weights (the first epoch is discarded)
+    sk.set_params(max_iter=25)
+    ours.set_params(max_iter=25)
+    sk.fit(X, d)
+    ours.fit(X, d)
+    return sk, ours
+
+
+@pytest.mark.parametrize("solver,momentum,nesterov", [
+    ("sgd", 0.0, False), ("sgd", 0.9, False), ("sgd", 0.9, True), ("adam", 0.9, True),
+])
+@pytest.mark.parametrize("alpha", [0.0, 1e-2])
+def test_agrees_with_sklearn_mlpclassifier(solver, momentum, nesterov, alpha):
+    sk, ours = _sklearn_pair(solver, momentum, nesterov, alpha)
+    rtol = 1e-9
+    np.testing.assert_allclose(ours.loss_curve_[1:], sk.loss_curve_[1:], rtol=rtol)
+    for a, b in zip(ours.coefs_ + ours.intercepts_, sk.coefs_ + sk.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=rtol * 100, atol=1e-9)
+
+
+def test_agrees_with_sklearn_in_float32():
+    sk, ours = _sklearn_pair("adam", 0.9, True, 1e-3, dtype=np.float32)
+    assert ours.coefs_[0].dtype == np.float32
+    np.testing.assert_allclose(ours.loss_curve_[1:], sk.loss_curve_[1:], rtol=1e-4)
+    for a, b in zip(ours.coefs_, sk.coefs_):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
+
+
+# ------------------------------------------------------ fit semantics
+
+
+def test_determinism_with_random_state(digits):
+    X_train, _, y_train, _ = digits
+    a = MultiHeadMLPClassifier(hidden=(8,), max_iter=3, random_state=7).fit(X_train, y_train)
+    b = MultiHeadMLPClassifier(hidden=(8,), max_iter=3, random_state=7).fit(X_train, y_train)
+    c = MultiHeadMLPClassifier(hidden=(8,), max_iter=3, random_state=8).fit(X_train, y_train)
+    assert all(np.array_equal(p, q) for p, q in zip(a.coefs_, b.coefs_))
+    assert not np.array_equal(a.coefs_[0], c.coefs_[0])
+
+
+def test_warm_start_keeps_weights_and_starts_a_fresh_optimizer():
+    X, y = _toy()
+    clf = MultiHeadMLPClassifier(hidden=(5,), max_iter=3, warm_start=True, random_state=0)
+    clf.fit(X, y)
+    weights, opt = [W.copy() for W in clf.coefs_], clf._optimizer
+    clf.set_params(max_iter=1, learning_rate_init=1e-12)
+    clf.fit(X, y)
+    assert clf._optimizer is not opt and clf._optimizer.t == 1  # one full batch of 60
+    assert all(np.allclose(a, b, atol=1e-9) for a, b in zip(weights, clf.coefs_))
+    assert len(clf.loss_curve_) == 4 and clf.n_iter_ == 1
+
+
+def test_partial_fit_keeps_the_optimizer_state():
+    X, y = _toy()
+    clf = MultiHeadMLPClassifier(hidden=(5,), batch_size=20, random_state=0)
+    classes = [np.array(["neg", "pos"]), np.array([0, 1, 2])]
+    with pytest.raises(ValueError, match="classes must be passed"):
+        clf.partial_fit(X, y)
+    clf.partial_fit(X[:30], y[:30], classes=classes)
+    opt = clf._optimizer
+    clf.partial_fit(X[30:], y[30:])
+    assert clf._optimizer is opt and opt.t == 4 and clf.n_iter_ == 2
+    with pytest.raises(ValueError, match="labels not among its classes"):
+        bad = y.copy()
+        bad[0, 1] = 7
+        clf.partial_fit(X, bad)
+
+
+def test_partial_fit_classes_not_yet_seen_are_kept():
+    X, y = _toy()
+    classes = [np.array(["neg", "pos", "zero"]), np.array([0, 1, 2])]
+    clf = MultiHeadMLPClassifier(hidden=(5,), random_state=0).partial_fit(X, y, classes=classes)
+    assert list(clf.classes_[0]) == ["neg", "pos", "zero"]
+    assert clf.coefs_[-1].shape[1] == 6
+
+
+def test_max_iter_warns_and_verbose_prints(capsys):
+    X, y = _toy()
+    clf = MultiHeadMLPClassifier(hidden=(5,), max_iter=2, tol=0, verbose=True, random_state=0)
+    with pytest.warns(ConvergenceWarning, match="Maximum iterations"):
+        clf.fit(X, y)
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2 and out[1].startswith("Epoch 2, loss = ") and out[1].endswith(" s")
+
+
+def test_stops_when_the_loss_stops_improving():
+    X, y = _toy()
+    clf = MultiHeadMLPClassifier(hidden=(5,), max_iter=500, tol=10.0, n_iter_no_change=3,
+                                 random_state=0).fit(X, y)
+    assert clf.n_iter_ == 5  # first epoch sets best_loss_, then 4 without improvement
+
+
+def test_early_stopping_restores_the_best_weights(digits):
+    X_train, _, y_train, _ = digits
+    snapshots = []
+    clf = MultiHeadMLPClassifier(hidden=(16,), max_iter=15, early_stopping=True, tol=0.5,
+                                 n_iter_no_change=2, random_state=0, learning_rate_init=0.01)
+    with epoch_callback(lambda info: snapshots.append([W.copy() for W in info["estimator"].coefs_])):
+        clf.fit(X_train, y_train)
+    assert clf.best_loss_ is None and len(clf.validation_scores_) == clf.n_iter_
+    assert clf.best_validation_score_ == max(clf.validation_scores_)
+    best = int(np.argmax(clf.validation_scores_))
+    assert clf.n_iter_ < 15
+    assert all(np.array_equal(a, b) for a, b in zip(clf.coefs_, snapshots[best]))
+    with pytest.raises(ValueError, match="early_stopping"):
+        clf.partial_fit(X_train, y_train)
+
+
+def test_epoch_callback_reports_every_epoch():
+    X, y = _toy()
+    seen = []
+    with epoch_callback(seen.append):
+        MultiHeadMLPClassifier(hidden=(5,), max_iter=3, tol=0, random_state=0).fit(X, y)
+    MultiHeadMLPClassifier(hidden=(5,), max_iter=2, random_state=0).fit(X, y)
+    assert [s["epoch"] for s in seen] == [1, 2, 3]
+    assert seen[-1]["max_iter"] == 3 and set(seen[-1]["head_losses"]) == {"head0", "head1"}
+    assert seen[0]["elapsed"] <= seen[2]["elapsed"]
+
+
+def test_sample_weight_equals_repeating_rows_in_full_batch():
+    X, y = _toy(30)
+    w = np.arange(30) % 3 + 1
+    params = dict(hidden=(5,), batch_size=200, shuffle=False, max_iter=5, random_state=0,
+                  solver="sgd", learning_rate_init=0.1)
+    a = MultiHeadMLPClassifier(**params).fit(X, y, sample_weight=w)
+    b = MultiHeadMLPClassifier(**params)
+    b.fit(np.repeat(X, w, axis=0)[: 0 or None], np.repeat(y, w, axis=0))
+    # same initial weights (same random_state and shapes), same full-batch gradients
+    assert all(np.allclose(p, q) for p, q in zip(a.coefs_, b.coefs_))
+
+
+def test_head_weights_zero_ignores_a_head():
+    X, y = _toy()
+    params = dict(hidden=(5,), max_iter=3, random_state=0, alpha=0)
+    y2 = y.copy()
+    y2[:, 1] = np.random.default_rng(3).permutation(y2[:, 1])
+    a = MultiHeadMLPClassifier(head_weights=[1, 0], **params).fit(X, y)
+    b = MultiHeadMLPClassifier(head_weights=[1, 0], **params).fit(X, y2)
+    # the trunk and the first head never see the second head's labels
+    assert np.allclose(a.coefs_[0], b.coefs_[0]) and np.allclose(a.coefs_[1][:, :2], b.coefs_[1][:, :2])
+    with pytest.raises(ValueError, match="head_weights must be 2"):
+        MultiHeadMLPClassifier(head_weights=[1, 2, 3], **params).fit(X, y)
+
+
+# ------------------------------------------------------------ bad input
+
+
+@pytest.mark.parametrize("case,match", [
+    ("nan", "NaN"), ("inf", "infinity"), ("rows", "samples"), ("single", "only one class"),
+    ("empty", "0 sample"), ("3d", "dim 3"), ("y3d", "1-D .* 2-D"),
+    ("mixed", "mixes label types"), ("ynan", "NaN|missing"),
+])
+def test_bad_input_raises_value_error_naming_the_problem(case, match):
+    X, y = _toy()
+    if case == "nan":
+        X[3, 1] = np.nan
+    elif case == "inf":
+        X[3, 1] = np.inf
+    elif case == "rows":
+        y = y[:-1]
+    elif case == "single":
+        y[:, 0] = "pos"
+    elif case == "empty":
+        X, y = X[:0], y[:0]
+    elif case == "3d":
+        X = X.reshape(60, 2, 2)
+    elif case == "y3d":
+        y = y.reshape(60, 2, 1)
+    elif case == "mixed":
+        y[0, 0] = 3
+    elif case == "ynan":
+        y = np.where(np.arange(60)[:, None] == 4, np.nan, np.zeros((60, 2)) + (np.arange(60) % 2)[:, None])
+    with pytest.raises(ValueError, match=match):
+        MultiHeadMLPClassifier(hidden=(3,), max_iter=1).fit(X, y)
+
+
+@pytest.mark.parametrize("params,match", [
+    ({"solver": "lbfgs"}, "solver"), ({"hidden": (10, 0)}, "positive"),
+    ({"hidden": (10, -3)}, "positive"), ({"hidden": ("a",)}, "positive"),
+    ({"learning_rate_init": 0}, "learning_rate_init"), ({"batch_size": 0}, "batch_size"),
+])
+def test_bad_parameters(params, match):
+    X, y = _toy()
+    with pytest.raises(ValueError, match=match):
+        MultiHeadMLPClassifier(**params).fit(X, y)
+
+
+def test_wrong_number_of_features_at_predict():
+    X, y = _toy()
+    clf = MultiHeadMLPClassifier(hidden=(3,), max_iter=1).fit(X, y)
+    with pytest.raises(ValueError, match="features"):
+        clf.predict(X[:, :3])
+    with pytest.raises(NotFittedError):
+        MultiHeadMLPClassifier().predict(X)
+
+
+def test_failed_fit_leaves_the_previous_model_untouched():
+    X, y = _toy()
+    clf = MultiHeadMLPClassifier(hidden=(3,), max_iter=2, random_state=0).fit(X, y)
+    before = clf.predict_proba(X)
+    state = {k: v for k, v in vars(clf).items()}
+    bad = X.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError):
+        clf.fit(bad, y)
+    with pytest.raises(ValueError):
+        single = y.copy()
+        single[:, 0] = "pos"
+        clf.fit(np.hstack([X, X]), single)  # fails after n_features_in_ was reset
+    assert clf.n_features_in_ == 4 and set(vars(clf)) == set(state)
+    for a, b in zip(before, clf.predict_proba(X)):
+        assert np.array_equal(a, b)
+
+
+def test_diverging_training_raises_and_leaves_no_half_fitted_model():
+    X, y = _toy()
+    huge = dict(hidden=(3,), solver="sgd", momentum=0, learning_rate_init=1e30, max_iter=20,
+                random_state=0)
+    clf = MultiHeadMLPClassifier(**huge)
+    with pytest.raises(ValueError, match="diverged"):
+        clf.fit(X * 1e15, y)
+    assert not hasattr(clf, "coefs_")
+    # with weights changed in place (warm start), the model is clearly unfitted afterwards
+    clf = MultiHeadMLPClassifier(hidden=(3,), max_iter=1, warm_start=True).fit(X, y)
+    clf.set_params(**huge)
+    with pytest.raises(ValueError, match="diverged"):
+        clf.fit(X * 1e15, y)
+    with pytest.raises(NotFittedError):
+        clf.predict(X)
+
+
+# ---------------------------------------------------------- integration
+
+
+def test_clone_params_pipeline_and_persistence(tmp_path, digits):
+    X_train, X_test, y_train, _ = digits
+    clf = MultiHeadMLPClassifier(hidden=(12,), max_iter=4, random_state=0)
+    assert clone(clf).get_params() == clf.get_params()
+    pipe = Pipeline([("scale", StandardScaler()), ("mlp", clf)]).fit(X_train, y_train)
+    path = tmp_path / "model.joblib"
+    joblib.dump(pipe, path)
+    loaded = joblib.load(path)
+    assert np.array_equal(loaded.predict(X_test), pipe.predict(X_test))
+    for a, b in zip(loaded.predict_proba(X_test), pipe.predict_proba(X_test)):
+        assert np.array_equal(a, b)
+
+
+def test_unfitted_estimator_pickles_small_and_fitted_without_buffers():
+    assert len(pickle.dumps(MultiHeadMLPClassifier())) < 2000
+    X = np.random.default_rng(0).normal(size=(500, 100))
+    y = np.arange(500) % 3
+    clf = MultiHeadMLPClassifier(hidden=(50,), max_iter=1, solver="sgd", momentum=0).fit(X, y)
+    weights = sum(W.nbytes for W in clf.coefs_ + clf.intercepts_)
+    assert len(pickle.dumps(clf)) < 1.5 * weights + 5000  # no training data, no batch buffers
+
+
+def test_grid_search_over_layouts_and_solvers_with_string_labels(digits):
+    X_train, X_test, y_train, y_test = digits
+    y_str = y_train.astype(str)
+    search = GridSearchCV(
+        MultiHeadMLPClassifier(max_iter=5, random_state=0),
+        {"hidden": [(10,), (64, 32, 10)], "solver": ["sgd", "adam"]},
+        cv=ShuffleSplit(1, test_size=0.25, random_state=0),
+        scoring={"head0": head_accuracy_scorer("head0"), "head1": head_accuracy_scorer(1),
+                 "both": exact_match_scorer},
+        refit="head1",
+        n_jobs=2,
+    )
+    search.fit(X_train, y_str)
+    assert len(search.cv_results_["params"]) == 4
+    assert np.all(search.cv_results_["mean_test_head1"] > 0.5)
+    assert search.predict(X_test).shape == (len(X_test), 2)
+    assert search.best_estimator_.predict(X_test).dtype.kind == "U"

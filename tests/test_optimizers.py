@@ -1,0 +1,145 @@
+"""Optimizer steps against hand computations."""
+
+import numpy as np
+import pytest
+
+from skoffice31._optimizers import AdamOptimizer, OuterGradient, SGDOptimizer
+
+
+def _params():
+    W = np.array([[0.5, -1.0, 2.0], [0.25, 0.0, -0.75]])
+    b = np.array([0.1, -0.2, 0.3])
+    return [W, b]
+
+
+def _grads(k):
+    W_g = np.array([[1.0, -2.0, 0.5], [0.0, 3.0, -1.0]]) * (k + 1)
+    b_g = np.array([0.5, 0.25, -1.0]) / (k + 1)
+    return [W_g, b_g]
+
+
+def test_plain_sgd_step_matches_hand_computation():
+    params = _params()
+    opt = SGDOptimizer(params, learning_rate_init=0.1, momentum=0)
+    opt.update_params(params, _grads(0))
+    # W - 0.1 * g, computed by hand
+    assert np.allclose(params[0], [[0.4, -0.8, 1.95], [0.25, -0.3, -0.65]])
+    assert np.allclose(params[1], [0.05, -0.225, 0.4])
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_momentum_sgd_two_steps(nesterov):
+    params = _params()
+    start = [p.copy() for p in params]
+    opt = SGDOptimizer(params, learning_rate_init=0.1, momentum=0.9, nesterov=nesterov)
+    for k in range(2):
+        opt.update_params(params, _grads(k))
+    for i in range(2):
+        g0, g1 = _grads(0)[i], _grads(1)[i]
+        v1 = -0.1 * g0
+        v2 = 0.9 * v1 - 0.1 * g1
+        if nesterov:
+            expected = start[i] + (0.9 * v1 - 0.1 * g0) + (0.9 * v2 - 0.1 * g1)
+        else:
+            expected = start[i] + v1 + v2
+        assert np.allclose(params[i], expected)
+
+
+def test_three_adam_steps_match_kingma_ba_algorithm_1():
+    params = _params()
+    start = [p.copy() for p in params]
+    lr, b1, b2, eps = 0.01, 0.9, 0.999, 1e-8
+    opt = AdamOptimizer(params, lr, b1, b2, eps)
+    for k in range(3):
+        opt.update_params(params, _grads(k))
+    for i in range(2):
+        theta, m, v = start[i].copy(), 0.0, 0.0
+        for t in (1, 2, 3):
+            g = _grads(t - 1)[i]
+            m = b1 * m + (1 - b1) * g
+            v = b2 * v + (1 - b2) * g * g
+            m_hat = m / (1 - b1**t)
+            v_hat = v / (1 - b2**t)
+            theta = theta - lr * m_hat / (np.sqrt(v_hat) + eps)
+        assert np.allclose(params[i], theta, rtol=1e-12, atol=1e-12)
+
+
+def test_adam_first_step_moves_each_weight_by_the_learning_rate():
+    # After one step m_hat = g and v_hat = g**2: the step is lr * sign(g).
+    params = _params()
+    start = params[0].copy()
+    opt = AdamOptimizer(params, 0.01, epsilon=1e-12)
+    opt.update_params(params, _grads(0))
+    assert np.allclose(start - params[0], 0.01 * np.sign(_grads(0)[0]))
+
+
+@pytest.mark.parametrize("make_opt", [
+    lambda p: SGDOptimizer(p, 0.05, momentum=0.9, block_size=4),
+    lambda p: AdamOptimizer(p, 0.05, block_size=4),
+])
+@pytest.mark.parametrize("l2", [0.0, 0.3])
+def test_blocked_outer_gradient_equals_full_gradient(make_opt, l2):
+    rng = np.random.default_rng(0)
+    A = rng.normal(size=(5, 9))
+    delta = rng.normal(size=(5, 3))
+    W1 = rng.normal(size=(9, 3))
+    W2 = W1.copy()
+    opt_blocked, opt_full = make_opt([W1]), make_opt([W2])
+    for _ in range(3):
+        full = A.T @ delta + l2 * W2
+        opt_full.update_params([W2], [full])
+        opt_blocked.update_params([W1], [OuterGradient(A, delta, W1, l2)])
+    assert np.allclose(W1, W2, rtol=1e-12, atol=1e-12)
+
+
+def test_array_gradients_are_not_modified():
+    params = _params()
+    grads = _grads(0)
+    before = [g.copy() for g in grads]
+    AdamOptimizer(params).update_params(params, grads)
+    for g, g0 in zip(grads, before):
+        assert np.array_equal(g, g0)
+
+
+def test_float32_adam_moments_never_stay_subnormal():
+    # A weight whose gradient becomes exactly zero: its moments decay
+    # geometrically and would pass through the subnormal range.
+    W = np.ones((4, 64), dtype=np.float32)
+    opt = AdamOptimizer([W], 1e-3, flush_every=8)
+    tiny = np.finfo(np.float32).tiny
+    opt.update_params([W], [np.full_like(W, 1e-3)])
+    zero = np.zeros_like(W)
+    seen_flush_check = 0
+    for _ in range(3000):
+        opt.update_params([W], [zero])
+        if opt.t % opt.flush_every == 0:
+            for state in (opt.ms[0], opt.vs[0]):
+                a = np.abs(state)
+                assert not np.any((a > 0) & (a < tiny))
+            seen_flush_check += 1
+    assert seen_flush_check > 300
+    # the first moment did reach zero instead of lingering as a subnormal
+    assert np.all(opt.ms[0] == 0)
+
+
+def test_adam_flush_does_not_change_normal_values():
+    rng = np.random.default_rng(1)
+    W1 = rng.normal(size=(6, 5)).astype(np.float32)
+    W2 = W1.copy()
+    a, b = AdamOptimizer([W1], flush_every=1), AdamOptimizer([W2], flush_every=0)
+    for _ in range(5):
+        g = rng.normal(size=W1.shape).astype(np.float32)
+        a.update_params([W1], [g])
+        b.update_params([W2], [g])
+    assert np.array_equal(W1, W2)
+
+
+def test_sgd_schedules():
+    params = _params()
+    opt = SGDOptimizer(params, 0.1, lr_schedule="invscaling", power_t=0.5)
+    opt.iteration_ends(99)
+    assert opt.learning_rate == pytest.approx(0.01)
+    opt = SGDOptimizer(params, 0.1, lr_schedule="adaptive")
+    assert opt.trigger_stopping("no improvement.", False) is False
+    assert opt.learning_rate == pytest.approx(0.02)
+    assert SGDOptimizer(params, 0.1).trigger_stopping("x", False) is True
