@@ -343,7 +343,9 @@ class MultiHeadMLPClassifier(ClassifierMixin, BaseEstimator):
         _check_rows(X, columns)
         y_idx = _encode(columns, classes_list, names)
         head_weights = self._check_head_weights(len(columns))
-        sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
+        sample_weight = _check_sample_weight(
+            sample_weight, X, dtype=X.dtype, ensure_non_negative=True
+        )
 
         rng = check_random_state(self.random_state)
         if not keep_weights:
@@ -488,6 +490,8 @@ class MultiHeadMLPClassifier(ClassifierMixin, BaseEstimator):
                         X_batch = net.gather(X, rows)
                     sw = sample_weight[rows]
                     sw_sum = float(sw.sum())
+                    if sw_sum == 0:  # a batch of zero-weight samples teaches nothing
+                        continue
                     losses, grads = net.backprop(
                         X_batch, y_idx[rows], sw / sw_sum, slices, head_weights,
                         self.alpha / sw_sum,

@@ -285,6 +285,18 @@ def test_sample_weight_equals_repeating_rows_in_full_batch():
     assert all(np.allclose(p, q) for p, q in zip(a.coefs_, b.coefs_))
 
 
+def test_zero_sample_weights_are_ignored_and_negative_ones_refused():
+    X, y = _toy()
+    params = dict(hidden=(5,), batch_size=10, shuffle=False, max_iter=2, random_state=0)
+    w = np.ones(len(X))
+    w[:20] = 0  # two whole batches without weight
+    a = MultiHeadMLPClassifier(**params).fit(X, y, sample_weight=w)
+    b = MultiHeadMLPClassifier(**params).fit(X[20:], y[20:])
+    assert all(np.allclose(p, q) for p, q in zip(a.coefs_, b.coefs_))
+    with pytest.raises(ValueError, match="[Nn]egative"):
+        MultiHeadMLPClassifier(**params).fit(X, y, sample_weight=-w)
+
+
 def test_head_weights_zero_ignores_a_head():
     X, y = _toy()
     params = dict(hidden=(5,), max_iter=3, random_state=0, alpha=0)
