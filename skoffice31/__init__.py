@@ -5,8 +5,9 @@ perceptron with a shared trunk and one softmax head per target column,
 trained with its own NumPy back-propagation (SGD or Adam).
 """
 
+from ._image import ImageFlattener
 from ._multihead import MultiHeadMLPClassifier
 
 __version__ = "0.1.0"
 
-__all__ = ["MultiHeadMLPClassifier", "__version__"]
+__all__ = ["ImageFlattener", "MultiHeadMLPClassifier", "__version__"]

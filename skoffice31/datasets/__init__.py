@@ -1,0 +1,27 @@
+"""Image datasets with two heads (``domain`` and ``object``).
+
+- :func:`load_office31` reads Office-31 (or any folder in its layout) from
+  disk, with an on-disk cache of the decoded images;
+- :func:`fetch_office31` downloads, verifies and loads Office-31 into the
+  data home;
+- :func:`load_office_digits` is a built-in stand-in for Office-31, made from
+  scikit-learn's handwritten digits, that needs no files;
+- :func:`get_data_home` / :func:`clear_data_home` locate / empty the folder
+  used for downloads and caches (``SKOFFICE31_DATA`` or
+  ``~/skoffice31_data``).
+"""
+
+from ._base import clear_data_home, get_data_home
+from ._digits import load_office_digits
+from ._fetch import Office31FetchError, fetch_office31, verify_office31
+from ._office31 import load_office31
+
+__all__ = [
+    "Office31FetchError",
+    "clear_data_home",
+    "fetch_office31",
+    "get_data_home",
+    "load_office31",
+    "load_office_digits",
+    "verify_office31",
+]

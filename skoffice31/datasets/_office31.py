@@ -1,0 +1,350 @@
+"""Load the Office-31 images from a folder, with an on-disk cache."""
+
+import hashlib
+import json
+import os
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from .._image import _RESAMPLE_NAMES, _normalize_size, read_images
+from ._base import (
+    HEAD_NAMES,
+    LAYOUT_HELP,
+    atomic_write_npz,
+    get_data_home,
+    make_bunch,
+    scan_image_folder,
+)
+
+# Bump when the decoding or the cache format changes: old entries are ignored.
+_CACHE_VERSION = 1
+_CACHE_DIR = "cache"
+
+DESCR = """\
+Office-31 (Saenko et al., "Adapting Visual Category Models to New Domains",
+ECCV 2010): 4,110 photos of 31 office object classes (back_pack, bike, ...,
+trash_can) in three domains: amazon (2,817 product shots from amazon.com,
+300x300 on white background), dslr (498 high resolution 1000x1000 photos taken
+with a digital SLR) and webcam (795 low resolution photos taken with a
+webcam). Every image has two labels, its domain and its object class.
+
+Loaded by skoffice31.datasets.load_office31: images converted to the chosen
+mode, resized to the chosen size; ``images`` holds the uint8 pixels,
+``data`` the same pixels flattened in C order as float32 in [0, 1] (divided
+by 255; multiply by 255 for the raw 0..255 pixels of the original study).
+"""
+
+
+def _cache_path(data_home, root, domain, size, mode, resample):
+    ident = json.dumps([str(root), domain, size, mode, resample])
+    digest = hashlib.sha256(ident.encode()).hexdigest()[:20]
+    safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in domain)
+    return Path(get_data_home(data_home)) / _CACHE_DIR / f"office31-{safe}-{digest}.npz"
+
+
+def _content_key(root, domain, info, size, mode, resample):
+    """Digest of everything the decoded arrays of one domain depend on."""
+    h = hashlib.sha256()
+    h.update(json.dumps(
+        [_CACHE_VERSION, str(root), domain, str(info["base"]), size, mode, resample]
+    ).encode())
+    for cls, files in info["classes"].items():
+        for name, fsize, mtime in files:
+            h.update(f"{cls}/{name}\t{fsize}\t{mtime}\n".encode())
+    return h.hexdigest()
+
+
+def _prune_cache(cache_dir, max_tmp_age=3600.0):
+    """Remove cache entries whose source folder is gone, and stale temp files.
+
+    Called after writing an entry, so the caches of deleted folders (e.g.
+    temporary test folders) do not pile up in the data home.
+    """
+    import time
+
+    now = time.time()
+    try:
+        entries = list(os.scandir(cache_dir))
+    except OSError:
+        return
+    for e in entries:
+        try:
+            if e.name.endswith(".tmp"):
+                if now - e.stat().st_mtime > max_tmp_age:
+                    os.unlink(e.path)
+                continue
+            if not (e.name.startswith("office31-") and e.name.endswith(".npz")):
+                continue
+            with np.load(e.path, allow_pickle=False) as z:
+                root = json.loads(str(z["meta"])).get("root")
+            if root and not os.path.isdir(root):
+                os.unlink(e.path)
+        except Exception:  # unreadable entry or a concurrent writer: leave it
+            continue
+
+
+def _read_cache(path, key):
+    """Return the cached entry for ``key`` or None (missing, stale, broken)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            if meta.get("key") != key:
+                return None
+            images = z["images"]
+    except Exception:  # missing, truncated or foreign file: just rebuild it
+        return None
+    return images, meta
+
+
+def load_office31(
+    path,
+    *,
+    size=(100, 100),
+    domains=None,
+    mode="RGB",
+    return_X_y=False,
+    as_frame=False,
+    cache=True,
+    n_jobs=None,
+    resample="bilinear",
+    data_home=None,
+):
+    """Load the Office-31 images from a folder as a two-head dataset.
+
+    ================   ==========================================
+    Samples total      4,110 (amazon 2,817, dslr 498, webcam 795)
+    Heads              domain (3 classes), object (31 classes)
+    Features           ``width * height * channels``, float32 in [0, 1]
+    ================   ==========================================
+
+    Parameters
+    ----------
+    path : str or path-like
+        Folder with one sub-folder per domain, in the archive's layout
+        ``<path>/<domain>/images/<class>/*.jpg`` or without the ``images``
+        level, ``<path>/<domain>/<class>/*.jpg``. Hidden files (``.DS_Store``,
+        ``._*``) and files without an image suffix are ignored; suffixes are
+        case-insensitive (``.JPG`` is read).
+    size : int or tuple of (int, int) or None, default=(100, 100)
+        Output ``(width, height)``; None keeps the original size, which must
+        then be the same for all loaded images.
+    domains : str or list of str, default=None
+        Domains to load (e.g. ``["amazon", "webcam"]``); None loads all.
+    mode : {"RGB", "L"}, default="RGB"
+        Colour mode of the output.
+    return_X_y : bool, default=False
+        If True, return ``(data, target)`` instead of a Bunch.
+    as_frame : bool, default=False
+        If True, ``data`` is a pandas DataFrame (columns named like
+        :meth:`ImageFlattener.get_feature_names_out`), ``target`` a DataFrame
+        with columns ``domain`` and ``object``, and ``frame`` both together.
+    cache : bool, default=True
+        Keep the decoded, resized images of each domain in
+        ``<data_home>/cache``. An entry is keyed on the folder, the file list
+        with sizes and modification times, ``size``, ``mode`` and
+        ``resample``: any change makes it rebuild. Files are written
+        atomically (temporary file, then :func:`os.replace`); entries of
+        folders that no longer exist are removed when a new entry is
+        written. :func:`clear_data_home` deletes everything.
+    n_jobs : int, default=None
+        Number of joblib workers used to decode the images when they are not
+        cached. None means 1 unless in a :func:`joblib.parallel_config`
+        context.
+    resample : str, default="bilinear"
+        Pillow filter used to resize (see :class:`~skoffice31.ImageFlattener`).
+    data_home : str or path-like, default=None
+        Where the cache lives; see :func:`get_data_home`.
+
+    Returns
+    -------
+    data : :class:`~sklearn.utils.Bunch`
+        Dictionary-like object with the attributes
+
+        data : ndarray of shape (n_samples, height * width * channels), float32
+            Pixels in C order (row, column, channel) divided by 255, i.e. in
+            ``[0, 1]`` -- what ``ImageFlattener()`` outputs. Multiply by 255
+            for the raw 0..255 pixels.
+        images : ndarray of shape (n_samples, height, width, channels), uint8
+            The images (``channels`` is 3 for "RGB", 1 for "L").
+        target : ndarray of shape (n_samples, 2), dtype object
+            String labels, columns ``domain`` and ``object``: the folder names.
+        target_names : dict
+            ``{"domain": ndarray, "object": ndarray}``: sorted domain and
+            class names found in ``path``. The class list is the union over
+            all domains of the folder, so it is the same whichever
+            ``domains`` are loaded.
+        head_names : tuple of str
+            ``("domain", "object")``, the column names of ``target``.
+        feature_names : list of str
+            ``pixel_<row>_<col>_<channel>``, one per column of ``data``.
+        filenames : ndarray of str objects
+            Path of each image.
+        frame : DataFrame or None
+            With ``as_frame=True``, ``data`` and ``target`` side by side.
+        DESCR : str
+            Description of the dataset.
+
+    (data, target) : tuple if ``return_X_y`` is True
+        ``data`` (the flat pixels) and ``target`` (the two label columns),
+        as described above.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If ``path`` holds no images in the expected layout, or an unknown
+        domain is requested.
+
+    Warns
+    -----
+    UserWarning
+        Once, listing every file that could not be decoded; those files are
+        skipped (their rows are left out, all other labels stay correct).
+
+    See Also
+    --------
+    fetch_office31 : Download Office-31 to the data home, then load it.
+    load_office_digits : Built-in stand-in that needs no files.
+
+    Notes
+    -----
+    Samples are ordered by domain, class and file name. Loading the full set
+    at 100x100 decodes 4,110 JPEGs; large JPEGs are decoded in draft mode
+    (see :class:`~skoffice31.ImageFlattener`), and ``n_jobs=2`` spreads the
+    work over two processes. The second load of the same folder with the
+    same ``size`` and ``mode`` is read from the cache.
+    """
+    size = _normalize_size(size)
+    if mode not in ("RGB", "L"):
+        raise ValueError(f"mode must be 'RGB' or 'L'; got {mode!r}.")
+    if resample not in _RESAMPLE_NAMES:
+        raise ValueError(
+            f"resample must be one of {list(_RESAMPLE_NAMES)}; got {resample!r}."
+        )
+    root = Path(os.fspath(path)).expanduser().resolve()
+    scanned = scan_image_folder(root)
+    all_domains = list(scanned)
+    all_classes = sorted({c for d in scanned.values() for c in d["classes"]})
+    if domains is None:
+        selected = all_domains
+    else:
+        selected = [domains] if isinstance(domains, str) else list(domains)
+        unknown = [d for d in selected if d not in scanned]
+        if unknown:
+            raise ValueError(
+                f"Unknown domain(s) {unknown} in {os.fspath(root)!r}; available: "
+                f"{all_domains}. {LAYOUT_HELP}"
+            )
+        selected = sorted(set(selected), key=all_domains.index)
+    size_key = list(size) if size is not None else None
+
+    entries = {}
+    todo = []  # (domain, class, path)
+    keys = {}
+    for dom in selected:
+        info = scanned[dom]
+        key = _content_key(root, dom, info, size_key, mode, resample)
+        keys[dom] = key
+        if cache:
+            hit = _read_cache(
+                _cache_path(data_home, root, dom, size_key, mode, resample), key)
+            if hit is not None:
+                entries[dom] = hit
+                continue
+        for cls, files in info["classes"].items():
+            for name, _, _ in files:
+                todo.append((dom, cls, str(info["base"] / cls / name)))
+
+    decoded_all = None
+    if todo:
+        decoded, ok = read_images(
+            [p for _, _, p in todo], size=size, mode=mode, resample=resample,
+            n_jobs=n_jobs, on_error="skip",
+        )
+        c = 3 if mode == "RGB" else 1
+        if isinstance(decoded, list) and not decoded:  # nothing decodable
+            decoded = np.empty((0, 0, 0, c), dtype=np.uint8)
+        if isinstance(decoded, list):  # only with size=None
+            shapes = sorted({a.shape for a in decoded})
+            raise ValueError(
+                f"size=None needs images of one size, but the images have shapes "
+                f"{shapes}. Pass size=(width, height)."
+            )
+        n_ok_before = np.concatenate([[0], np.cumsum(ok)])
+        n_todo = Counter(d for d, _, _ in todo)  # rows are grouped by domain
+        pos = 0
+        for dom in selected:
+            if dom in entries:  # from the cache
+                continue
+            n_dom = n_todo[dom]
+            rows = range(pos, pos + n_dom)
+            if decoded.shape[0]:
+                images = decoded[n_ok_before[pos]:n_ok_before[pos + n_dom]]
+            else:
+                h, w = (size[1], size[0]) if size is not None else (0, 0)
+                images = np.empty((0, h, w, c), np.uint8)
+            meta = {
+                "key": keys[dom],
+                "root": str(root),
+                "files": [todo[i][2] for i in rows if ok[i]],
+                "objects": [todo[i][1] for i in rows if ok[i]],
+                "skipped": [todo[i][2] for i in rows if not ok[i]],
+            }
+            entries[dom] = (images, meta)
+            pos += n_dom
+            if cache:
+                atomic_write_npz(
+                    _cache_path(data_home, root, dom, size_key, mode, resample),
+                    images=images, meta=np.array(json.dumps(meta)),
+                )
+        if cache:
+            _prune_cache(Path(get_data_home(data_home)) / _CACHE_DIR)
+        if set(n_todo) == set(selected):
+            decoded_all = decoded  # nothing came from the cache: no copy
+
+    parts = [entries[d][0] for d in selected]
+    shapes = {p.shape[1:] for p in parts if p.shape[0]}
+    if len(shapes) > 1:
+        raise ValueError(
+            f"size=None needs images of one size, but the domains have shapes "
+            f"{sorted(shapes)}. Pass size=(width, height)."
+        )
+    if decoded_all is not None:
+        images = decoded_all
+    else:
+        nonempty = [p for p in parts if p.shape[0]] or parts[:1]
+        images = np.concatenate(nonempty) if len(nonempty) > 1 else nonempty[0]
+    filenames, objects, doms, skipped = [], [], [], []
+    for d in selected:
+        meta = entries[d][1]
+        filenames += meta["files"]
+        objects += meta["objects"]
+        doms += [d] * len(meta["files"])
+        skipped += meta["skipped"]
+    if skipped:
+        warnings.warn(
+            f"Skipped {len(skipped)} file(s) that could not be decoded as "
+            "images:\n  " + "\n  ".join(skipped),
+            UserWarning,
+            stacklevel=2,
+        )
+    if images.shape[0] == 0:
+        raise ValueError(
+            f"None of the images of domain(s) {selected} in {os.fspath(root)!r} "
+            "could be decoded."
+        )
+    target_names = {
+        "domain": np.asarray(all_domains, dtype=object),
+        "object": np.asarray(all_classes, dtype=object),
+    }
+    return make_bunch(
+        images, doms, objects, target_names, filenames, DESCR,
+        return_X_y=return_X_y, as_frame=as_frame,
+    )
+
+
+__all__ = ["load_office31", "HEAD_NAMES"]
