@@ -78,6 +78,14 @@ def exact_match_accuracy(y_true, y_pred, sample_weight=None):
 def _head_index(estimator, head):
     if isinstance(head, (int, np.integer)):
         return int(head)
+    # a Pipeline (or a fitted search) names its heads through its last estimator
+    while not hasattr(estimator, "head_names_"):
+        if hasattr(estimator, "_final_estimator"):
+            estimator = estimator._final_estimator
+        elif hasattr(estimator, "best_estimator_"):
+            estimator = estimator.best_estimator_
+        else:
+            break
     names = list(getattr(estimator, "head_names_", ()))
     if head not in names:
         raise ValueError(f"Unknown head {head!r}; the estimator's heads are {names}.")

@@ -103,6 +103,9 @@ def test_dataframe_targets_name_the_heads():
     )
     with pytest.raises(ValueError, match="Unknown head 'colour'"):
         head_accuracy_scorer("colour")(clf, X, frame)
+    pipe = Pipeline([("scale", StandardScaler()), ("mlp", clf)]).fit(X, frame)
+    expected = pipe[-1].score_heads(pipe[:-1].transform(X), frame)["object"]
+    assert head_accuracy_scorer("object")(pipe, X, frame) == expected
 
 
 def test_float32_is_trained_in_float32_and_float64_in_float64():
