@@ -1,0 +1,443 @@
+"""Tests of the ``skoffice31`` command line (reproduce, train, predict).
+
+Tiny settings throughout (8x8 images, 2 epochs, small layouts) so the whole
+file runs in well under a minute.
+"""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from skoffice31 import cli
+from skoffice31.datasets import load_office_digits
+
+TINY = ["--epochs", "2", "--hidden", "10", "--size", "8", "--samples", "2"]
+REPO = Path(__file__).resolve().parents[1]
+OFFICE31 = REPO.parent / "shared" / "data" / "office31"
+
+
+def _env(**extra):
+    env = dict(os.environ)
+    env.update({"MPLBACKEND": "Agg", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"})
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+    env.update(extra)
+    return env
+
+
+def run_cli(args, **kwargs):
+    """Run ``python -m skoffice31 ARGS`` in a subprocess."""
+    return subprocess.run(
+        [sys.executable, "-m", "skoffice31", *map(str, args)],
+        capture_output=True, text=True, env=_env(), timeout=300, **kwargs,
+    )
+
+
+def read_csv(path):
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def assert_one_line_error(stderr, *words):
+    lines = [ln for ln in stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
+    assert "error" in lines[0]
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def office_folder(tmp_path_factory):
+    """A tiny folder in the Office-31 layout: 2 domains x 3 objects x 4 images."""
+    root = tmp_path_factory.mktemp("office31")
+    rng = np.random.RandomState(0)
+    for d, dom in enumerate(["amazon", "webcam"]):
+        for o, obj in enumerate(["mug", "pen", "stapler"]):
+            folder = root / dom / "images" / obj
+            folder.mkdir(parents=True)
+            for i in range(4):
+                img = np.full((12, 12, 3), 40 + 80 * o, np.uint8)
+                img[:, :, d] = 200
+                img = np.clip(img + rng.randint(0, 20, img.shape), 0, 255).astype(np.uint8)
+                Image.fromarray(img).save(folder / f"frame_{i:04d}.jpg")
+    return root
+
+
+# --------------------------------------------------------------------------
+# reproduce
+
+
+def test_reproduce_builtin_study_preset(tmp_path, capsys):
+    out = tmp_path / "res"
+    code = cli.main(["reproduce", *TINY, "--hidden", "6,4", "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    lines = captured.out.splitlines()
+    # first line says which data is used
+    assert lines[0].startswith("Data: built-in office-digits dataset")
+    assert "Office-31" in lines[0]
+    # table in the study's form, with the study's own figures beside ours
+    header = next(ln for ln in lines if ln.startswith("| hidden"))
+    for col in ["solver", "domain acc", "object acc", "both right", "train s", "study domain"]:
+        assert col in header
+    assert any(ln.startswith("| (10) | sgd |") and "0.661" in ln for ln in lines)
+    assert any(ln.startswith("| (6,4) | adam |") for ln in lines)
+    # sample predictions
+    samples = [ln for ln in lines if "\u2192 predicted (" in ln]
+    assert len(samples) == 4 * 2 and samples[0].strip().startswith("true (")
+    # progress on stderr: config i of n, epoch, loss, elapsed, ETA
+    assert "config 1/4" in captured.err and "config 4/4" in captured.err
+    assert "epoch 2/2" in captured.err and "ETA" in captured.err and "elapsed" in captured.err
+
+    rows = read_csv(out / "results.csv")
+    assert [(r["hidden"], r["solver"]) for r in rows] == [
+        ("(10)", "sgd"), ("(10)", "adam"), ("(6,4)", "sgd"), ("(6,4)", "adam")]
+    for r in rows:
+        assert r["status"] == "ok"
+        assert 0 <= float(r["domain_acc"]) <= 1 and 0 <= float(r["object_acc"]) <= 1
+        assert float(r["both_acc"]) <= min(float(r["domain_acc"]), float(r["object_acc"]))
+        assert float(r["fit_seconds"]) > 0
+    assert rows[0]["study_domain_acc"] == "0.661" and rows[2]["study_domain_acc"] == ""
+
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["interrupted"] is False and "partial" not in doc
+    s = doc["settings"]
+    assert s["preset"] == "study" and s["scale"] == 1.0 and s["init"] == "normal"
+    assert s["momentum"] == 0.0 and s["alpha"] == 0.0 and s["batch_size"] == 10
+    assert s["learning_rate_init"] == {"sgd": 1e-4, "adam": 1e-4}
+    assert doc["split"]["train_size"] == 0.8 and doc["split"]["test_size"] == 0.15
+    assert doc["versions"]["scikit-learn"] and doc["machine"]["cpu_count"]
+    assert doc["data"]["source"] == "builtin:load_office_digits"
+    for r in doc["results"]:
+        assert len(r["loss_curve"]) == 2
+        assert set(r["head_loss_curves"]) == {"domain", "object"}
+        assert all(len(c) == 2 for c in r["head_loss_curves"].values())
+        assert len(r["samples"]) == 2
+        smp = r["samples"][0]
+        assert len(smp["true"]) == 2 and len(smp["predicted"]) == 2
+        assert all(0 < p <= 1 for p in smp["probability"])
+    # figures (matplotlib is in the test extra)
+    for name in ["accuracy.png", "loss_curves.png", "samples.png"]:
+        assert (out / name).stat().st_size > 1000
+
+
+def test_reproduce_samples_are_the_models_predictions(tmp_path, capsys):
+    """The sample predictions reported equal a refit model's predictions."""
+    from sklearn.model_selection import ShuffleSplit
+    from threadpoolctl import threadpool_limits
+
+    from skoffice31 import MultiHeadMLPClassifier
+
+    out = tmp_path / "res"
+    assert cli.main(["reproduce", *TINY, "--solver", "adam", "--out", str(out), "-q"]) == 0
+    capsys.readouterr()
+    doc = json.loads((out / "results.json").read_text())
+    data = load_office_digits(size=8)
+    X = data.images.reshape(len(data.images), -1).astype(np.float32)
+    y = data.target.astype(str)
+    train, test = next(ShuffleSplit(1, train_size=0.8, test_size=0.15,
+                                    random_state=0).split(X, y))
+    params = cli._estimator_params(cli._resolve_settings(
+        cli.build_parser().parse_args(["reproduce", *TINY]), grid=True), (10,), "adam")
+    with threadpool_limits(1, user_api="blas"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # max_iter reached
+        clf = MultiHeadMLPClassifier(**params).fit(X[train], y[train])
+    row = doc["results"][0]
+    pred = clf.predict(X[test[:2]])
+    assert [s["predicted"] for s in row["samples"]] == pred.tolist()
+    assert [s["true"] for s in row["samples"]] == y[test[:2]].tolist()
+    assert row["domain_acc"] == pytest.approx(np.mean(clf.predict(X[test])[:, 0] == y[test, 0]))
+
+
+def test_reproduce_tuned_preset_and_overrides(tmp_path, capsys):
+    out = tmp_path / "res"
+    code = cli.main(["reproduce", *TINY, "--preset", "tuned", "--solver", "sgd",
+                     "--lr", "0.05", "--batch-size", "16", "--seed", "3", "--out", str(out), "-q"])
+    captured = capsys.readouterr()
+    assert code == 0
+    assert captured.err == ""  # -q: no progress
+    assert "study domain" not in captured.out
+    doc = json.loads((out / "results.json").read_text())
+    s = doc["settings"]
+    assert s["preset"] == "tuned" and s["init"] == "glorot"
+    assert s["scale"] == pytest.approx(1 / 255)
+    assert s["learning_rate_init"]["sgd"] == 0.05 and s["batch_size"] == 16 and s["seed"] == 3
+    assert s["epochs"] == 2 and s["hidden"] == [[10]] and s["solvers"] == ["sgd"]
+    assert doc["split"]["random_state"] == 3
+    rows = read_csv(out / "results.csv")
+    assert len(rows) == 1 and rows[0]["learning_rate_init"] == "0.05"
+
+
+def test_reproduce_n_jobs_matches_serial(tmp_path, capsys):
+    args = [*TINY, "--hidden", "6,4", "-q"]
+    assert cli.main(["reproduce", *args, "--out", str(tmp_path / "a")]) == 0
+    assert cli.main(["reproduce", *args, "--n-jobs", "2", "--out", str(tmp_path / "b")]) == 0
+    capsys.readouterr()
+    a = read_csv(tmp_path / "a" / "results.csv")
+    b = read_csv(tmp_path / "b" / "results.csv")
+    keys = ["hidden", "solver", "domain_acc", "object_acc", "both_acc", "final_loss"]
+    assert [[r[k] for k in keys] for r in a] == [[r[k] for k in keys] for r in b]
+
+
+def test_reproduce_with_data_folder(office_folder, tmp_path, monkeypatch):
+    monkeypatch.setenv("SKOFFICE31_DATA", str(tmp_path / "home"))
+    res = run_cli(["reproduce", "--data", office_folder, *TINY, "--solver", "sgd",
+                   "--out", tmp_path / "res"])
+    assert res.returncode == 0, res.stderr
+    first = res.stdout.splitlines()[0]
+    assert first.startswith("Data: Office-31 photos from") and "24 images" in first
+    assert "2 domains, 3 objects" in first
+    doc = json.loads((tmp_path / "res" / "results.json").read_text())
+    assert doc["data"]["classes"]["object"] == ["mug", "pen", "stapler"]
+    assert doc["data"]["n_features"] == 8 * 8 * 3
+
+
+def test_reproduce_interrupted_keeps_finished_rows(tmp_path, capsys, monkeypatch):
+    """Ctrl-C (KeyboardInterrupt) during the 2nd configuration."""
+    original = cli._ReproduceClassifier.fit
+
+    def fit(self, X, y, **kwargs):
+        if self.solver == "adam":
+            raise KeyboardInterrupt
+        return original(self, X, y, **kwargs)
+
+    monkeypatch.setattr(cli._ReproduceClassifier, "fit", fit)
+    out = tmp_path / "res"
+    code = cli.main(["reproduce", *TINY, "--out", str(out), "-q"])
+    captured = capsys.readouterr()
+    assert code == 130
+    assert "interrupted; 1 of 2 configurations finished" in captured.err
+    assert "Traceback" not in captured.err
+    rows = read_csv(out / "results.csv")
+    assert [(r["hidden"], r["solver"], r["status"]) for r in rows] == [("(10)", "sgd", "ok")]
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["interrupted"] is True and len(doc["results"]) == 1
+    assert "| (10) | sgd |" in captured.out  # the finished part of the table
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_reproduce_sigint_subprocess(tmp_path):
+    """A real SIGINT after the first configuration finished."""
+    out = tmp_path / "res"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "skoffice31", "reproduce", "--size", "8", "--hidden", "8",
+         "--hidden", "512,256", "--solver", "sgd", "--epochs", "50", "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+        # a background shell may have set SIGINT to "ignore"; the child must see it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        deadline = time.monotonic() + 120
+        for line in proc.stderr:
+            if "config 2/2" in line:
+                break
+            assert time.monotonic() < deadline, "no progress"
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130
+    assert "Traceback" not in stderr
+    assert "1 of 2 configurations finished" in stderr
+    rows = read_csv(out / "results.csv")
+    assert [(r["hidden"], r["status"]) for r in rows] == [("(8)", "ok")]
+    assert json.loads((out / "results.json").read_text())["interrupted"] is True
+
+
+def test_reproduce_failed_configuration_is_reported(tmp_path, capsys, monkeypatch):
+    original = cli._ReproduceClassifier.fit
+
+    def fit(self, X, y, **kwargs):
+        if self.solver == "adam":
+            raise ValueError("boom: diverged")
+        return original(self, X, y, **kwargs)
+
+    monkeypatch.setattr(cli._ReproduceClassifier, "fit", fit)
+    out = tmp_path / "res"
+    assert cli.main(["reproduce", *TINY, "--out", str(out), "-q"]) == 0
+    captured = capsys.readouterr()
+    rows = read_csv(out / "results.csv")
+    assert rows[0]["status"] == "ok"
+    assert rows[1]["status"].startswith("failed") and "boom: diverged" in rows[1]["status"]
+    assert "failed" in captured.out
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--data", "{tmp}/nope"], ["data folder not found", "nope"]),
+        (["--data", "{empty}"], ["not an Office-31 folder"]),
+        (["--data", "{file}"], ["must be a folder"]),
+        (["--hidden", "64,x"], ["bad --hidden", "64,x"]),
+        (["--hidden", "64,0"], ["bad --hidden"]),
+        (["--out", "{file}/sub"], ["cannot write to output folder"]),
+        (["--epochs", "0"], ["bad --epochs"]),
+        (["--scheduler", "nonsense"], ["bad --scheduler"]),
+        (["--solver", "lbfgs"], ["invalid choice"]),
+        (["--epochs", "two"], ["invalid int value"]),
+    ],
+)
+def test_reproduce_user_errors(tmp_path, capsys, args, words):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no images here")
+    (tmp_path / "file").write_text("x")
+    fmt = {"tmp": tmp_path, "empty": tmp_path / "empty", "file": tmp_path / "file"}
+    args = [a.format(**fmt) for a in args]
+    if "--out" not in args:
+        args += ["--out", str(tmp_path / "o")]
+    assert cli.main(["reproduce", *TINY, *args]) == 2
+    assert_one_line_error(capsys.readouterr().err, *words)
+
+
+def test_user_error_exit_code_in_subprocess(tmp_path):
+    res = run_cli(["reproduce", "--data", tmp_path / "missing", "--out", tmp_path / "o"])
+    assert res.returncode == 2
+    assert_one_line_error(res.stderr, "data folder not found")
+    assert res.stdout == ""
+
+
+def test_help_and_version(capsys):
+    res = run_cli(["--help"])  # python -m skoffice31
+    assert res.returncode == 0 and "reproduce" in res.stdout and "predict" in res.stdout
+    assert cli.main(["reproduce", "--help"]) == 0
+    out = capsys.readouterr().out
+    for flag in ["--data", "--preset", "--epochs", "--lr", "--batch-size", "--hidden",
+                 "--solver", "--seed", "--n-jobs", "--out", "--scheduler", "-q"]:
+        assert flag in out
+    assert cli.main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("skoffice31 ")
+    assert cli.main([]) == 2
+
+
+def test_console_script_installed():
+    import shutil
+
+    exe = shutil.which("skoffice31")
+    if exe is None:
+        pytest.skip("package not installed (pip install -e .)")
+    res = subprocess.run([exe, "predict", "--help"], capture_output=True, text=True,
+                         env=_env(), timeout=120)
+    assert res.returncode == 0 and "IMAGE" in res.stdout
+
+
+@pytest.mark.skipif(not OFFICE31.is_dir(), reason="Office-31 not present in ../shared/data")
+def test_reproduce_real_office31_smoke(tmp_path, monkeypatch):
+    monkeypatch.setenv("SKOFFICE31_DATA", str(tmp_path / "home"))
+    res = run_cli(["reproduce", "--data", OFFICE31, "--size", "12", "--epochs", "1",
+                   "--hidden", "10", "--solver", "sgd", "--n-jobs", "2", "--out",
+                   tmp_path / "res", "-q"])
+    assert res.returncode == 0, res.stderr
+    assert "4110 images, 3 domains, 31 objects" in res.stdout.splitlines()[0]
+    row = read_csv(tmp_path / "res" / "results.csv")[0]
+    assert row["study_domain_acc"] == "0.661"
+
+
+# --------------------------------------------------------------------------
+# train / predict
+
+
+@pytest.fixture(scope="module")
+def trained_model(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("model")
+    model = folder / "model.joblib"
+    code = cli.main(["train", "--epochs", "3", "--hidden", "16", "--size", "8",
+                     "--model", str(model), "-q"])
+    assert code == 0
+    images = load_office_digits(size=8)
+    paths = []
+    for i in (0, 1, 2):
+        path = folder / f"img{i}.png"
+        Image.fromarray(images.images[i * 500]).save(path)
+        paths.append(path)
+    (folder / "broken.jpg").write_text("not an image")
+    return model, paths, folder
+
+
+def test_train_saves_a_pipeline(trained_model, capsys):
+    import joblib
+
+    model, paths, _ = trained_model
+    pipe = joblib.load(model)
+    assert [name for name, _ in pipe.steps] == ["imageflattener", "multiheadmlpclassifier"]
+    clf = pipe[-1]
+    assert clf.hidden == (16,) and clf.solver == "adam" and clf.max_iter == 3
+    assert pipe[0].scale == pytest.approx(1 / 255)  # tuned preset by default
+    pred = pipe.predict([str(p) for p in paths])
+    assert pred.shape == (3, 2)
+
+
+def test_train_prints_data_line_and_accuracy(tmp_path, capsys):
+    model = tmp_path / "m.joblib"
+    assert cli.main(["train", "--epochs", "1", "--hidden", "4", "--size", "8", "--preset",
+                     "study", "--solver", "sgd", "--model", str(model)]) == 0
+    out = capsys.readouterr()
+    assert out.out.splitlines()[0].startswith("Data: built-in office-digits dataset")
+    assert "Test accuracy" in out.out and "domain" in out.out
+    assert "epoch 1/1" in out.err
+    assert model.exists()
+
+
+def test_predict(trained_model, capsys):
+    model, paths, _ = trained_model
+    code = cli.main(["predict", str(model), *map(str, paths), "--top", "2"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    lines = out.out.splitlines()
+    assert len(lines) == 3
+    for path, line in zip(paths, lines):
+        assert line.startswith(f"{path}: domain ") and "; object " in line
+        assert line.count("(") == 4  # two labels with probabilities per head
+
+
+def test_predict_bad_images_are_reported_and_others_predicted(trained_model, capsys):
+    model, paths, folder = trained_model
+    code = cli.main(["predict", str(model), str(paths[0]), str(folder / "missing.png"),
+                     str(folder / "broken.jpg"), str(paths[1])])
+    out = capsys.readouterr()
+    assert code == 1
+    assert [ln.split(":")[0] for ln in out.out.splitlines()] == [str(paths[0]), str(paths[1])]
+    err = out.err.splitlines()
+    assert len(err) == 2 and "Traceback" not in out.err
+    assert "missing.png" in err[0] and "broken.jpg" in err[1]
+
+
+def test_train_predict_console_script_roundtrip(tmp_path, office_folder):
+    model = tmp_path / "m.joblib"
+    res = run_cli(["train", "--data", office_folder, "--epochs", "2", "--hidden", "8",
+                   "--size", "8", "--model", model, "-q"])
+    assert res.returncode == 0, res.stderr
+    image = next(office_folder.glob("webcam/images/pen/*.jpg"))
+    res = run_cli(["predict", model, image])
+    assert res.returncode == 0, res.stderr
+    line = res.stdout.strip()
+    assert line.startswith(str(image)) and "domain " in line and "object " in line
+    assert any(d in line for d in ("amazon", "webcam"))
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["predict", "{tmp}/none.joblib", "x.png"], ["model file not found"]),
+        (["predict", "{bad}", "x.png"], ["cannot load model"]),
+        (["train", "--model", "{tmp}/no/such/dir/m.joblib"], ["cannot write model"]),
+        (["train", "--hidden", "8", "--hidden", "16"], ["one --hidden"]),
+        (["train", "--hidden", "abc"], ["bad --hidden"]),
+        (["train", "--data", "{tmp}/missing"], ["data folder not found"]),
+    ],
+)
+def test_train_predict_user_errors(tmp_path, capsys, argv, words):
+    (tmp_path / "bad.joblib").write_text("garbage")
+    argv = [a.format(tmp=tmp_path, bad=tmp_path / "bad.joblib") for a in argv]
+    assert cli.main(argv) == 2
+    assert_one_line_error(capsys.readouterr().err, *words)
