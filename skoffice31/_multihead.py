@@ -1,5 +1,6 @@
 """MultiHeadMLPClassifier: one shared ReLU trunk, one softmax head per target."""
 
+import contextlib
 import time
 import warnings
 from numbers import Integral, Real
@@ -11,6 +12,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils._param_validation import Interval, StrOptions
+from threadpoolctl import threadpool_info, threadpool_limits
 from sklearn.utils.validation import (
     _check_sample_weight,
     check_is_fitted,
@@ -22,6 +24,9 @@ from ._activations import ACTIVATIONS, DERIVATIVES
 from ._losses import head_slices, log_softmax_heads, multihead_cross_entropy
 from ._optimizers import AdamOptimizer, OuterGradient, SGDOptimizer
 from .metrics import head_accuracies
+
+#: Minibatches up to this size train with one BLAS thread (see ``_train``).
+SMALL_BATCH = 64
 
 _FITTED_ATTRIBUTES = (
     "classes_", "n_outputs_", "head_names_", "coefs_", "intercepts_", "n_features_in_",
@@ -449,7 +454,7 @@ class MultiHeadMLPClassifier(ClassifierMixin, BaseEstimator):
                 )
             X_val, y_val, sw_val = X[val_idx], y_idx[val_idx], sample_weight[val_idx]
         else:
-            train_idx = None
+            train_idx = X_val = y_val = sw_val = None
         n_samples = n_total if train_idx is None else len(train_idx)
 
         if self.batch_size == "auto":
@@ -462,6 +467,28 @@ class MultiHeadMLPClassifier(ClassifierMixin, BaseEstimator):
                 )
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
 
+        # With small minibatches the GEMMs are too small for two BLAS threads:
+        # the second one only spins (and fights the ufuncs for the core). Run
+        # BLAS on one thread and give the second core to the weight update.
+        # benchmarks/ measures both.
+        if batch_size <= SMALL_BATCH:
+            blas_threads = max(
+                [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"],
+                default=1,
+            )
+            thread_limit = threadpool_limits(1, user_api="blas")
+            self._optimizer.n_threads = min(2, blas_threads)
+        else:
+            thread_limit = contextlib.nullcontext()
+            self._optimizer.n_threads = 1
+        with thread_limit:
+            self._run_epochs(
+                X, y_idx, sample_weight, head_weights, rng, incremental, batch_size,
+                n_samples, train_idx, X_val, y_val, sw_val,
+            )
+
+    def _run_epochs(self, X, y_idx, sample_weight, head_weights, rng, incremental,
+                    batch_size, n_samples, train_idx, X_val, y_val, sw_val):
         net = _Network(self.coefs_, self.intercepts_, batch_size)
         slices = head_slices([len(c) for c in self._classes_list()])
         params = self.coefs_ + self.intercepts_
@@ -793,12 +820,19 @@ class _SquaredNormGradient(OuterGradient):
 
     def __init__(self, A, delta, W, l2):
         super().__init__(A, delta, W, l2)
-        self.sq_norm = 0.0
+        self._sq_parts = []  # list.append is atomic: blocks may come from two threads
+
+    @property
+    def sq_norm(self):
+        return sum(self._sq_parts)
+
+    def add_sq_norm(self, value):
+        self._sq_parts.append(value)
 
     def rows(self, start, stop, out):
         if self.l2:
             block = self.W[start:stop].ravel()
-            self.sq_norm += float(np.dot(block, block))
+            self.add_sq_norm(float(np.dot(block, block)))
         return super().rows(start, stop, out)
 
 

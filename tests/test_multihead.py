@@ -442,3 +442,19 @@ def test_grid_search_over_layouts_and_solvers_with_string_labels(digits):
     assert np.all(search.cv_results_["mean_test_head1"] > 0.5)
     assert search.predict(X_test).shape == (len(X_test), 2)
     assert search.best_estimator_.predict(X_test).dtype.kind == "U"
+
+
+def test_small_batches_train_with_one_blas_thread_and_restore_it():
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    X, y = _toy()
+    seen = []
+    before = blas_threads()
+    with epoch_callback(lambda info: seen.append(blas_threads())):
+        clf = MultiHeadMLPClassifier(hidden=(5,), batch_size=10, max_iter=1).fit(X, y)
+    assert seen and all(n == 1 for n in seen[0])
+    assert blas_threads() == before
+    assert clf._optimizer.n_threads == min(2, max(before))

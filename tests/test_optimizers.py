@@ -74,6 +74,7 @@ def test_adam_first_step_moves_each_weight_by_the_learning_rate():
 
 
 @pytest.mark.parametrize("make_opt", [
+    lambda p: SGDOptimizer(p, 0.05, momentum=0, block_size=4),  # one BLAS call
     lambda p: SGDOptimizer(p, 0.05, momentum=0.9, block_size=4),
     lambda p: AdamOptimizer(p, 0.05, block_size=4),
 ])
@@ -143,3 +144,40 @@ def test_sgd_schedules():
     assert opt.trigger_stopping("no improvement.", False) is False
     assert opt.learning_rate == pytest.approx(0.02)
     assert SGDOptimizer(params, 0.1).trigger_stopping("x", False) is True
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("contiguous", [True, False])
+def test_plain_sgd_outer_gradient_step_in_place(dtype, contiguous):
+    rng = np.random.default_rng(2)
+    A = rng.normal(size=(6, 20)).astype(dtype)
+    if not contiguous:  # a strided view takes the row-block path
+        A = np.asfortranarray(A)
+    delta = rng.normal(size=(6, 4)).astype(dtype)
+    W = rng.normal(size=(20, 4)).astype(dtype)
+    expected = W - 0.1 * (A.T @ delta + 0.5 * W)
+    memory = W.__array_interface__["data"][0]
+    SGDOptimizer([W], 0.1, momentum=0).update_params([W], [OuterGradient(A, delta, W, 0.5)])
+    assert W.__array_interface__["data"][0] == memory
+    np.testing.assert_allclose(W, expected, rtol=1e-12, atol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+def test_two_update_threads_give_the_same_step(solver):
+    from skoffice31._optimizers import PARALLEL_MIN_SIZE
+
+    rng = np.random.default_rng(3)
+    n_in = PARALLEL_MIN_SIZE // 64 + 7
+    A = rng.normal(size=(4, n_in)).astype(np.float32)
+    delta = rng.normal(size=(4, 64)).astype(np.float32)
+    W1 = rng.normal(size=(n_in, 64)).astype(np.float32)
+    W2 = W1.copy()
+    make = {"adam": lambda p: AdamOptimizer(p, 0.01),
+            "sgd": lambda p: SGDOptimizer(p, 0.01, momentum=0.9)}[solver]
+    one, two = make([W1]), make([W2])
+    two.n_threads = 2
+    for _ in range(3):
+        one.update_params([W1], [OuterGradient(A, delta, W1, 0.1)])
+        two.update_params([W2], [OuterGradient(A, delta, W2, 0.1)])
+    np.testing.assert_allclose(W1, W2, rtol=1e-6, atol=1e-7)
+    assert {key[-1] for key in two._scratch} == {0, 1}  # both threads worked
