@@ -1,0 +1,213 @@
+"""Summaries, target checks and the markdown / JSON report."""
+
+import json
+import statistics
+
+from bench_common import config_label
+
+IMPLS = ["ours", "sklearn", "torch", "torch_fused"]
+LARGEST = [384, 192, 64, 32, 10]
+
+
+def summarize(epoch_times):
+    """Median over epochs 2.. (epoch 1 holds initialisation), epoch 1, epoch 10."""
+    if not epoch_times:
+        return None
+    steady = epoch_times[1:] or epoch_times
+    return {
+        "median": statistics.median(steady),
+        "n_epochs": len(epoch_times),
+        "epoch1": epoch_times[0],
+        "epoch10": epoch_times[9] if len(epoch_times) >= 10 else None,
+        "last": epoch_times[-1],
+    }
+
+
+def _ratio(a, b):
+    return a / b if a and b else None
+
+
+def check_targets(row):
+    """The issue's speed targets for one row; returns a list of (target, ok, detail)."""
+    ours = (row.get("ours") or {}).get("median")
+    if ours is None:
+        return []
+    sk = (row.get("sklearn") or {}).get("median")
+    torch = (row.get("torch") or {}).get("median")
+    fused = (row.get("torch_fused") or {}).get("median")
+    checks = []
+
+    def add(name, value, limit, larger_is_ok):
+        if value is None:
+            return
+        ok = value >= limit if larger_is_ok else value <= limit
+        checks.append({"target": name, "ok": ok, "value": round(value, 2), "limit": limit})
+
+    if row["batch"] == 10:
+        add("ours/torch < 1", _ratio(ours, torch), 1.0, False)
+        add("sklearn/ours >= 2", _ratio(sk, ours), 2.0, True)
+        if row["layout"] == LARGEST and row["solver"] == "adam":
+            add("ours/torch fused <= 1", _ratio(ours, fused), 1.0, False)
+            add("ours/hardware floor <= 2", _ratio(ours, row["floor_hardware"]), 2.0, False)
+            add("sklearn/ours >= 5", _ratio(sk, ours), 5.0, True)
+    else:
+        add("ours/torch <= 1.1", _ratio(ours, torch), 1.1, False)
+        add("sklearn/ours >= 1.5", _ratio(sk, ours), 1.5, True)
+    return checks
+
+
+def _fmt(x, digits=2):
+    if x is None:
+        return "–"
+    if x >= 100:
+        return f"{x:.0f}"
+    return f"{x:.{digits}f}"
+
+
+def _median_of(row, impl):
+    return (row.get(impl) or {}).get("median")
+
+
+def _over_data(res):
+    if not res or res.get("peak_rss_mb") is None:
+        return None
+    return res["peak_rss_mb"] - res["rss_after_data_mb"]
+
+
+def results_table(rows):
+    head = (
+        "| configuration | ours s/ep | ours ep1 / ep10 | sklearn | torch | torch fused Adam "
+        "| ours/sklearn | ours/torch | ours/fused | hardware floor | NumPy floor | ours/hw floor "
+        "| peak RSS above data, MB: ours / sk / torch |"
+    )
+    lines = [head, "|" + "---|" * 13]
+    for row in rows:
+        ours = row.get("ours") or {}
+        ours_m = _median_of(row, "ours")
+        ep = f"{_fmt(ours.get('epoch1'))} / {_fmt(ours.get('epoch10'))}" if ours else "–"
+        rss = " / ".join(_fmt(_over_data(row.get(i)), 0) for i in ("ours", "sklearn", "torch"))
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    config_label(row),
+                    _fmt(ours_m),
+                    ep,
+                    _fmt(_median_of(row, "sklearn")),
+                    _fmt(_median_of(row, "torch")),
+                    _fmt(_median_of(row, "torch_fused")),
+                    _fmt(_ratio(ours_m, _median_of(row, "sklearn"))),
+                    _fmt(_ratio(ours_m, _median_of(row, "torch"))),
+                    _fmt(_ratio(ours_m, _median_of(row, "torch_fused"))),
+                    _fmt(row["floor_hardware"]),
+                    _fmt(row["floor_numpy"]),
+                    _fmt(_ratio(ours_m, row["floor_hardware"])),
+                    rss,
+                ]
+            )
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+def epochs_table(rows):
+    """Every per-epoch time, to show late slowdowns (e.g. subnormal Adam moments)."""
+    lines = ["| configuration | implementation | seconds per epoch (epoch 1, 2, ...) |", "|---|---|---|"]
+    for row in rows:
+        for impl in IMPLS:
+            res = row.get(impl)
+            if res and res.get("epoch_times"):
+                times = ", ".join(_fmt(t) for t in res["epoch_times"])
+                lines.append(f"| {config_label(row)} | {impl} | {times} |")
+    return "\n".join(lines)
+
+
+def machine_section(machine, probes):
+    blas = "; ".join(
+        f"{b.get('internal_api')} {b.get('version')} ({b.get('architecture')}, {b.get('num_threads')} threads)"
+        for b in machine["blas"]
+    )
+    bw = probes["bandwidth"]
+    gemm = probes["gemm"]
+    best = max(g["forward_gflops"] for g in gemm)
+    b10 = [g for g in gemm if g["batch"] == 10 and g["hidden"] == 384 and g["threads"] == 2]
+    lines = [
+        f"- CPU: {machine['cpu']}, {machine['cores']} cores, {machine['memory_gib']} GiB",
+        f"- Python {machine['python']}, numpy {machine['numpy']}, scipy {machine['scipy']}, "
+        f"scikit-learn {machine['sklearn']}, torch {machine['torch']}, numexpr {machine['numexpr']}",
+        f"- BLAS: {blas}",
+        f"- BLAS environment: {machine['blas_env'] or 'none set'}",
+        f"- GEMM probe: best {best:.0f} GFLOP/s (batch 256, 2 threads); "
+        + (
+            f"(10x30000)@(30000x384) {b10[0]['forward_gflops']:.0f} GFLOP/s, "
+            f"weight gradient (30000x10)@(10x384) {b10[0]['wgrad_gflops']:.0f} GFLOP/s"
+            if b10
+            else ""
+        ),
+        f"- Bandwidth probe (a += b, {bw['array_mb']:.0f} MB float32): one NumPy thread "
+        f"{bw['one_thread_gbs']:.1f} GB/s, two Python threads {_fmt(bw.get('two_python_threads_gbs'), 1)} GB/s, "
+        f"numexpr 2 threads {_fmt(bw.get('two_threads_gbs'), 1)} GB/s",
+    ]
+    return "\n".join(lines)
+
+
+def targets_section(rows):
+    lines = []
+    for row in rows:
+        for c in row.get("targets", []):
+            mark = "met" if c["ok"] else "MISSED"
+            lines.append(f"- {config_label(row)}: {c['target']}: {c['value']} ({mark})")
+    return "\n".join(lines) or "- (no estimator results)"
+
+
+def _reuse_note(meta):
+    reuse = meta.get("reused_from")
+    if not reuse:
+        return ""
+    return (f"\n**Peer results marked reused come from an earlier run** ({reuse['date']}, "
+            f"`{reuse['path']}`), only the other implementations were measured now.")
+
+
+def write_markdown(path, meta, rows):
+    text = f"""# skoffice31 training benchmark
+
+Generated by `python benchmarks/run.py{' --quick' if meta['quick'] else ''}` on {meta['date']}
+(total run {meta['wall_s'] / 60:.1f} min).
+
+Synthetic data of the study's shape: {meta['n_rows']} rows x 30,000 float32 raw 0..255 inputs,
+heads domain (3) + object (31); lr 1e-4, momentum 0, alpha 0, normal(0, 0.03) init.
+scikit-learn fits the single 31-class object head (float32). Seconds per epoch are medians over
+epochs 2..N (epoch 1 includes initialisation); epochs run: ours {meta['epochs']['ours']},
+sklearn {meta['epochs']['sklearn']}, torch {meta['epochs']['torch']}. Each implementation runs in
+its own fresh process; the table's memory column is the peak RSS above the process's RSS
+after importing the library and loading the {meta['x_mb']:.0f} MB training matrix (so a copy of X
+shows as ~{meta['x_mb']:.0f} MB); the JSON also has the total peak RSS.
+The machine is shared with other developers' test runs, so timings are noisy (the JSON has the
+1-minute load average before and after every measurement).{_reuse_note(meta)}
+
+## Machine
+
+{machine_section(meta['machine'], meta['probes'])}
+
+## Seconds per epoch
+
+{results_table(rows)}
+
+Floors (see `bench_probes.py`): *hardware* = one fused pass per step over all parameters
+(Adam 7 x, SGD 3 x the parameter bytes) at the best two-thread bandwidth, or the GEMM FLOPs at
+the best GEMM rate, whichever is larger; *NumPy* = the first layer's GEMMs at the rates BLAS
+reaches for those shapes + the same passes at one-thread ufunc bandwidth.
+
+## Targets (issue 4)
+
+{targets_section(rows)}
+
+## Every epoch
+
+{epochs_table(rows)}
+"""
+    path.write_text(text)
+
+
+def write_json(path, meta, rows):
+    path.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1, default=str))

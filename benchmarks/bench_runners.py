@@ -1,0 +1,186 @@
+"""Per-epoch timing of one configuration for each implementation.
+
+Every runner gets the same arrays (X float32 raw pixels, y (n, 2) int:
+domain, object) and one configuration dict, and returns a dict with
+``epoch_times`` (seconds per epoch, epoch 1 first).  Runners are executed in
+a fresh worker process each (see run.py) so that peak memory is per run.
+"""
+
+import time
+import warnings
+
+import numpy as np
+
+from bench_common import INIT_SCALE, LEARNING_RATE
+
+
+# ------------------------------------------------------------------ ours ----
+
+
+def _ours_estimator(cfg, epochs):
+    from skoffice31 import MultiHeadMLPClassifier
+
+    return MultiHeadMLPClassifier(
+        hidden=tuple(cfg["layout"]),
+        solver=cfg["solver"],
+        momentum=0.0,
+        nesterovs_momentum=False,
+        alpha=0.0,
+        learning_rate_init=LEARNING_RATE,
+        batch_size=cfg["batch"],
+        max_iter=epochs,
+        tol=0.0,
+        n_iter_no_change=epochs + 1,
+        shuffle=True,
+        random_state=0,
+        init="normal",
+        init_scale=INIT_SCALE,
+    )
+
+
+def _warm_up_ours(X, y, cfg):
+    """One short fit on a few rows, so imports and BLAS start-up are not timed."""
+    small = _ours_estimator(cfg, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        small.fit(X[: 2 * cfg["batch"]], y[: 2 * cfg["batch"]])
+
+
+def run_ours(X, y, cfg, epochs):
+    """Fit once for ``epochs`` epochs; per-epoch times from the progress hook."""
+    _warm_up_ours(X, y, cfg)
+    est = _ours_estimator(cfg, epochs)
+    try:
+        from skoffice31._progress import epoch_callback
+    except ImportError:
+        epoch_callback = None
+
+    if epoch_callback is None:
+        return _run_ours_warm_start(X, y, cfg, epochs)
+
+    stamps = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t0 = time.perf_counter()
+        with epoch_callback(lambda info: stamps.append(time.perf_counter() - t0)):
+            est.fit(X, y)
+        total = time.perf_counter() - t0
+    times = np.diff([0.0, *stamps]).tolist()
+    return {"epoch_times": times, "fit_total_s": total, "n_iter": int(est.n_iter_),
+            "final_loss": float(est.loss_curve_[-1])}
+
+
+def _run_ours_warm_start(X, y, cfg, epochs):
+    """Fallback without the progress hook: one epoch per warm-started fit."""
+    est = _ours_estimator(cfg, 1).set_params(warm_start=True)
+    times = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(epochs):
+            t0 = time.perf_counter()
+            est.fit(X, y)
+            times.append(time.perf_counter() - t0)
+    return {"epoch_times": times, "fit_total_s": float(sum(times)),
+            "final_loss": float(est.loss_curve_[-1])}
+
+
+# --------------------------------------------------------------- sklearn ----
+
+
+def run_sklearn(X, y, cfg, epochs):
+    """MLPClassifier on the single 31-class head, one partial_fit per epoch."""
+    from sklearn.neural_network import MLPClassifier
+
+    y_obj = y[:, 1]
+    classes = np.unique(y_obj)
+    est = MLPClassifier(
+        hidden_layer_sizes=tuple(cfg["layout"]),
+        solver=cfg["solver"],
+        momentum=0.0,
+        nesterovs_momentum=False,
+        alpha=0.0,
+        learning_rate_init=LEARNING_RATE,
+        batch_size=cfg["batch"],
+        shuffle=True,
+        random_state=0,
+    )
+    times = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(epochs):
+            t0 = time.perf_counter()
+            est.partial_fit(X, y_obj, classes=classes)
+            times.append(time.perf_counter() - t0)
+    dtype = str(est.coefs_[0].dtype)
+    return {"epoch_times": times, "coef_dtype": dtype, "final_loss": float(est.loss_)}
+
+
+# ----------------------------------------------------------------- torch ----
+
+
+def _torch_model(torch, layout, n_features, n_classes):
+    nn = torch.nn
+    layers, fan_in = [], n_features
+    for width in layout:
+        layers += [nn.Linear(fan_in, width), nn.ReLU()]
+        fan_in = width
+    trunk = nn.Sequential(*layers)
+    heads = nn.ModuleList([nn.Linear(fan_in, k) for k in n_classes])
+    params = [*trunk.parameters(), *heads.parameters()]
+    with torch.no_grad():
+        for p in params:
+            p.normal_(0.0, INIT_SCALE)
+    return trunk, heads, params
+
+
+def _torch_optimizer(torch, params, solver, fused):
+    if solver == "sgd":
+        return torch.optim.SGD(params, lr=LEARNING_RATE, momentum=0.0)
+    if fused:
+        return torch.optim.Adam(params, lr=LEARNING_RATE, fused=True)
+    return torch.optim.Adam(params, lr=LEARNING_RATE)
+
+
+def run_torch(X, y, cfg, epochs, fused=False, n_threads=None):
+    """Equivalent two-head network: nn.Sequential trunk + two Linear heads."""
+    import os
+
+    import torch
+
+    torch.set_num_threads(n_threads or os.cpu_count())
+    torch.manual_seed(0)
+    F = torch.nn.functional
+    Xt = torch.from_numpy(X)
+    yt = torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64))
+    n_classes = [int(y[:, k].max()) + 1 for k in range(y.shape[1])]
+    trunk, heads, params = _torch_model(torch, cfg["layout"], X.shape[1], n_classes)
+    opt = _torch_optimizer(torch, params, cfg["solver"], fused)
+    batch = cfg["batch"]
+
+    def step(idx):
+        xb, yb = Xt.index_select(0, idx), yt.index_select(0, idx)
+        hidden = trunk(xb)
+        loss = sum(F.cross_entropy(head(hidden), yb[:, k]) for k, head in enumerate(heads))
+        opt.zero_grad(set_to_none=False)
+        loss.backward()
+        opt.step()
+        return loss
+
+    times = []
+    for _ in range(epochs):
+        t0 = time.perf_counter()
+        perm = torch.randperm(Xt.shape[0])
+        for start in range(0, Xt.shape[0], batch):
+            loss = step(perm[start:start + batch])
+        times.append(time.perf_counter() - t0)
+    return {"epoch_times": times, "final_loss": float(loss.detach()), "torch_threads": torch.get_num_threads()}
+
+
+IMPORTS = {"ours": "skoffice31", "sklearn": "sklearn.neural_network", "torch": "torch", "torch_fused": "torch"}
+
+RUNNERS = {
+    "ours": run_ours,
+    "sklearn": run_sklearn,
+    "torch": run_torch,
+    "torch_fused": lambda X, y, cfg, epochs: run_torch(X, y, cfg, epochs, fused=True),
+}
