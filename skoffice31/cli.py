@@ -186,10 +186,11 @@ def _add_training_options(p, *, grid):
     p.add_argument(
         "--blas-threads",
         type=int,
-        default=1,
+        default=0,
         metavar="N",
-        help="BLAS threads per fit (default: %(default)s; small minibatches gain nothing "
-        "from more, use --n-jobs to fit configurations in parallel; 0 = library default)",
+        help="limit BLAS threads per fit (default: 0 = no limit; the estimator itself runs "
+        "minibatches of <= 64 on one BLAS thread and gives the second core to the weight "
+        "update; use --n-jobs to fit configurations in parallel)",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
 
