@@ -481,6 +481,8 @@ class MultiHeadMLPClassifier(ClassifierMixin, BaseEstimator):
         else:
             thread_limit = contextlib.nullcontext()
             self._optimizer.n_threads = 1
+        if isinstance(self._optimizer, SGDOptimizer):
+            self._optimizer.fused_gemm = batch_size <= SMALL_BATCH
         with thread_limit:
             self._run_epochs(
                 X, y_idx, sample_weight, head_weights, rng, incremental, batch_size,
@@ -728,6 +730,15 @@ class MultiHeadMLPClassifier(ClassifierMixin, BaseEstimator):
         score : float
         """
         return float(np.mean(list(self.score_heads(X, y, sample_weight).values())))
+
+    def __getstate__(self):
+        # The optimizer's state (Adam's two moments, SGD's velocities) is as
+        # large as the weights again or twice: a saved model, and an
+        # estimator sent to a joblib or dask worker, carries the weights
+        # only. partial_fit after loading starts a fresh optimizer.
+        state = super().__getstate__()
+        state.pop("_optimizer", None)
+        return state
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -197,6 +197,15 @@ class SGDOptimizer(BaseOptimizer):
     nesterov : bool, default=True
     power_t : float, default=0.5
     block_size : int, default=BLOCK_SIZE
+
+    Attributes
+    ----------
+    fused_gemm : bool
+        With ``momentum=0``, do a dense layer's whole step as one BLAS call
+        through SciPy (see ``_gemm_step``). SciPy's BLAS is a second library
+        beside NumPy's: when both run several threads, their spinning threads
+        fight for the cores (measured 0.2-0.8x the speed), so the estimator
+        sets this only while it trains on one BLAS thread (small batches).
     """
 
     def __init__(
@@ -215,6 +224,7 @@ class SGDOptimizer(BaseOptimizer):
         self.nesterov = nesterov
         self.power_t = power_t
         self.velocities = [np.zeros_like(p) for p in params] if momentum else None
+        self.fused_gemm = False
 
     def iteration_ends(self, time_step):
         if self.lr_schedule == "invscaling":
@@ -233,7 +243,7 @@ class SGDOptimizer(BaseOptimizer):
         return False
 
     def update_params(self, params, grads):
-        if self.momentum:
+        if self.momentum or not self.fused_gemm:
             return super().update_params(params, grads)
         # Plain SGD: a dense layer's whole update is one BLAS call (below);
         # what it cannot take goes through the row blocks.

@@ -420,9 +420,14 @@ def test_unfitted_estimator_pickles_small_and_fitted_without_buffers():
     assert len(pickle.dumps(MultiHeadMLPClassifier())) < 2000
     X = np.random.default_rng(0).normal(size=(500, 100))
     y = np.arange(500) % 3
-    clf = MultiHeadMLPClassifier(hidden=(50,), max_iter=1, solver="sgd", momentum=0).fit(X, y)
+    clf = MultiHeadMLPClassifier(hidden=(50,), max_iter=1, solver="adam").fit(X, y)
     weights = sum(W.nbytes for W in clf.coefs_ + clf.intercepts_)
-    assert len(pickle.dumps(clf)) < 1.5 * weights + 5000  # no training data, no batch buffers
+    # no training data, no batch buffers, no Adam moments (twice the weights)
+    assert len(pickle.dumps(clf)) < 1.2 * weights + 5000
+    loaded = pickle.loads(pickle.dumps(clf))
+    assert np.array_equal(loaded.predict(X), clf.predict(X))
+    loaded.partial_fit(X, y)  # resumes training with a fresh optimizer
+    assert loaded._optimizer.t == 3 and loaded.n_iter_ == 2
 
 
 def test_grid_search_over_layouts_and_solvers_with_string_labels(digits):
@@ -458,3 +463,7 @@ def test_small_batches_train_with_one_blas_thread_and_restore_it():
     assert seen and all(n == 1 for n in seen[0])
     assert blas_threads() == before
     assert clf._optimizer.n_threads == min(2, max(before))
+    sgd = dict(hidden=(5,), solver="sgd", momentum=0, max_iter=1)
+    assert MultiHeadMLPClassifier(batch_size=10, **sgd).fit(X, y)._optimizer.fused_gemm
+    big = MultiHeadMLPClassifier(batch_size=65, **sgd).fit(*_toy(100))
+    assert not big._optimizer.fused_gemm and big._optimizer.n_threads == 1

@@ -6,6 +6,11 @@ import pytest
 from skoffice31._optimizers import AdamOptimizer, OuterGradient, SGDOptimizer
 
 
+def _fused(opt):
+    opt.fused_gemm = True
+    return opt
+
+
 def _params():
     W = np.array([[0.5, -1.0, 2.0], [0.25, 0.0, -0.75]])
     b = np.array([0.1, -0.2, 0.3])
@@ -74,7 +79,8 @@ def test_adam_first_step_moves_each_weight_by_the_learning_rate():
 
 
 @pytest.mark.parametrize("make_opt", [
-    lambda p: SGDOptimizer(p, 0.05, momentum=0, block_size=4),  # one BLAS call
+    lambda p: SGDOptimizer(p, 0.05, momentum=0, block_size=4),
+    lambda p: _fused(SGDOptimizer(p, 0.05, momentum=0, block_size=4)),  # one BLAS call
     lambda p: SGDOptimizer(p, 0.05, momentum=0.9, block_size=4),
     lambda p: AdamOptimizer(p, 0.05, block_size=4),
 ])
@@ -157,7 +163,7 @@ def test_plain_sgd_outer_gradient_step_in_place(dtype, contiguous):
     W = rng.normal(size=(20, 4)).astype(dtype)
     expected = W - 0.1 * (A.T @ delta + 0.5 * W)
     memory = W.__array_interface__["data"][0]
-    SGDOptimizer([W], 0.1, momentum=0).update_params([W], [OuterGradient(A, delta, W, 0.5)])
+    _fused(SGDOptimizer([W], 0.1, momentum=0)).update_params([W], [OuterGradient(A, delta, W, 0.5)])
     assert W.__array_interface__["data"][0] == memory
     np.testing.assert_allclose(W, expected, rtol=1e-12, atol=1e-5 if dtype == np.float32 else 1e-12)
 
