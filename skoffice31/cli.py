@@ -791,6 +791,10 @@ def _run_grid(args, s, X, y, cv, configs, classes, out, run, sample_rows, starte
             _write_results(out, run, rows, started=started)
             continue
         except Exception as exc:  # e.g. the dask scheduler went away
+            if args.scheduler:
+                from ._distributed import as_scheduler_lost
+
+                exc = as_scheduler_lost(exc)
             failure = f"{type(exc).__name__}: {_first_line(exc)}"
             break
         errors = [_fit_error(str(w.message)) for w in caught
