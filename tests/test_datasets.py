@@ -379,7 +379,7 @@ def test_real_office31(data_home):
     assert list(b.target_names["domain"]) == ["amazon", "dslr", "webcam"]
     assert set(b.target[:, 1]) == set(b.target_names["object"])
     for f, (dom, obj) in zip(b.filenames, b.target):
-        rel = Path(f).relative_to(REAL_DATA).parts
+        rel = Path(f).relative_to(REAL_DATA.resolve()).parts
         assert rel[0] == dom and rel[1] == "images" and rel[2] == obj
     # the same folder again: from the cache, identical
     c = load_office31(REAL_DATA, size=(16, 16))
