@@ -31,7 +31,8 @@ sys.path.insert(0, str(HERE.parent))
 import bench_common as common  # noqa: E402
 from skoffice31 import MultiHeadMLPClassifier  # noqa: E402
 from skoffice31._losses import head_slices, multihead_cross_entropy  # noqa: E402
-from skoffice31._multihead import _Network, _SquaredNormGradient  # noqa: E402
+from skoffice31._multihead import _Network  # noqa: E402
+from skoffice31._optimizers import OuterGradient  # noqa: E402
 
 
 class Timer:
@@ -103,7 +104,7 @@ def timed_step(timer, net, opt, params, X, y_idx, rows, slices, head_weights):
         np.matmul(deltas[i], net.coefs[i].T, out=deltas[i - 1])
         net.relu_derivative(activations[i], deltas[i - 1])
     timer.lap("backward delta GEMMs")
-    coef_grads = [_SquaredNormGradient(activations[i], deltas[i], net.coefs[i], 0.0) for i in range(last + 1)]
+    coef_grads = [OuterGradient(activations[i], deltas[i], net.coefs[i], 0.0) for i in range(last + 1)]
     intercept_grads = [d.sum(axis=0) for d in deltas]
     timer.lap("intercept gradients")
     # update: first layer alone, then the rest (one optimizer step in total)
@@ -155,7 +156,7 @@ def profile(layout, solver, batch, X, y, steps, n_threads, clock=time.perf_count
             if k == 2:  # drop warm-up steps
                 timer.times.clear()
         xb = net.x_buf[:batch]
-        gemm_only = split_layer1_update(opt, params[0], _SquaredNormGradient(xb, net.delta_bufs[0][:batch],
+        gemm_only = split_layer1_update(opt, params[0], OuterGradient(xb, net.delta_bufs[0][:batch],
                                                                             params[0], 0.0), clock=clock)
     med = timer.medians()
     med["  (of which layer 1 weight-grad GEMM blocks)"] = gemm_only

@@ -359,10 +359,10 @@ class MultiHeadMLPClassifier(ClassifierMixin, BaseEstimator):
             self.n_outputs_ = len(classes_list)
             self.head_names_ = tuple(names)
             self._initialize(X.shape[1], hidden, classes_list, X.dtype, rng)
-        elif tuple(self.hidden_layer_units_()) != tuple(hidden):
+        elif self._fitted_hidden() != hidden:
             raise ValueError(
-                f"hidden={tuple(hidden)} differs from the fitted layout "
-                f"{tuple(self.hidden_layer_units_())}; set warm_start=False to refit."
+                f"hidden={hidden} differs from the fitted layout "
+                f"{self._fitted_hidden()}; set warm_start=False to refit."
             )
         self._in_place = keep_weights
         if not incremental or not hasattr(self, "_optimizer"):
@@ -375,9 +375,9 @@ class MultiHeadMLPClassifier(ClassifierMixin, BaseEstimator):
         self._train(X, y_idx, sample_weight, head_weights, rng, incremental)
         return self
 
-    def hidden_layer_units_(self):
+    def _fitted_hidden(self):
         """Sizes of the fitted hidden layers (read from ``coefs_``)."""
-        return [W.shape[1] for W in self.coefs_[:-1]]
+        return tuple(W.shape[1] for W in self.coefs_[:-1])
 
     def _classes_list(self):
         return [self.classes_] if self._y_is_1d else list(self.classes_)
@@ -483,7 +483,9 @@ class MultiHeadMLPClassifier(ClassifierMixin, BaseEstimator):
             self._optimizer.n_threads = 1
         if isinstance(self._optimizer, SGDOptimizer):
             self._optimizer.fused_gemm = batch_size <= SMALL_BATCH
-        with thread_limit:
+        # Overflow can only come with a non-finite loss, which _run_epochs
+        # raises with a clear message; the floating-point warnings are noise.
+        with thread_limit, np.errstate(over="ignore", invalid="ignore"):
             self._run_epochs(
                 X, y_idx, sample_weight, head_weights, rng, incremental, batch_size,
                 n_samples, train_idx, X_val, y_val, sw_val,
@@ -495,11 +497,7 @@ class MultiHeadMLPClassifier(ClassifierMixin, BaseEstimator):
         slices = head_slices([len(c) for c in self._classes_list()])
         params = self.coefs_ + self.intercepts_
         start_time = time.perf_counter()
-        # Overflow can only come with a non-finite loss, which is raised below
-        # with a clear message; the floating-point warnings would only be noise.
-        errstate = np.errstate(over="ignore", invalid="ignore")
         try:
-            errstate.__enter__()
             for _ in range(1 if incremental else self.max_iter):
                 if self.shuffle:
                     order = rng.permutation(n_samples)
@@ -563,7 +561,6 @@ class MultiHeadMLPClassifier(ClassifierMixin, BaseEstimator):
                         ConvergenceWarning,
                     )
         finally:
-            errstate.__exit__(None, None, None)
             if self.early_stopping and hasattr(self, "_best_params"):
                 n = len(self.coefs_)
                 self.coefs_ = self._best_params[:n]
@@ -814,37 +811,11 @@ class _Network:
             np.matmul(deltas[i], self.coefs[i].T, out=deltas[i - 1])
             self.relu_derivative(activations[i], deltas[i - 1])
         coef_grads = [
-            _SquaredNormGradient(activations[i], deltas[i], self.coefs[i], l2)
+            OuterGradient(activations[i], deltas[i], self.coefs[i], l2)
             for i in range(last + 1)
         ]
         intercept_grads = [d.sum(axis=0) for d in deltas]
         return losses, coef_grads + intercept_grads
-
-
-class _SquaredNormGradient(OuterGradient):
-    """An :class:`OuterGradient` that also sums the squares of the weights.
-
-    With an L2 penalty the loss needs ``||W||^2`` of the current weights;
-    summing it while the optimizer reads each row block (just before the
-    block is updated) saves a full pass over the weights per step.
-    """
-
-    def __init__(self, A, delta, W, l2):
-        super().__init__(A, delta, W, l2)
-        self._sq_parts = []  # list.append is atomic: blocks may come from two threads
-
-    @property
-    def sq_norm(self):
-        return sum(self._sq_parts)
-
-    def add_sq_norm(self, value):
-        self._sq_parts.append(value)
-
-    def rows(self, start, stop, out):
-        if self.l2:
-            block = self.W[start:stop].ravel()
-            self.add_sq_norm(float(np.dot(block, block)))
-        return super().rows(start, stop, out)
 
 
 # ------------------------------------------------------------- y handling

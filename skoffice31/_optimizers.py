@@ -53,20 +53,40 @@ class OuterGradient:
         The layer's weights (only read for the L2 term).
     l2 : float
         L2 coefficient; 0 skips the term.
+
+    Attributes
+    ----------
+    sq_norm : float
+        With ``l2 > 0``, ``||W||^2`` of the weights as they were read, which
+        the loss's L2 term needs. It is summed while each row block is read,
+        just before the optimizer updates it, so the loss costs no extra pass
+        over the weights.
     """
 
     def __init__(self, A, delta, W, l2):
         self.A, self.delta, self.W, self.l2 = A, delta, W, l2
+        self._sq_parts = []  # list.append is atomic: blocks may come from two threads
 
     @property
     def shape(self):
         return self.W.shape
 
+    @property
+    def sq_norm(self):
+        return sum(self._sq_parts)
+
+    def add_sq_norm(self, W_part):
+        """Count ``||W_part||^2`` into :attr:`sq_norm` (``W_part`` contiguous)."""
+        flat = W_part.reshape(-1)
+        self._sq_parts.append(float(np.dot(flat, flat)))
+
     def rows(self, start, stop, out):
         """Write rows ``start:stop`` of the gradient into ``out`` and return it."""
         np.matmul(self.A[:, start:stop].T, self.delta, out=out)
         if self.l2:
-            out += self.l2 * self.W[start:stop]
+            W_rows = self.W[start:stop]
+            self.add_sq_norm(W_rows)
+            out += self.l2 * W_rows
         return out
 
     def toarray(self):
@@ -373,8 +393,7 @@ def _gemm_step(W, grad, lr):
         or not (W.flags.c_contiguous and A.flags.c_contiguous and D.flags.c_contiguous)
     ):
         return False
-    if grad.l2 and hasattr(grad, "add_sq_norm"):  # the loss's L2 term reads W first
-        flat = W.reshape(-1)
-        grad.add_sq_norm(float(np.dot(flat, flat)))
+    if grad.l2:  # the loss's L2 term reads W before the step
+        grad.add_sq_norm(W)
     gemm(-lr, D.T, A.T, beta=1.0 - lr * grad.l2, c=W.T, trans_b=1, overwrite_c=1)
     return True

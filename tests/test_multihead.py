@@ -209,6 +209,15 @@ def test_warm_start_keeps_weights_and_starts_a_fresh_optimizer():
     assert len(clf.loss_curve_) == 4 and clf.n_iter_ == 1
 
 
+def test_warm_start_with_another_layout_is_refused():
+    X, y = _toy()
+    clf = MultiHeadMLPClassifier(hidden=(5,), max_iter=1, warm_start=True).fit(X, y)
+    clf.set_params(hidden=(6,))
+    with pytest.raises(ValueError, match=r"hidden=\(6,\) differs from the fitted layout \(5,\)"):
+        clf.fit(X, y)
+    assert clf.coefs_[0].shape == (4, 5)
+
+
 def test_partial_fit_keeps_the_optimizer_state():
     X, y = _toy()
     clf = MultiHeadMLPClassifier(hidden=(5,), batch_size=20, random_state=0)
