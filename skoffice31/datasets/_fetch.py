@@ -172,8 +172,12 @@ def _download(url, dest, *, timeout=60, progress=True, target=None):
         raise
 
 
-def _check_member_name(name, kind="member"):
-    """Reject archive member names that could escape the target folder."""
+def _check_member_name(name, real_dest, kind="member"):
+    """Reject archive member names that could escape ``real_dest``.
+
+    ``real_dest`` is the target folder with its links resolved
+    (``os.path.realpath``).
+    """
     if not name or "\x00" in name:
         raise Office31FetchError(f"Unsafe archive {kind} with an empty/NUL name.")
     norm = name.replace("\\", "/")
@@ -185,6 +189,12 @@ def _check_member_name(name, kind="member"):
         raise Office31FetchError(
             f"Unsafe archive {kind} {name!r}: path escapes the target folder "
             "('..'); refusing to extract."
+        )
+    full = os.path.realpath(os.path.join(real_dest, name))
+    if os.path.commonpath([full, real_dest]) != real_dest:
+        raise Office31FetchError(
+            f"Unsafe archive {kind} {name!r}: escapes the target folder; refusing "
+            "to extract."
         )
 
 
@@ -219,7 +229,7 @@ def safe_extract(archive, dest):
                 while tf.fileobj.read(1 << 20):
                     pass
                 for m in members:
-                    _check_member_name(m.name)
+                    _check_member_name(m.name, real_dest)
                     if m.issym() or m.islnk():
                         raise Office31FetchError(
                             f"Unsafe archive member {m.name!r}: a link to "
@@ -230,12 +240,6 @@ def safe_extract(archive, dest):
                             f"Unsafe archive member {m.name!r}: not a regular "
                             "file or folder; refusing to extract."
                         )
-                    full = os.path.realpath(os.path.join(real_dest, m.name))
-                    if os.path.commonpath([full, real_dest]) != real_dest:
-                        raise Office31FetchError(
-                            f"Unsafe archive member {m.name!r}: escapes the "
-                            "target folder; refusing to extract."
-                        )
                 if hasattr(tarfile, "data_filter"):
                     tf.extractall(dest, members=members, filter="data")
                 else:  # pragma: no cover - old Python without filters
@@ -244,17 +248,11 @@ def safe_extract(archive, dest):
             with zipfile.ZipFile(archive) as zf:
                 infos = zf.infolist()
                 for info in infos:
-                    _check_member_name(info.filename)
+                    _check_member_name(info.filename, real_dest)
                     if (info.external_attr >> 16) & 0o170000 == 0o120000:
                         raise Office31FetchError(
                             f"Unsafe archive member {info.filename!r}: a symbolic "
                             "link; refusing to extract."
-                        )
-                    full = os.path.realpath(os.path.join(real_dest, info.filename))
-                    if os.path.commonpath([full, real_dest]) != real_dest:
-                        raise Office31FetchError(
-                            f"Unsafe archive member {info.filename!r}: escapes "
-                            "the target folder; refusing to extract."
                         )
                 zf.extractall(dest)
         else:
