@@ -11,6 +11,8 @@ import os
 import platform
 import resource
 import sys
+import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -156,3 +158,21 @@ def machine_description():
         "blas": blas_info(),
         "blas_env": env,
     }
+
+
+def timed_fit(est, X, y):
+    """Fit ``est``; return (wall seconds, seconds of each epoch).
+
+    The epoch times come from the estimator's progress hook
+    (``skoffice31._progress.epoch_callback``), so one fit gives them all.
+    """
+    from skoffice31._progress import epoch_callback
+
+    stamps = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t0 = time.perf_counter()
+        with epoch_callback(lambda info: stamps.append(time.perf_counter() - t0)):
+            est.fit(X, y)
+        wall = time.perf_counter() - t0
+    return wall, np.diff([0.0, *stamps]).tolist()

@@ -11,7 +11,7 @@ import warnings
 
 import numpy as np
 
-from bench_common import INIT_SCALE, LEARNING_RATE
+from bench_common import INIT_SCALE, LEARNING_RATE, timed_fit
 
 
 # ------------------------------------------------------------------ ours ----
@@ -50,37 +50,8 @@ def run_ours(X, y, cfg, epochs):
     """Fit once for ``epochs`` epochs; per-epoch times from the progress hook."""
     _warm_up_ours(X, y, cfg)
     est = _ours_estimator(cfg, epochs)
-    try:
-        from skoffice31._progress import epoch_callback
-    except ImportError:
-        epoch_callback = None
-
-    if epoch_callback is None:
-        return _run_ours_warm_start(X, y, cfg, epochs)
-
-    stamps = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        t0 = time.perf_counter()
-        with epoch_callback(lambda info: stamps.append(time.perf_counter() - t0)):
-            est.fit(X, y)
-        total = time.perf_counter() - t0
-    times = np.diff([0.0, *stamps]).tolist()
+    total, times = timed_fit(est, X, y)
     return {"epoch_times": times, "fit_total_s": total, "n_iter": int(est.n_iter_),
-            "final_loss": float(est.loss_curve_[-1])}
-
-
-def _run_ours_warm_start(X, y, cfg, epochs):
-    """Fallback without the progress hook: one epoch per warm-started fit."""
-    est = _ours_estimator(cfg, 1).set_params(warm_start=True)
-    times = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for _ in range(epochs):
-            t0 = time.perf_counter()
-            est.fit(X, y)
-            times.append(time.perf_counter() - t0)
-    return {"epoch_times": times, "fit_total_s": float(sum(times)),
             "final_loss": float(est.loss_curve_[-1])}
 
 

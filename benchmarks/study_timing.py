@@ -17,7 +17,6 @@ import datetime
 import json
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -92,23 +91,9 @@ def study_estimator(layout, solver, epochs):
     )
 
 
-def timed_fit(est, X, y):
-    """Fit; return (wall seconds, per-epoch seconds)."""
-    from skoffice31._progress import epoch_callback
-
-    stamps = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        t0 = time.perf_counter()
-        with epoch_callback(lambda info: stamps.append(time.perf_counter() - t0)):
-            est.fit(X, y)
-        wall = time.perf_counter() - t0
-    return wall, np.diff([0.0, *stamps]).tolist()
-
-
 def run_config(layout, solver, epochs, X_train, y_train, X_test, y_test):
     est = study_estimator(layout, solver, epochs)
-    wall, epoch_times = timed_fit(est, X_train, y_train)
+    wall, epoch_times = common.timed_fit(est, X_train, y_train)
     acc = est.score_heads(X_test, y_test)
     return {
         "layout": list(layout), "solver": solver, "epochs": int(est.n_iter_),
