@@ -1,4 +1,4 @@
-"""MultiHeadMLPClassifier: one shared ReLU trunk, one softmax head per target."""
+"""MultiHeadMLPClassifier: one shared trunk, one softmax head per target."""
 
 import contextlib
 import time
@@ -11,7 +11,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import type_of_target
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval, Options, StrOptions
 from threadpoolctl import threadpool_info, threadpool_limits
 from sklearn.utils.validation import (
     _check_sample_weight,
@@ -23,10 +23,25 @@ from . import _progress
 from ._activations import ACTIVATIONS, DERIVATIVES
 from ._losses import head_slices, log_softmax_heads, multihead_cross_entropy
 from ._optimizers import AdamOptimizer, OuterGradient, SGDOptimizer
+from ._plan import plan_training
 from .metrics import head_accuracies
 
-#: Minibatches up to this size train with one BLAS thread (see ``_train``).
-SMALL_BATCH = 64
+#: An epoch whose mean training loss is more than this many times the loss
+#: of the fit's first minibatch (measured before any step) has collapsed.
+COLLAPSE_FACTOR = 10.0
+
+
+class TrainingCollapseWarning(ConvergenceWarning):
+    """Training ran to the end but the model collapsed.
+
+    Raised (as a warning) by :class:`MultiHeadMLPClassifier` when an epoch's
+    training loss ends far above the loss the fit started from, or when
+    every unit of a hidden ReLU layer output zero for a whole epoch (the
+    layer passes nothing on, so the heads can only learn their intercepts).
+    The loss is finite, so the fit does not raise, but the model is
+    probably near chance level. A subclass of
+    :class:`~sklearn.exceptions.ConvergenceWarning`.
+    """
 
 _FITTED_ATTRIBUTES = (
     "classes_", "n_outputs_", "head_names_", "coefs_", "intercepts_", "n_features_in_",
@@ -35,13 +50,17 @@ _FITTED_ATTRIBUTES = (
     "_optimizer", "_no_improvement_count", "_y_is_1d",
 )
 
+#: Bookkeeping that lives only during a fit; a pickle made from inside a fit
+#: (say, by an epoch callback) leaves it out.
+_FIT_ONLY_ATTRIBUTES = ("_in_place", "_best_params")
+
 
 class MultiHeadMLPClassifier(ClassifierMixin, BaseEstimator):
     """Multilayer perceptron with a shared trunk and one softmax head per target.
 
-    The network is a trunk of fully connected ReLU layers of sizes ``hidden``
-    followed by one linear output block per head (per column of ``y``), each
-    with its own softmax. The loss is the sum over heads of the mean
+    The network is a trunk of fully connected layers of sizes ``hidden``
+    (ReLU units by default, see ``activation``) followed by one linear output
+    block per head (per column of ``y``), each with its own softmax. The loss is the sum over heads of the mean
     cross-entropy (each head weighted by ``head_weights``) plus an L2 penalty
     ``alpha``. A head's gradient enters only its own output columns; the heads
     interact through the shared trunk. A two-class head is a two-way softmax.
@@ -55,8 +74,12 @@ class MultiHeadMLPClassifier(ClassifierMixin, BaseEstimator):
     Parameters
     ----------
     hidden : tuple of int, default=(100,)
-        Sizes of the hidden ReLU layers; ``()`` means no hidden layer (one
+        Sizes of the hidden layers; ``()`` means no hidden layer (one
         softmax regression per head).
+    activation : {"identity", "logistic", "tanh", "relu"}, default="relu"
+        Activation of the hidden layers, as in scikit-learn: ``z``,
+        ``1 / (1 + exp(-z))``, ``tanh(z)`` or ``max(z, 0)``. The heads are
+        always softmax.
     solver : {"adam", "sgd"}, default="adam"
         The optimizer.
     learning_rate_init : float, default=1e-3
@@ -88,8 +111,9 @@ class MultiHeadMLPClassifier(ClassifierMixin, BaseEstimator):
     tol : float, default=1e-4
         Improvement of the loss (or of the validation score) below which an
         epoch counts as no improvement.
-    n_iter_no_change : int, default=10
-        Epochs without improvement before stopping.
+    n_iter_no_change : int or np.inf, default=10
+        Epochs without improvement before stopping; ``np.inf`` never stops
+        on a plateau (only ``max_iter`` ends the fit).
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the data, stop when the
         validation score (mean head accuracy) stops improving, and restore
@@ -100,7 +124,9 @@ class MultiHeadMLPClassifier(ClassifierMixin, BaseEstimator):
         Reuse the weights of the previous fit as initialisation; the
         optimizer starts fresh.
     verbose : bool or int, default=False
-        Print one line per epoch (epoch, loss, elapsed seconds).
+        Print one line per epoch, scikit-learn's
+        ``Iteration <n>, loss = <loss>`` followed by the elapsed seconds
+        (and ``Validation score: <score>`` with early stopping).
     head_weights : array-like of shape (n_heads,), default=None
         Loss weight of each head; ``None`` weights all heads 1.
     init : {"glorot", "normal"}, default="glorot"
@@ -165,6 +191,43 @@ class MultiHeadMLPClassifier(ClassifierMixin, BaseEstimator):
     done so far) and is then raised again, so that an interrupted grid
     search stops instead of moving on to the next configuration.
 
+    A pickle (``pickle``, ``joblib.dump``, ``copy.deepcopy``) keeps the
+    optimizer's state (Adam's moments, SGD's velocities) as scikit-learn's
+    ``MLPClassifier`` does, so ``partial_fit`` on a loaded copy continues
+    exactly where the original would. For Adam the file is therefore about
+    three times the size of the weights. Pickling never changes the live
+    estimator, also not from inside a fit. Loading a pickle runs code from
+    the file: load only files you trust.
+
+    A finite but absurd training (the loss ending an epoch more than
+    ten times above where the fit started, or a hidden ReLU layer all of
+    whose units output zero for a whole epoch) warns with
+    ``TrainingCollapseWarning`` (a ``ConvergenceWarning``) naming the
+    layer and what to try; a loss that becomes infinite or NaN raises.
+
+    Deliberate differences from :class:`~sklearn.neural_network.MLPClassifier`
+    with one head (``hidden`` is its ``hidden_layer_sizes``):
+
+    - A head with a single class raises ``ValueError``; scikit-learn fits a
+      constant model. With several heads a constant head would only add a
+      zero gradient, and in this package's use it always means wrong data
+      (one domain folder).
+    - No ``"lbfgs"`` solver (nor ``max_fun``): the package is about
+      minibatch training on wide image inputs, where a full-batch
+      quasi-Newton method needs the whole gradient in memory at every step.
+    - Several heads: ``predict_proba`` returns a list with one array per head
+      when ``y`` has several columns, and ``score`` is the mean of the heads'
+      accuracies (see above). Early stopping scores the mean head accuracy
+      and stratifies its split only for one head.
+    - Adam adds ``epsilon`` to ``sqrt(v_hat)`` (Kingma & Ba's Algorithm 1);
+      scikit-learn adds it to ``sqrt(v)`` before the bias correction. With
+      the default ``epsilon=1e-8`` the two differ by far less than float32
+      noise except in the very first steps of weights with tiny gradients.
+    - ``partial_fit`` with ``early_stopping=True`` raises, as scikit-learn
+      does; float32 input is trained in float32 (scikit-learn does too).
+    - ``init`` and ``init_scale`` choose the initialisation (scikit-learn
+      has Glorot-uniform only, the default here).
+
     Examples
     --------
     >>> import numpy as np
@@ -180,6 +243,7 @@ class MultiHeadMLPClassifier(ClassifierMixin, BaseEstimator):
 
     _parameter_constraints = {
         "hidden": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions(set(ACTIVATIONS))],
         "solver": [StrOptions({"sgd", "adam"})],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
@@ -195,7 +259,10 @@ class MultiHeadMLPClassifier(ClassifierMixin, BaseEstimator):
         "shuffle": ["boolean"],
         "random_state": ["random_state"],
         "tol": [Interval(Real, 0, None, closed="left")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "n_iter_no_change": [
+            Interval(Integral, 1, None, closed="left"),
+            Options(Real, {np.inf}),
+        ],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "warm_start": ["boolean"],
@@ -209,6 +276,7 @@ class MultiHeadMLPClassifier(ClassifierMixin, BaseEstimator):
         self,
         hidden=(100,),
         *,
+        activation="relu",
         solver="adam",
         learning_rate_init=1e-3,
         learning_rate="constant",
@@ -234,6 +302,7 @@ class MultiHeadMLPClassifier(ClassifierMixin, BaseEstimator):
         init_scale=0.03,
     ):
         self.hidden = hidden
+        self.activation = activation
         self.solver = solver
         self.learning_rate_init = learning_rate_init
         self.learning_rate = learning_rate
@@ -289,7 +358,9 @@ class MultiHeadMLPClassifier(ClassifierMixin, BaseEstimator):
         y : array-like of shape (n_samples,) or (n_samples, n_heads)
         classes : array-like or list of array-like, default=None
             All classes of each head: an array for one head, a list of arrays
-            for several. Required on the first call, ignored afterwards.
+            for several. Required on the first call; on a later call it may
+            be omitted, and if given it must equal the first call's classes
+            (``ValueError`` otherwise, as in scikit-learn).
         sample_weight : array-like of shape (n_samples,), default=None
 
         Returns
@@ -339,6 +410,8 @@ class MultiHeadMLPClassifier(ClassifierMixin, BaseEstimator):
                     f"y has {len(columns)} head(s) but the model was fitted with "
                     f"{len(classes_list)}."
                 )
+            if incremental and classes is not None:
+                self._check_same_classes(classes, classes_list)
         else:
             X = validate_data(self, X, reset=True, dtype=(np.float64, np.float32))
             if incremental:
@@ -348,8 +421,10 @@ class MultiHeadMLPClassifier(ClassifierMixin, BaseEstimator):
         _check_rows(X, columns)
         y_idx = _encode(columns, classes_list, names)
         head_weights = self._check_head_weights(len(columns))
+        # float64 whatever X's dtype: a float32 weight overflows at 3.4e38,
+        # and the batch normalisation below is overflow-free in float64.
         sample_weight = _check_sample_weight(
-            sample_weight, X, dtype=X.dtype, ensure_non_negative=True
+            sample_weight, X, dtype=np.float64, ensure_non_negative=True
         )
 
         rng = check_random_state(self.random_state)
@@ -365,8 +440,6 @@ class MultiHeadMLPClassifier(ClassifierMixin, BaseEstimator):
                 f"{self._fitted_hidden()}; set warm_start=False to refit."
             )
         self._in_place = keep_weights
-        if not incremental or not hasattr(self, "_optimizer"):
-            self._optimizer = self._make_optimizer()
         if not keep_weights:
             self.n_iter_ = 0
             self._reset_curves()
@@ -374,6 +447,22 @@ class MultiHeadMLPClassifier(ClassifierMixin, BaseEstimator):
             self.n_iter_ = 0
         self._train(X, y_idx, sample_weight, head_weights, rng, incremental)
         return self
+
+    def _check_same_classes(self, classes, classes_list):
+        given = _classes_from_param(classes, len(classes_list), self.head_names_)
+        for name, old, new in zip(self.head_names_, classes_list, given):
+            old_labels, new_labels = old.tolist(), new.tolist()
+            if old_labels == new_labels:
+                continue
+            added = [v for v in new_labels if v not in old_labels]
+            missing = [v for v in old_labels if v not in new_labels]
+            raise ValueError(
+                f"classes of head {name!r} differ from those of the first call to "
+                f"partial_fit ({_format_labels(old_labels)}): "
+                f"new {_format_labels(added)}, missing {_format_labels(missing)}. "
+                "Pass the same classes on every call (or none after the first), or "
+                "call fit to start over."
+            )
 
     def _fitted_hidden(self):
         """Sizes of the fitted hidden layers (read from ``coefs_``)."""
@@ -422,11 +511,12 @@ class MultiHeadMLPClassifier(ClassifierMixin, BaseEstimator):
             self.coefs_.append(W.astype(dtype, copy=False))
             self.intercepts_.append(b.astype(dtype, copy=False))
 
-    def _make_optimizer(self):
+    def _make_optimizer(self, plan):
         params = self.coefs_ + self.intercepts_
         if self.solver == "adam":
             return AdamOptimizer(
-                params, self.learning_rate_init, self.beta_1, self.beta_2, self.epsilon
+                params, self.learning_rate_init, self.beta_1, self.beta_2, self.epsilon,
+                plan=plan,
             )
         return SGDOptimizer(
             params,
@@ -435,12 +525,15 @@ class MultiHeadMLPClassifier(ClassifierMixin, BaseEstimator):
             self.momentum,
             self.nesterovs_momentum,
             self.power_t,
+            plan=plan,
         )
 
     def _train(self, X, y_idx, sample_weight, head_weights, rng, incremental):
         n_total = X.shape[0]
         if self.early_stopping:
             stratify = y_idx[:, 0] if self.n_outputs_ == 1 else None
+            if stratify is not None:
+                self._check_stratifiable(stratify)
             train_idx, val_idx = train_test_split(
                 np.arange(n_total),
                 random_state=rng,
@@ -453,6 +546,12 @@ class MultiHeadMLPClassifier(ClassifierMixin, BaseEstimator):
                     "or the size of your dataset."
                 )
             X_val, y_val, sw_val = X[val_idx], y_idx[val_idx], sample_weight[val_idx]
+            if not np.any(sw_val > 0):
+                raise ValueError(
+                    "Every sample of the early-stopping validation split has weight 0: "
+                    "give more samples a weight, or set early_stopping=False."
+                )
+            sw_val = sw_val / sw_val.max()  # np.average would overflow near 1e308
         else:
             train_idx = X_val = y_val = sw_val = None
         n_samples = n_total if train_idx is None else len(train_idx)
@@ -467,22 +566,27 @@ class MultiHeadMLPClassifier(ClassifierMixin, BaseEstimator):
                 )
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
 
-        # With small minibatches the GEMMs are too small for two BLAS threads:
-        # the second one only spins (and fights the ufuncs for the core). Run
-        # BLAS on one thread and give the second core to the weight update.
-        # benchmarks/ measures both.
-        if batch_size <= SMALL_BATCH:
-            blas_threads = max(
+        # Every speed decision (BLAS threads, update threads, fused SGD step)
+        # is made by plan_training; see skoffice31/_plan.py.
+        plan = plan_training(
+            batch_size,
+            self.solver,
+            self.momentum,
+            self.coefs_[0].dtype,
+            n_blas_threads=max(
                 [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"],
                 default=1,
-            )
-            thread_limit = threadpool_limits(1, user_api="blas")
-            self._optimizer.n_threads = min(2, blas_threads)
-        else:
+            ),
+            layer_shapes=[W.shape for W in self.coefs_],
+        )
+        if not incremental or not hasattr(self, "_optimizer"):
+            self._optimizer = self._make_optimizer(plan)
+        else:  # partial_fit goes on; batch size or machine may have changed
+            self._optimizer.plan = plan
+        if plan.blas_threads is None:
             thread_limit = contextlib.nullcontext()
-            self._optimizer.n_threads = 1
-        if isinstance(self._optimizer, SGDOptimizer):
-            self._optimizer.fused_gemm = batch_size <= SMALL_BATCH
+        else:
+            thread_limit = threadpool_limits(plan.blas_threads, user_api="blas")
         # Overflow can only come with a non-finite loss, which _run_epochs
         # raises with a clear message; the floating-point warnings are noise.
         with thread_limit, np.errstate(over="ignore", invalid="ignore"):
@@ -493,12 +597,17 @@ class MultiHeadMLPClassifier(ClassifierMixin, BaseEstimator):
 
     def _run_epochs(self, X, y_idx, sample_weight, head_weights, rng, incremental,
                     batch_size, n_samples, train_idx, X_val, y_val, sw_val):
-        net = _Network(self.coefs_, self.intercepts_, batch_size)
+        net = _Network(
+            self.coefs_, self.intercepts_, batch_size, self.activation,
+            track_dead_units=self.activation == "relu",
+        )
         slices = head_slices([len(c) for c in self._classes_list()])
         params = self.coefs_ + self.intercepts_
         start_time = time.perf_counter()
+        collapse = _CollapseMonitor()
         try:
             for _ in range(1 if incremental else self.max_iter):
+                net.start_epoch()
                 if self.shuffle:
                     order = rng.permutation(n_samples)
                     if train_idx is not None:
@@ -516,18 +625,23 @@ class MultiHeadMLPClassifier(ClassifierMixin, BaseEstimator):
                         rows = order[start:stop]
                         X_batch = net.gather(X, rows)
                     sw = sample_weight[rows]
-                    sw_sum = float(sw.sum())
-                    if sw_sum == 0:  # a batch of zero-weight samples teaches nothing
+                    # Normalise by the largest weight first: a sum of weights
+                    # near the float maximum would overflow to inf.
+                    sw_max = float(sw.max())
+                    if sw_max == 0:  # a batch of zero-weight samples teaches nothing
                         continue
+                    sw = sw / sw_max
+                    sw_scaled_sum = float(sw.sum())
+                    sw_sum = sw_max * sw_scaled_sum  # may be inf: alpha / inf = 0
                     losses, grads = net.backprop(
-                        X_batch, y_idx[rows], sw / sw_sum, slices, head_weights,
+                        X_batch, y_idx[rows], sw / sw_scaled_sum, slices, head_weights,
                         self.alpha / sw_sum,
                     )
-                    self._optimizer.update_params(params, grads)
+                    sq_norm = self._optimizer.update_params(params, grads)
                     batch_loss = float(np.dot(head_weights, losses))
                     if self.alpha:
-                        sq = sum(g.sq_norm for g in grads[: len(self.coefs_)])
-                        batch_loss += 0.5 * self.alpha * sq / sw_sum
+                        batch_loss += 0.5 * self.alpha * sq_norm / sw_sum
+                    collapse.first_batch(batch_loss)
                     if not np.isfinite(batch_loss):
                         raise ValueError(
                             f"The training loss became {batch_loss} in epoch "
@@ -539,6 +653,7 @@ class MultiHeadMLPClassifier(ClassifierMixin, BaseEstimator):
                 self._end_epoch(
                     epoch_loss / n_samples, epoch_heads / n_samples, n_samples, start_time
                 )
+                collapse.end_epoch(self, net)
                 if self.early_stopping:
                     self._track_validation(X_val, y_val, sw_val)
                 else:
@@ -576,7 +691,7 @@ class MultiHeadMLPClassifier(ClassifierMixin, BaseEstimator):
             self.head_loss_curves_.setdefault(name, []).append(float(value))
         elapsed = time.perf_counter() - start_time
         if self.verbose:
-            print(f"Epoch {self.n_iter_}, loss = {loss:.8f}, {elapsed:.2f} s")
+            print(f"Iteration {self.n_iter_}, loss = {loss:.8f}, {elapsed:.2f} s")
         if _progress.has_callbacks():
             _progress.report_epoch(
                 {
@@ -587,6 +702,18 @@ class MultiHeadMLPClassifier(ClassifierMixin, BaseEstimator):
                     "elapsed": elapsed,
                     "estimator": self,
                 }
+            )
+
+    def _check_stratifiable(self, y_codes):
+        counts = np.bincount(y_codes, minlength=len(self._classes_list()[0]))
+        lonely = self._classes_list()[0][(counts == 1)]
+        if len(lonely):
+            raise ValueError(
+                "early_stopping=True holds out a validation split stratified by "
+                f"class, which needs at least 2 samples of each class; head "
+                f"{self.head_names_[0]!r} has only 1 sample of class(es) "
+                f"{_format_labels(lonely.tolist())}. Add samples, drop those, or set "
+                "early_stopping=False."
             )
 
     def _track_loss(self):
@@ -602,6 +729,8 @@ class MultiHeadMLPClassifier(ClassifierMixin, BaseEstimator):
         )
         score = float(np.mean(np.average(pred == y_val, axis=0, weights=sw_val)))
         self.validation_scores_.append(score)
+        if self.verbose:
+            print(f"Validation score: {score:f}")
         if score < self.best_validation_score_ + self.tol:
             self._no_improvement_count += 1
         else:
@@ -619,7 +748,7 @@ class MultiHeadMLPClassifier(ClassifierMixin, BaseEstimator):
             Z = Z @ W
             Z += b
             if i < last:
-                ACTIVATIONS["relu"](Z)
+                ACTIVATIONS[self.activation](Z)
         return log_softmax_heads(Z, head_slices([len(c) for c in self._classes_list()]))
 
     def _validate_X_predict(self, X):
@@ -729,12 +858,15 @@ class MultiHeadMLPClassifier(ClassifierMixin, BaseEstimator):
         return float(np.mean(list(self.score_heads(X, y, sample_weight).values())))
 
     def __getstate__(self):
-        # The optimizer's state (Adam's two moments, SGD's velocities) is as
-        # large as the weights again or twice: a saved model, and an
-        # estimator sent to a joblib or dask worker, carries the weights
-        # only. partial_fit after loading starts a fresh optimizer.
-        state = super().__getstate__()
-        state.pop("_optimizer", None)
+        # On Python >= 3.11 object.__getstate__ (and so BaseEstimator's, for
+        # a class outside sklearn) returns the instance's own __dict__:
+        # copy before removing anything, or pickling changes the live model.
+        # The optimizer's state is kept, as in scikit-learn's MLPClassifier,
+        # so partial_fit continues exactly after loading (its scratch
+        # buffers are dropped by the optimizer's own __getstate__).
+        state = dict(super().__getstate__())
+        for name in _FIT_ONLY_ATTRIBUTES:
+            state.pop(name, None)
         return state
 
     def __sklearn_tags__(self):
@@ -745,21 +877,85 @@ class MultiHeadMLPClassifier(ClassifierMixin, BaseEstimator):
         return tags
 
 
+class _CollapseMonitor:
+    """Warn, once per fit and kind, when training collapses.
+
+    Fed the loss of the fit's first minibatch (measured before its step) and
+    the epochs' ends; see :class:`TrainingCollapseWarning`.
+    """
+
+    def __init__(self):
+        self.start_loss = None
+        self.warned_loss = self.warned_dead = False
+
+    def first_batch(self, batch_loss):
+        if self.start_loss is None:
+            self.start_loss = batch_loss
+
+    def end_epoch(self, est, net):
+        start, loss = self.start_loss, est.loss_
+        if not self.warned_loss and start is not None and loss > COLLAPSE_FACTOR * start > 0:
+            self.warned_loss = True
+            warnings.warn(
+                f"The training loss ended epoch {est.n_iter_} at {loss:.4g}, more than "
+                f"{COLLAPSE_FACTOR:g} times the {start:.4g} the fit started from: the "
+                "model is collapsing, not converging (its predictions are probably "
+                "near chance). Lower learning_rate_init, or scale and centre the "
+                "inputs (e.g. StandardScaler or ImageFlattener(scale=1/255)).",
+                TrainingCollapseWarning,
+                stacklevel=2,
+            )
+        dead = net.dead_layers()
+        if dead and not self.warned_dead:
+            self.warned_dead = True
+            names = " and of ".join(
+                f"hidden layer {i + 1} ({net.coefs[i].shape[1]} units)" for i in dead
+            )
+            warnings.warn(
+                f"Every unit of {names} output zero for the whole of epoch "
+                f"{est.n_iter_} (dead ReLU units): nothing reaches the layers after "
+                "it, so the heads can only learn their intercepts. Lower "
+                "learning_rate_init, scale and centre the inputs, or change the "
+                "initialisation (init, init_scale).",
+                TrainingCollapseWarning,
+                stacklevel=2,
+            )
+
+
 class _Network:
     """Preallocated buffers and the forward/backward pass of one fit.
 
     Buffers are sized for one minibatch and reused for every batch: the
     training loop allocates nothing proportional to the data.
+
+    With ``track_dead_units``, the network records per epoch whether each
+    hidden layer had any non-zero output (see :meth:`dead_layers`); once a
+    layer has had one, the check is skipped for the rest of the epoch.
     """
 
-    def __init__(self, coefs, intercepts, batch_size):
+    def __init__(self, coefs, intercepts, batch_size, activation="relu",
+                 track_dead_units=False):
         self.coefs, self.intercepts = coefs, intercepts
         dtype = coefs[0].dtype
         self.x_buf = np.empty((batch_size, coefs[0].shape[0]), dtype)
         self.z_bufs = [np.empty((batch_size, W.shape[1]), dtype) for W in coefs]
         self.delta_bufs = [np.empty((batch_size, W.shape[1]), dtype) for W in coefs]
-        self.relu = ACTIVATIONS["relu"]
-        self.relu_derivative = DERIVATIVES["relu"]
+        self.activate = ACTIVATIONS[activation]
+        self.activate_derivative = DERIVATIVES[activation]
+        # Old names, still read by benchmarks/profile_training.py.
+        self.relu, self.relu_derivative = self.activate, self.activate_derivative
+        self._alive = [False] * (len(coefs) - 1) if track_dead_units else None
+
+    def start_epoch(self):
+        """Forget which layers had a non-zero output."""
+        if self._alive is not None:
+            self._alive = [False] * len(self._alive)
+
+    def dead_layers(self):
+        """Hidden layers (0-based) whose every output was zero since :meth:`start_epoch`."""
+        if self._alive is None:
+            return []
+        return [i for i, alive in enumerate(self._alive) if not alive]
 
     def gather(self, X, rows):
         """Copy the rows ``rows`` of ``X`` into the input buffer."""
@@ -800,7 +996,9 @@ class _Network:
             np.matmul(activations[-1], W, out=Z)
             Z += b
             if i < last:
-                self.relu(Z)
+                self.activate(Z)
+                if self._alive is not None and not self._alive[i] and Z.any():
+                    self._alive[i] = True
             activations.append(Z)
         deltas = [buf[:n] for buf in self.delta_bufs]
         losses = multihead_cross_entropy(
@@ -809,7 +1007,7 @@ class _Network:
         )
         for i in range(last, 0, -1):
             np.matmul(deltas[i], self.coefs[i].T, out=deltas[i - 1])
-            self.relu_derivative(activations[i], deltas[i - 1])
+            self.activate_derivative(activations[i], deltas[i - 1])
         coef_grads = [
             OuterGradient(activations[i], deltas[i], self.coefs[i], l2)
             for i in range(last + 1)
@@ -890,10 +1088,17 @@ def _unique_labels(col, name):
         ) from None
     if len(classes) < 2:
         raise ValueError(
-            f"Head {name!r} of y has only one class ({classes[0]!r}); each head needs "
+            f"Head {name!r} of y has only one class ({classes.tolist()[0]!r}); each head needs "
             "at least two classes."
         )
     return classes
+
+
+def _format_labels(labels, limit=10):
+    """``['a', 'b']`` for a list of labels as the user gave them (at most ``limit``)."""
+    shown = ", ".join(repr(v) for v in labels[:limit])
+    more = f", ... ({len(labels)} in all)" if len(labels) > limit else ""
+    return f"[{shown}{more}]"
 
 
 def _classes_from_param(classes, n_heads, names):

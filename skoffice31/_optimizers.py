@@ -13,6 +13,9 @@ is 46 MB in float32 and must be streamed from memory at every step):
   ``block_size`` elements and updates the parameter, the gradient block
   still being in the CPU cache: the full gradient matrix never exists.
 * Every update works in place (``out=``), so a step allocates nothing large.
+* How a step uses the machine (update threads, the fused one-GEMM SGD step)
+  is decided once by :func:`skoffice31._plan.plan_training` and given to the
+  optimizer as its ``plan``.
 
 The mathematics is unchanged: :meth:`update_params` with plain arrays gives
 the textbook update, which the tests compare with a hand computation.
@@ -21,12 +24,10 @@ the textbook update, which the tests compare with a hand computation.
 import numpy as np
 from scipy.linalg import blas
 
+from ._plan import MAX_UPDATE_THREADS, SERIAL_PLAN
+
 #: Elements per row block of a parameter update (256 KB in float32).
 BLOCK_SIZE = 1 << 16
-
-#: Parameters of at least this many elements are updated by ``n_threads``
-#: Python threads, each on its own rows (NumPy releases the GIL in ufuncs).
-PARALLEL_MIN_SIZE = 1 << 20
 
 _POOL = []
 
@@ -35,8 +36,16 @@ def _thread_pool():
     if not _POOL:
         from concurrent.futures import ThreadPoolExecutor
 
-        _POOL.append(ThreadPoolExecutor(2, thread_name_prefix="skoffice31-update"))
+        _POOL.append(
+            ThreadPoolExecutor(MAX_UPDATE_THREADS, thread_name_prefix="skoffice31-update")
+        )
     return _POOL[0]
+
+
+def _sq_norm(W_part):
+    """``||W_part||^2`` as a Python float (``W_part`` contiguous)."""
+    flat = W_part.reshape(-1)
+    return float(np.dot(flat, flat))
 
 
 class OuterGradient:
@@ -53,40 +62,20 @@ class OuterGradient:
         The layer's weights (only read for the L2 term).
     l2 : float
         L2 coefficient; 0 skips the term.
-
-    Attributes
-    ----------
-    sq_norm : float
-        With ``l2 > 0``, ``||W||^2`` of the weights as they were read, which
-        the loss's L2 term needs. It is summed while each row block is read,
-        just before the optimizer updates it, so the loss costs no extra pass
-        over the weights.
     """
 
     def __init__(self, A, delta, W, l2):
         self.A, self.delta, self.W, self.l2 = A, delta, W, l2
-        self._sq_parts = []  # list.append is atomic: blocks may come from two threads
 
     @property
     def shape(self):
         return self.W.shape
 
-    @property
-    def sq_norm(self):
-        return sum(self._sq_parts)
-
-    def add_sq_norm(self, W_part):
-        """Count ``||W_part||^2`` into :attr:`sq_norm` (``W_part`` contiguous)."""
-        flat = W_part.reshape(-1)
-        self._sq_parts.append(float(np.dot(flat, flat)))
-
     def rows(self, start, stop, out):
         """Write rows ``start:stop`` of the gradient into ``out`` and return it."""
         np.matmul(self.A[:, start:stop].T, self.delta, out=out)
         if self.l2:
-            W_rows = self.W[start:stop]
-            self.add_sq_norm(W_rows)
-            out += self.l2 * W_rows
+            out += self.l2 * self.W[start:stop]
         return out
 
     def toarray(self):
@@ -105,20 +94,24 @@ class BaseOptimizer:
         The initial learning rate.
     block_size : int, default=BLOCK_SIZE
         Elements per row block of an update.
+    plan : TrainingPlan, default=None
+        How a step uses the machine, from
+        :func:`skoffice31._plan.plan_training`; ``None`` is one thread and
+        the plain path.
 
     Attributes
     ----------
-    n_threads : int
-        Threads that share the update of a large parameter (1 or 2). The
-        estimator sets 2 when training runs with one BLAS thread (small
-        minibatches), so that the second core works on the update.
+    plan : TrainingPlan
+        The plan given at construction. An estimator that continues with
+        this optimizer in a later ``partial_fit`` (or after loading it on
+        another machine) plans again and replaces it.
     """
 
-    def __init__(self, params, learning_rate_init=0.1, block_size=BLOCK_SIZE):
+    def __init__(self, params, learning_rate_init=0.1, block_size=BLOCK_SIZE, plan=None):
         self.learning_rate_init = learning_rate_init
         self.learning_rate = float(learning_rate_init)
         self.block_size = block_size
-        self.n_threads = 1
+        self.plan = SERIAL_PLAN if plan is None else plan
         self._scratch = {}
 
     def update_params(self, params, grads):
@@ -131,36 +124,60 @@ class BaseOptimizer:
         grads : list of ndarray or OuterGradient
             Gradients, aligned with ``params``. Array gradients are not
             modified.
+
+        Returns
+        -------
+        sq_norm : float
+            ``sum ||W||^2`` of the weights of the :class:`OuterGradient`
+            gradients with ``l2 > 0``, as they were before this step (what
+            the loss's L2 term needs). Each row block is summed while it is
+            read for its update, so the loss costs no extra pass over the
+            weights. 0.0 when no gradient has an L2 term.
         """
         self._start_step()
+        return self._update_all(list(enumerate(zip(params, grads))))
+
+    def _update_all(self, items):
+        """Update ``(i, (param, grad))`` items; return their squared L2 norm."""
+        threads = self.plan.update_threads
         futures = []
-        for i, (param, grad) in enumerate(zip(params, grads)):
+        sq_norm = 0.0
+        for i, (param, grad) in items:
             n_rows = param.shape[0]
-            if self.n_threads > 1 and param.ndim == 2 and param.size >= PARALLEL_MIN_SIZE:
-                bounds = np.linspace(0, n_rows, self.n_threads + 1).astype(int)
+            if threads > 1 and param.ndim == 2 and param.size >= self.plan.parallel_min_size:
+                bounds = np.linspace(0, n_rows, threads + 1).astype(int)
                 futures += [
                     _thread_pool().submit(self._update_rows, i, param, grad, a, b, k)
                     for k, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))
                 ]
             else:
-                self._update_rows(i, param, grad, 0, n_rows, 0)
+                sq_norm += self._update_rows(i, param, grad, 0, n_rows, 0)
         for future in futures:
-            future.result()
+            sq_norm += future.result()
+        return sq_norm
 
     def _update_rows(self, i, param, grad, first, last, worker):
-        """Update rows ``first:last`` of parameter ``i`` block by block."""
+        """Update rows ``first:last`` of parameter ``i`` block by block.
+
+        Returns the squared norm of the rows read for an L2 term (else 0.0).
+        """
         if param.ndim == 1:
             rows_per_block = param.shape[0]
         else:
             rows_per_block = max(1, self.block_size // param.shape[1])
+        with_l2 = isinstance(grad, OuterGradient) and bool(grad.l2)
+        sq_norm = 0.0
         for start in range(first, last, rows_per_block):
             stop = min(last, start + rows_per_block)
             g_buf, tmp = self._buffers(param, stop - start, worker)
             if isinstance(grad, np.ndarray):
                 g = grad[start:stop]
             else:
+                if with_l2:  # read just before the step, the block in cache
+                    sq_norm += _sq_norm(param[start:stop])
                 g = grad.rows(start, stop, g_buf)
             self._update_block(i, start, stop, param[start:stop], g, tmp)
+        return sq_norm
 
     def _buffers(self, param, n_rows, worker=0):
         """Two scratch blocks shaped like ``param[:n_rows]`` (reused per thread)."""
@@ -217,15 +234,9 @@ class SGDOptimizer(BaseOptimizer):
     nesterov : bool, default=True
     power_t : float, default=0.5
     block_size : int, default=BLOCK_SIZE
-
-    Attributes
-    ----------
-    fused_gemm : bool
-        With ``momentum=0``, do a dense layer's whole step as one BLAS call
-        through SciPy (see ``_gemm_step``). SciPy's BLAS is a second library
-        beside NumPy's: when both run several threads, their spinning threads
-        fight for the cores (measured 0.2-0.8x the speed), so the estimator
-        sets this only while it trains on one BLAS thread (small batches).
+    plan : TrainingPlan, default=None
+        With ``momentum=0`` and ``plan.fused_gemm_sgd``, a dense layer's
+        whole step is one BLAS call through SciPy (see ``_gemm_step``).
     """
 
     def __init__(
@@ -237,14 +248,14 @@ class SGDOptimizer(BaseOptimizer):
         nesterov=True,
         power_t=0.5,
         block_size=BLOCK_SIZE,
+        plan=None,
     ):
-        super().__init__(params, learning_rate_init, block_size)
+        super().__init__(params, learning_rate_init, block_size, plan)
         self.lr_schedule = lr_schedule
         self.momentum = momentum
         self.nesterov = nesterov
         self.power_t = power_t
         self.velocities = [np.zeros_like(p) for p in params] if momentum else None
-        self.fused_gemm = False
 
     def iteration_ends(self, time_step):
         if self.lr_schedule == "invscaling":
@@ -263,13 +274,20 @@ class SGDOptimizer(BaseOptimizer):
         return False
 
     def update_params(self, params, grads):
-        if self.momentum or not self.fused_gemm:
+        if self.momentum or not self.plan.fused_gemm_sgd:
             return super().update_params(params, grads)
         # Plain SGD: a dense layer's whole update is one BLAS call (below);
         # what it cannot take goes through the row blocks.
-        rest = [(p, g) for p, g in zip(params, grads) if not _gemm_step(p, g, self.learning_rate)]
-        if rest:
-            super().update_params(*zip(*rest))
+        self._start_step()
+        sq_norm = 0.0
+        rest = []
+        for i, (param, grad) in enumerate(zip(params, grads)):
+            done = _gemm_step(param, grad, self.learning_rate)
+            if done is None:
+                rest.append((i, (param, grad)))
+            else:
+                sq_norm += done
+        return sq_norm + self._update_all(rest)
 
     def _update_block(self, i, start, stop, param, grad, tmp):
         step = np.multiply(grad, self.learning_rate, out=tmp)  # lr * g
@@ -312,6 +330,7 @@ class AdamOptimizer(BaseOptimizer):
     epsilon : float, default=1e-8
     flush_every : int, default=8
     block_size : int, default=BLOCK_SIZE
+    plan : TrainingPlan, default=None
     """
 
     def __init__(
@@ -323,8 +342,9 @@ class AdamOptimizer(BaseOptimizer):
         epsilon=1e-8,
         flush_every=8,
         block_size=BLOCK_SIZE,
+        plan=None,
     ):
-        super().__init__(params, learning_rate_init, block_size)
+        super().__init__(params, learning_rate_init, block_size, plan)
         self.beta_1 = beta_1
         self.beta_2 = beta_2
         self.epsilon = epsilon
@@ -379,11 +399,13 @@ def _gemm_step(W, grad, lr):
 
     Returns
     -------
-    done : bool
-        False when the arrays do not allow it (then nothing was changed).
+    sq_norm : float or None
+        ``||W||^2`` before the step when ``grad.l2 > 0`` (else 0.0), or
+        ``None`` when the arrays do not allow the fused step (then nothing
+        was changed).
     """
     if not isinstance(grad, OuterGradient):
-        return False
+        return None
     A, D = grad.A, grad.delta
     gemm = _GEMM.get(W.dtype)
     if (
@@ -392,8 +414,7 @@ def _gemm_step(W, grad, lr):
         or D.dtype != W.dtype
         or not (W.flags.c_contiguous and A.flags.c_contiguous and D.flags.c_contiguous)
     ):
-        return False
-    if grad.l2:  # the loss's L2 term reads W before the step
-        grad.add_sq_norm(W)
+        return None
+    sq_norm = _sq_norm(W) if grad.l2 else 0.0  # the loss's L2 term reads W before the step
     gemm(-lr, D.T, A.T, beta=1.0 - lr * grad.l2, c=W.T, trans_b=1, overwrite_c=1)
-    return True
+    return sq_norm

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from skoffice31 import MultiHeadMLPClassifier
+from skoffice31._activations import ACTIVATIONS, DERIVATIVES
 from skoffice31._losses import head_slices
 from skoffice31._multihead import _Network
 
@@ -11,14 +12,15 @@ from skoffice31._multihead import _Network
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
-def _model(hidden, n_classes, alpha, seed=0):
+def _model(hidden, n_classes, alpha, seed=0, activation="relu"):
     rng = np.random.default_rng(seed)
     n, p = 7, 5
     X = rng.normal(size=(n, p))
     y = np.column_stack([rng.integers(0, k, n) for k in n_classes])
     for h, k in enumerate(n_classes):  # every class present
         y[:k, h] = np.arange(k)
-    clf = MultiHeadMLPClassifier(hidden=hidden, alpha=alpha, max_iter=1, random_state=seed)
+    clf = MultiHeadMLPClassifier(hidden=hidden, alpha=alpha, max_iter=1, random_state=seed,
+                                 activation=activation)
     clf.fit(X, y)
     # Move away from the initialisation so that no ReLU sits at its kink.
     for W in clf.coefs_ + clf.intercepts_:
@@ -42,11 +44,37 @@ def _loss(clf, X, y, sw, head_weights):
 @pytest.mark.parametrize("n_classes", [(3, 2), (3, 4, 2)])
 @pytest.mark.parametrize("alpha", [0.0, 0.5])
 def test_backprop_matches_finite_differences(hidden, n_classes, alpha):
-    clf, X, y = _model(hidden, n_classes, alpha)
+    _check_backprop(hidden, n_classes, alpha, "relu")
+
+
+@pytest.mark.parametrize("activation", ["identity", "logistic", "tanh", "relu"])
+@pytest.mark.parametrize("hidden", [(6,), (6, 4)])
+def test_backprop_matches_finite_differences_for_each_activation(activation, hidden):
+    _check_backprop(hidden, (3, 2), 0.5, activation)
+
+
+def test_activation_derivatives_are_the_derivatives_from_the_output():
+    z = np.linspace(-3, 3, 13) + 0.01  # no ReLU kink on the grid
+    eps = 1e-6
+    for name, f in ACTIVATIONS.items():
+        A = z.copy()
+        f(A)
+        delta = np.ones_like(z)
+        DERIVATIVES[name](A, delta)
+        up, down = z + eps, z - eps
+        f(up)
+        f(down)
+        np.testing.assert_allclose(delta, (up - down) / (2 * eps), rtol=1e-6, atol=1e-9,
+                                   err_msg=name)
+    assert set(ACTIVATIONS) == set(DERIVATIVES) == {"identity", "logistic", "tanh", "relu"}
+
+
+def _check_backprop(hidden, n_classes, alpha, activation):
+    clf, X, y = _model(hidden, n_classes, alpha, activation=activation)
     rng = np.random.default_rng(1)
     sw = rng.uniform(0.5, 2.0, len(X))
     head_weights = rng.uniform(0.5, 1.5, len(n_classes))
-    net = _Network(clf.coefs_, clf.intercepts_, len(X))
+    net = _Network(clf.coefs_, clf.intercepts_, len(X), activation)
     slices = head_slices(n_classes)
     losses, grads = net.backprop(X, y, sw / sw.sum(), slices, head_weights, alpha / sw.sum())
     analytic = [g.toarray() for g in grads[: len(clf.coefs_)]] + grads[len(clf.coefs_):]

@@ -1,6 +1,8 @@
 """Behaviour of MultiHeadMLPClassifier."""
 
+import copy
 import pickle
+import warnings
 
 import joblib
 import numpy as np
@@ -14,6 +16,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from skoffice31 import MultiHeadMLPClassifier
+from skoffice31._multihead import TrainingCollapseWarning
 from skoffice31._progress import epoch_callback
 from skoffice31.metrics import exact_match_scorer, head_accuracy_scorer
 
@@ -141,11 +144,13 @@ def test_normal_init_uses_init_scale_and_zero_intercepts():
 # ---------------------------------------------- agreement with scikit-learn
 
 
-def _sklearn_pair(solver, momentum, nesterov, alpha, dtype=np.float64):
+def _sklearn_pair(solver, momentum, nesterov, alpha, dtype=np.float64, activation="relu",
+                  verbose=False):
     X, d = load_digits(return_X_y=True)
     X = (X[:150] / 16).astype(dtype)
     d = d[:150] % 4  # four classes
     common = dict(solver=solver, momentum=momentum, nesterovs_momentum=nesterov, alpha=alpha,
+                  activation=activation,
                   batch_size=len(X), shuffle=False, learning_rate_init=0.05 if solver == "sgd"
                   else 0.01, tol=0, n_iter_no_change=1000, random_state=0, max_iter=1,
                   warm_start=True)
@@ -158,8 +163,8 @@ def _sklearn_pair(solver, momentum, nesterov, alpha, dtype=np.float64):
     ours = MultiHeadMLPClassifier(hidden=(7, 5), **common).fit(X, d)
     for a, b in zip(ours.coefs_ + ours.intercepts_, sk.coefs_ + sk.intercepts_):
         a[...] = b  # same starting weights (the first epoch is discarded)
-    sk.set_params(max_iter=25)
-    ours.set_params(max_iter=25)
+    sk.set_params(max_iter=25, verbose=verbose)
+    ours.set_params(max_iter=25, verbose=verbose)
     sk.fit(X, d)
     ours.fit(X, d)
     return sk, ours
@@ -171,6 +176,21 @@ def _sklearn_pair(solver, momentum, nesterov, alpha, dtype=np.float64):
 @pytest.mark.parametrize("alpha", [0.0, 1e-2])
 def test_agrees_with_sklearn_mlpclassifier(solver, momentum, nesterov, alpha):
     sk, ours = _sklearn_pair(solver, momentum, nesterov, alpha)
+    rtol = 1e-9
+    np.testing.assert_allclose(ours.loss_curve_[1:], sk.loss_curve_[1:], rtol=rtol)
+    for a, b in zip(ours.coefs_ + ours.intercepts_, sk.coefs_ + sk.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=rtol * 100, atol=1e-9)
+
+
+@pytest.mark.parametrize("activation", ["identity", "logistic", "tanh", "relu"])
+@pytest.mark.parametrize("solver,momentum,nesterov,alpha", [
+    ("sgd", 0.0, False, 0.0), ("sgd", 0.9, True, 1e-2), ("adam", 0.9, True, 1e-2),
+])
+def test_every_activation_agrees_with_sklearn(activation, solver, momentum, nesterov, alpha):
+    sk, ours = _sklearn_pair(solver, momentum, nesterov, alpha, activation=activation)
+    assert ours.loss_curve_[-1] < ours.loss_curve_[1]  # it learned something
+    np.testing.assert_allclose(ours.predict_proba(np.eye(64)), sk.predict_proba(np.eye(64)),
+                               rtol=1e-7, atol=1e-12)
     rtol = 1e-9
     np.testing.assert_allclose(ours.loss_curve_[1:], sk.loss_curve_[1:], rtol=rtol)
     for a, b in zip(ours.coefs_ + ours.intercepts_, sk.coefs_ + sk.intercepts_):
@@ -234,6 +254,27 @@ def test_partial_fit_keeps_the_optimizer_state():
         clf.partial_fit(X, bad)
 
 
+def test_partial_fit_with_other_classes_later_raises_naming_the_head():
+    X, y = _toy()
+    classes = [np.array(["neg", "pos"]), np.array([0, 1, 2])]
+    clf = MultiHeadMLPClassifier(hidden=(5,), random_state=0).partial_fit(X, y, classes=classes)
+    clf.partial_fit(X, y, classes=[np.array(["pos", "neg"]), np.array([2, 1, 0, 0])])  # same sets
+    with pytest.raises(ValueError, match=r"head 'head1' differ .*\[0, 1, 2\].*new \[3\], "
+                                         r"missing \[\]"):
+        clf.partial_fit(X, y, classes=[classes[0], np.array([0, 1, 2, 3])])
+    with pytest.raises(ValueError, match=r"head 'head0' .*new \['zero'\], missing \['pos'\]"):
+        clf.partial_fit(X, y, classes=[np.array(["neg", "zero"]), classes[1]])
+    assert clf.n_iter_ == 2  # the failed calls changed nothing
+    one = MultiHeadMLPClassifier(hidden=(3,)).partial_fit(X, y[:, 1], classes=[0, 1, 2])
+    with pytest.raises(ValueError, match="head 'head0'"):
+        one.partial_fit(X, y[:, 1], classes=[0, 1])
+    # scikit-learn raises too
+    y1 = y[:, 1].astype(int)
+    sk = MLPClassifier(hidden_layer_sizes=(3,)).partial_fit(X, y1, classes=[0, 1, 2])
+    with pytest.raises(ValueError, match="classes"):
+        sk.partial_fit(X, y1, classes=[0, 1])
+
+
 def test_partial_fit_classes_not_yet_seen_are_kept():
     X, y = _toy()
     classes = [np.array(["neg", "pos", "zero"]), np.array([0, 1, 2])]
@@ -248,7 +289,39 @@ def test_max_iter_warns_and_verbose_prints(capsys):
     with pytest.warns(ConvergenceWarning, match="Maximum iterations"):
         clf.fit(X, y)
     out = capsys.readouterr().out.splitlines()
-    assert len(out) == 2 and out[1].startswith("Epoch 2, loss = ") and out[1].endswith(" s")
+    assert len(out) == 2
+    assert out[1].startswith(f"Iteration 2, loss = {clf.loss_curve_[1]:.8f}, ")
+    assert out[1].endswith(" s")
+
+
+def test_verbose_lines_start_like_sklearns(capsys):
+    _sklearn_pair("sgd", 0.9, True, 1e-2, verbose=True)
+    lines = capsys.readouterr().out.splitlines()
+    sk = [line for line in lines if line.startswith("Iteration") and "," not in line[20:]]
+    ours = [line for line in lines if line.startswith("Iteration") and line.endswith(" s")]
+    assert len(sk) == len(ours) == 25
+    # scikit-learn's "Iteration %d, loss = %.8f", then our extra field
+    assert all(o.startswith(s + ", ") for s, o in zip(sk, ours))
+
+
+def test_early_stopping_verbose_prints_the_validation_score(capsys):
+    X, d = load_digits(return_X_y=True)
+    clf = MultiHeadMLPClassifier(hidden=(8,), max_iter=2, early_stopping=True, verbose=True,
+                                 random_state=0).fit(X / 16, d)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == f"Validation score: {clf.validation_scores_[0]:f}"
+
+
+def test_n_iter_no_change_inf_never_stops_on_a_plateau():
+    X, y = _toy()
+    clf = MultiHeadMLPClassifier(hidden=(5,), max_iter=12, tol=10.0, n_iter_no_change=np.inf,
+                                 random_state=0)
+    with pytest.warns(ConvergenceWarning, match="Maximum iterations"):
+        clf.fit(X, y)
+    assert clf.n_iter_ == 12  # with n_iter_no_change=3 it stops after 5 (test below)
+    MLPClassifier(n_iter_no_change=np.inf, max_iter=2).fit(X, y[:, 0])  # same constraint
+    with pytest.raises(ValueError, match="n_iter_no_change"):
+        MultiHeadMLPClassifier(n_iter_no_change=-np.inf).fit(X, y)
 
 
 def test_stops_when_the_loss_stops_improving():
@@ -354,6 +427,21 @@ def test_bad_input_raises_value_error_naming_the_problem(case, match):
         MultiHeadMLPClassifier(hidden=(3,), max_iter=1).fit(X, y)
 
 
+def test_messages_name_the_labels_not_their_indices():
+    X, _ = _toy()
+    y = np.zeros(60, dtype=bool)
+    y[7] = True
+    with pytest.raises(ValueError, match=r"head 'head0' has only 1 sample of class\(es\) "
+                                         r"\[True\]") as info:
+        MultiHeadMLPClassifier(hidden=(3,), early_stopping=True).fit(X, y)
+    assert "[1]" not in str(info.value)
+    labels = np.array(["a"] * 30 + ["b"] * 29 + ["lonely"])
+    with pytest.raises(ValueError, match=r"\['lonely'\]"):
+        MultiHeadMLPClassifier(hidden=(3,), early_stopping=True).fit(X, labels)
+    with pytest.raises(ValueError, match=r"only one class \('pos'\)"):
+        MultiHeadMLPClassifier(hidden=(3,)).fit(X, np.array(["pos"] * 60))
+
+
 @pytest.mark.parametrize("params,match", [
     ({"solver": "lbfgs"}, "solver"), ({"hidden": (10, 0)}, "positive"),
     ({"hidden": (10, -3)}, "positive"), ({"hidden": ("a",)}, "positive"),
@@ -431,12 +519,59 @@ def test_unfitted_estimator_pickles_small_and_fitted_without_buffers():
     y = np.arange(500) % 3
     clf = MultiHeadMLPClassifier(hidden=(50,), max_iter=1, solver="adam").fit(X, y)
     weights = sum(W.nbytes for W in clf.coefs_ + clf.intercepts_)
-    # no training data, no batch buffers, no Adam moments (twice the weights)
-    assert len(pickle.dumps(clf)) < 1.2 * weights + 5000
+    # the weights and Adam's two moments; no training data, no batch buffers
+    assert len(pickle.dumps(clf)) < 3 * weights + 5000
     loaded = pickle.loads(pickle.dumps(clf))
     assert np.array_equal(loaded.predict(X), clf.predict(X))
-    loaded.partial_fit(X, y)  # resumes training with a fresh optimizer
-    assert loaded._optimizer.t == 3 and loaded.n_iter_ == 2
+    loaded.partial_fit(X, y)  # continues with the saved optimizer
+    assert loaded._optimizer.t == 6 and loaded.n_iter_ == 2
+
+
+@pytest.mark.parametrize("solver,momentum", [("adam", 0.9), ("sgd", 0.9), ("sgd", 0.0)])
+@pytest.mark.parametrize("how", ["pickle", "joblib", "deepcopy"])
+def test_partial_fit_continues_exactly_after_a_copy(tmp_path, solver, momentum, how):
+    X, y = _toy(80)
+    classes = [np.array(["neg", "pos"]), np.array([0, 1, 2])]
+    twin = MultiHeadMLPClassifier(hidden=(6,), solver=solver, momentum=momentum, batch_size=20,
+                                  learning_rate_init=0.01, random_state=0)
+    twin.partial_fit(X, y, classes=classes)
+    original = copy.deepcopy(twin)
+    if how == "pickle":
+        restored = pickle.loads(pickle.dumps(original))
+    elif how == "joblib":
+        joblib.dump(original, tmp_path / "m.joblib")
+        restored = joblib.load(tmp_path / "m.joblib")
+    else:
+        restored = copy.deepcopy(original)
+    # the copy did not change the original either
+    assert hasattr(original, "_optimizer")
+    for _ in range(5):
+        for clf in (twin, original, restored):
+            clf.partial_fit(X, y)
+    for clf in (original, restored):
+        assert clf.n_iter_ == twin.n_iter_ == 6
+        for a, b in zip(clf.coefs_ + clf.intercepts_, twin.coefs_ + twin.intercepts_):
+            assert np.array_equal(a, b)
+
+
+def test_pickling_from_inside_a_fit_changes_nothing():
+    X, y = _toy()
+    params = dict(hidden=(5,), max_iter=4, tol=0, random_state=0)
+    reference = MultiHeadMLPClassifier(**params).fit(X, y)
+    copies = []
+    with epoch_callback(lambda info: copies.append(pickle.loads(pickle.dumps(info["estimator"])))):
+        clf = MultiHeadMLPClassifier(**params).fit(X, y)
+    assert len(copies) == 4 and copies[1].n_iter_ == 2
+    assert not hasattr(copies[1], "_in_place")  # fit-only bookkeeping stays out
+    for a, b in zip(clf.coefs_, reference.coefs_):
+        assert np.array_equal(a, b)
+    # early stopping keeps its best weights while being pickled
+    es = dict(params, early_stopping=True, n_iter_no_change=100)
+    reference = MultiHeadMLPClassifier(**es).fit(X, y)
+    with epoch_callback(lambda info: copy.deepcopy(info["estimator"])):
+        clf = MultiHeadMLPClassifier(**es).fit(X, y)
+    for a, b in zip(clf.coefs_, reference.coefs_):
+        assert np.array_equal(a, b)
 
 
 def test_grid_search_over_layouts_and_solvers_with_string_labels(digits):
@@ -468,11 +603,112 @@ def test_small_batches_train_with_one_blas_thread_and_restore_it():
     seen = []
     before = blas_threads()
     with epoch_callback(lambda info: seen.append(blas_threads())):
-        clf = MultiHeadMLPClassifier(hidden=(5,), batch_size=10, max_iter=1).fit(X, y)
+        MultiHeadMLPClassifier(hidden=(5,), batch_size=10, max_iter=1).fit(X, y)
     assert seen and all(n == 1 for n in seen[0])
     assert blas_threads() == before
-    assert clf._optimizer.n_threads == min(2, max(before))
-    sgd = dict(hidden=(5,), solver="sgd", momentum=0, max_iter=1)
-    assert MultiHeadMLPClassifier(batch_size=10, **sgd).fit(X, y)._optimizer.fused_gemm
-    big = MultiHeadMLPClassifier(batch_size=65, **sgd).fit(*_toy(100))
-    assert not big._optimizer.fused_gemm and big._optimizer.n_threads == 1
+
+
+@pytest.mark.parametrize("solver,momentum", [("sgd", 0.0), ("sgd", 0.9), ("adam", 0.9)])
+def test_every_plan_trains_the_same_model(monkeypatch, solver, momentum):
+    # The speed plan changes how a step runs, never what it computes: the
+    # serial plan and a plan with every path switched on (one BLAS thread,
+    # two update threads on every matrix, the fused SGD step) give the same
+    # weights and the same loss, L2 term included.
+    from skoffice31 import _multihead
+    from skoffice31._plan import TrainingPlan
+
+    X, y = _toy(90)
+    params = dict(hidden=(7, 5), solver=solver, momentum=momentum, alpha=0.1, batch_size=20,
+                  max_iter=4, learning_rate_init=0.01, random_state=0)
+    plans = {
+        "serial": TrainingPlan(),
+        "all": TrainingPlan(blas_threads=1, update_threads=2, fused_gemm_sgd=True,
+                            parallel_min_size=1),
+    }
+    fitted = {}
+    for name, plan in plans.items():
+        monkeypatch.setattr(_multihead, "plan_training", lambda *a, plan=plan, **k: plan)
+        fitted[name] = MultiHeadMLPClassifier(**params).fit(X, y)
+        assert fitted[name]._optimizer.plan is plan
+    a, b = fitted["serial"], fitted["all"]
+    np.testing.assert_allclose(a.loss_curve_, b.loss_curve_, rtol=1e-12)
+    for p, q in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
+        np.testing.assert_allclose(p, q, rtol=1e-10, atol=1e-12)
+    # the L2 term is in the loss: without alpha the curve is lower
+    c = MultiHeadMLPClassifier(**dict(params, alpha=0.0)).fit(X, y)
+    assert c.loss_curve_[0] < a.loss_curve_[0]
+
+
+# ------------------------------------------------------ collapse and overflow
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e300])
+def test_sample_weights_near_the_float_maximum(scale):
+    X, y = _toy()
+    w = np.random.default_rng(0).uniform(0.5, 1.5, len(X))
+    params = dict(hidden=(5,), batch_size=20, max_iter=3, alpha=0.0, random_state=0)
+    a = MultiHeadMLPClassifier(**params).fit(X, y, sample_weight=w)
+    b = MultiHeadMLPClassifier(**params).fit(X, y, sample_weight=w * scale)
+    np.testing.assert_allclose(b.loss_curve_, a.loss_curve_, rtol=1e-12)
+    assert all(np.allclose(p, q, rtol=1e-10) for p, q in zip(a.coefs_, b.coefs_))
+
+
+def test_sample_weight_1e308_learns_in_float32_and_float64():
+    X, y = _toy()
+    for dtype in (np.float64, np.float32):
+        w = np.full(len(X), 1e308)
+        w[::3] = 1.5e308
+        params = dict(hidden=(5,), batch_size=20, max_iter=5, random_state=0, alpha=1e-4)
+        clf = MultiHeadMLPClassifier(**params).fit(X.astype(dtype), y, sample_weight=w)
+        assert np.all(np.isfinite(clf.loss_curve_)) and min(clf.loss_curve_) > 0
+        assert clf.loss_curve_[-1] < clf.loss_curve_[0]  # something was learned
+        ref = MultiHeadMLPClassifier(**params).fit(X.astype(dtype), y, sample_weight=w / 1e308)
+        # alpha / (sum of weights) is 0 in the limit: nearly the alpha-free fit
+        assert np.allclose(clf.coefs_[0], ref.coefs_[0], rtol=1e-2, atol=1e-3)
+    es = MultiHeadMLPClassifier(hidden=(5,), early_stopping=True, max_iter=3, random_state=0)
+    es.fit(X, y[:, 0], sample_weight=np.full(len(X), 1e308))
+    assert np.all(np.isfinite(es.validation_scores_))
+
+
+def _raw_pixels(n=120, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.integers(0, 256, size=(n, 300)).astype(np.float32)
+    y = np.column_stack([np.arange(n) % 3, np.arange(n) % 5])
+    return X, y
+
+
+def test_collapsing_training_warns_naming_the_layer_and_what_to_try():
+    X, y = _raw_pixels()
+    clf = MultiHeadMLPClassifier(hidden=(20, 10), learning_rate_init=10, batch_size=10,
+                                 max_iter=4, random_state=0)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        clf.fit(X, y)  # finite loss: no error
+    collapse = [str(w.message) for w in seen if w.category is TrainingCollapseWarning]
+    assert len(collapse) == 2, collapse  # once per kind, not once per epoch
+    loss_msg, dead_msg = collapse
+    assert "times the" in loss_msg and "learning_rate_init" in loss_msg
+    assert "scale" in loss_msg
+    assert max(clf.loss_curve_) > 10 * clf.loss_curve_[-1] or clf.loss_curve_[0] > 1e3
+    assert "hidden layer 1 (20 units)" in dead_msg and "learning_rate_init" in dead_msg
+    assert issubclass(TrainingCollapseWarning, ConvergenceWarning)
+
+
+def test_healthy_training_and_other_activations_do_not_warn(digits):
+    X_train, _, y_train, _ = digits
+    for activation in ("relu", "tanh"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", TrainingCollapseWarning)
+            MultiHeadMLPClassifier(hidden=(16, 8), activation=activation, max_iter=5,
+                                   batch_size=10, random_state=0).fit(X_train, y_train)
+    # a dead trunk without a growing loss is still reported
+    X, y = _toy()
+    clf = MultiHeadMLPClassifier(hidden=(4,), max_iter=2, random_state=0).fit(X, y)
+    clf.intercepts_[0][:] = -1e6  # every unit of the first layer is dead
+    clf.set_params(warm_start=True, max_iter=2)
+    with pytest.warns(TrainingCollapseWarning, match=r"hidden layer 1 \(4 units\)"):
+        clf.fit(X, y)
+    clf.set_params(activation="identity")  # "dead" means nothing for identity units
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TrainingCollapseWarning)
+        clf.fit(X, y)

@@ -4,11 +4,9 @@ import numpy as np
 import pytest
 
 from skoffice31._optimizers import AdamOptimizer, OuterGradient, SGDOptimizer
+from skoffice31._plan import PARALLEL_MIN_SIZE, TrainingPlan
 
-
-def _fused(opt):
-    opt.fused_gemm = True
-    return opt
+FUSED = TrainingPlan(blas_threads=1, fused_gemm_sgd=True)
 
 
 def _params():
@@ -80,7 +78,7 @@ def test_adam_first_step_moves_each_weight_by_the_learning_rate():
 
 @pytest.mark.parametrize("make_opt", [
     lambda p: SGDOptimizer(p, 0.05, momentum=0, block_size=4),
-    lambda p: _fused(SGDOptimizer(p, 0.05, momentum=0, block_size=4)),  # one BLAS call
+    lambda p: SGDOptimizer(p, 0.05, momentum=0, block_size=4, plan=FUSED),  # one BLAS call
     lambda p: SGDOptimizer(p, 0.05, momentum=0.9, block_size=4),
     lambda p: AdamOptimizer(p, 0.05, block_size=4),
 ])
@@ -163,27 +161,75 @@ def test_plain_sgd_outer_gradient_step_in_place(dtype, contiguous):
     W = rng.normal(size=(20, 4)).astype(dtype)
     expected = W - 0.1 * (A.T @ delta + 0.5 * W)
     memory = W.__array_interface__["data"][0]
-    _fused(SGDOptimizer([W], 0.1, momentum=0)).update_params([W], [OuterGradient(A, delta, W, 0.5)])
+    W0 = W.copy()
+    opt = SGDOptimizer([W], 0.1, momentum=0, plan=FUSED)
+    sq_norm = opt.update_params([W], [OuterGradient(A, delta, W, 0.5)])
+    assert sq_norm == pytest.approx(float((W0.astype(np.float64) ** 2).sum()), rel=1e-5)
     assert W.__array_interface__["data"][0] == memory
     np.testing.assert_allclose(W, expected, rtol=1e-12, atol=1e-5 if dtype == np.float32 else 1e-12)
 
 
 @pytest.mark.parametrize("solver", ["adam", "sgd"])
 def test_two_update_threads_give_the_same_step(solver):
-    from skoffice31._optimizers import PARALLEL_MIN_SIZE
-
     rng = np.random.default_rng(3)
     n_in = PARALLEL_MIN_SIZE // 64 + 7
     A = rng.normal(size=(4, n_in)).astype(np.float32)
     delta = rng.normal(size=(4, 64)).astype(np.float32)
     W1 = rng.normal(size=(n_in, 64)).astype(np.float32)
     W2 = W1.copy()
-    make = {"adam": lambda p: AdamOptimizer(p, 0.01),
-            "sgd": lambda p: SGDOptimizer(p, 0.01, momentum=0.9)}[solver]
-    one, two = make([W1]), make([W2])
-    two.n_threads = 2
+    make = {"adam": lambda p, plan: AdamOptimizer(p, 0.01, plan=plan),
+            "sgd": lambda p, plan: SGDOptimizer(p, 0.01, momentum=0.9, plan=plan)}[solver]
+    one, two = make([W1], None), make([W2], TrainingPlan(update_threads=2))
     for _ in range(3):
-        one.update_params([W1], [OuterGradient(A, delta, W1, 0.1)])
-        two.update_params([W2], [OuterGradient(A, delta, W2, 0.1)])
+        sq_one = one.update_params([W1], [OuterGradient(A, delta, W1, 0.1)])
+        sq_two = two.update_params([W2], [OuterGradient(A, delta, W2, 0.1)])
+        assert sq_two == pytest.approx(sq_one, rel=1e-6)
     np.testing.assert_allclose(W1, W2, rtol=1e-6, atol=1e-7)
     assert {key[-1] for key in two._scratch} == {0, 1}  # both threads worked
+
+
+@pytest.mark.parametrize("make_opt", [
+    lambda p: SGDOptimizer(p, 0.05, momentum=0, block_size=4),
+    lambda p: SGDOptimizer(p, 0.05, momentum=0, block_size=4, plan=FUSED),
+    lambda p: SGDOptimizer(p, 0.05, momentum=0.9, block_size=4,
+                           plan=TrainingPlan(update_threads=2, parallel_min_size=1)),
+    lambda p: AdamOptimizer(p, 0.05, block_size=4),
+])
+def test_update_params_returns_the_squared_norm_it_read(make_opt):
+    # ||W||^2 of the weights *before* the step, summed over the matrices with
+    # an L2 term; array gradients and l2=0 add nothing
+    rng = np.random.default_rng(4)
+    A = rng.normal(size=(5, 9))
+    W1, W2, W3 = rng.normal(size=(9, 3)), rng.normal(size=(3, 2)), rng.normal(size=(9, 3))
+    b = rng.normal(size=3)
+    delta1, delta2 = rng.normal(size=(5, 3)), rng.normal(size=(5, 2))
+    opt = make_opt([W1, W2, W3, b])
+    for _ in range(2):
+        expected = float((W1**2).sum() + (W2**2).sum())
+        grads = [OuterGradient(A, delta1, W1, 0.3), OuterGradient(A[:, :3], delta2, W2, 0.2),
+                 OuterGradient(A, delta1, W3, 0.0), rng.normal(size=3)]
+        assert opt.update_params([W1, W2, W3, b], grads) == pytest.approx(expected, rel=1e-12)
+    assert make_opt([b]).update_params([b], [np.ones(3)]) == 0.0
+
+
+def test_outer_gradient_has_no_side_effects():
+    rng = np.random.default_rng(5)
+    A, delta, W = rng.normal(size=(4, 6)), rng.normal(size=(4, 2)), rng.normal(size=(6, 2))
+    grad = OuterGradient(A, delta, W, 0.5)
+    before = set(vars(grad))
+    np.testing.assert_allclose(grad.toarray(), A.T @ delta + 0.5 * W, rtol=1e-12)
+    np.testing.assert_allclose(grad.toarray(), A.T @ delta + 0.5 * W, rtol=1e-12)
+    assert set(vars(grad)) == before
+
+
+def test_optimizer_pickles_its_state_and_plan_but_not_its_scratch():
+    import pickle
+
+    rng = np.random.default_rng(6)
+    W = rng.normal(size=(9, 3))
+    opt = AdamOptimizer([W], 0.01, plan=FUSED)
+    opt.update_params([W], [rng.normal(size=W.shape)])
+    assert opt._scratch
+    copy = pickle.loads(pickle.dumps(opt))
+    assert copy.plan == FUSED and copy.t == 1 and copy._scratch == {} and opt._scratch
+    np.testing.assert_array_equal(copy.ms[0], opt.ms[0])
