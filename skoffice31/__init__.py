@@ -6,8 +6,8 @@ trained with its own NumPy back-propagation (SGD or Adam).
 """
 
 from ._image import ImageFlattener
-from ._multihead import MultiHeadMLPClassifier
+from ._multihead import MultiHeadMLPClassifier, TrainingCollapseWarning
 
 __version__ = "0.1.0"
 
-__all__ = ["ImageFlattener", "MultiHeadMLPClassifier", "__version__"]
+__all__ = ["ImageFlattener", "MultiHeadMLPClassifier", "TrainingCollapseWarning", "__version__"]

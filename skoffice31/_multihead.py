@@ -220,13 +220,13 @@ class MultiHeadMLPClassifier(ClassifierMixin, BaseEstimator):
       accuracies (see above). Early stopping scores the mean head accuracy
       and stratifies its split only for one head.
     - Adam adds ``epsilon`` to ``sqrt(v_hat)`` (Kingma & Ba's Algorithm 1);
-      scikit-learn adds it to ``sqrt(v)`` before the bias correction. With
-      the default ``epsilon=1e-8`` the two differ by far less than float32
-      noise except in the very first steps of weights with tiny gradients.
-    - ``partial_fit`` with ``early_stopping=True`` raises, as scikit-learn
-      does; float32 input is trained in float32 (scikit-learn does too).
+      scikit-learn adds it to ``sqrt(v)`` before the bias correction. The
+      steps differ only for weights whose gradients are about as small as
+      ``epsilon``, and less and less as the bias correction tends to 1
+      (after a few thousand steps).
     - ``init`` and ``init_scale`` choose the initialisation (scikit-learn
-      has Glorot-uniform only, the default here).
+      has Glorot-uniform only, the default here), and a collapsing training
+      warns (``TrainingCollapseWarning``, above), which scikit-learn does not.
 
     Examples
     --------

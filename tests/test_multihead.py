@@ -15,8 +15,7 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from skoffice31 import MultiHeadMLPClassifier
-from skoffice31._multihead import TrainingCollapseWarning
+from skoffice31 import MultiHeadMLPClassifier, TrainingCollapseWarning
 from skoffice31._progress import epoch_callback
 from skoffice31.metrics import exact_match_scorer, head_accuracy_scorer
 
