@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .._pixels import flatten_scaled, pixel_feature_names
+
 #: File name suffixes (lower case) taken as images when scanning a folder.
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
@@ -198,17 +200,13 @@ def make_bunch(images, domain_labels, object_labels, target_names, filenames,
     """
     from sklearn.utils import Bunch
 
-    from .._image import _flatten_scaled
-
     n = images.shape[0]
-    data = _flatten_scaled(images, scale)
+    data = flatten_scaled(images, scale)
     target = np.empty((n, 2), dtype=object)
     target[:, 0] = list(domain_labels)
     target[:, 1] = list(object_labels)
     frame = None
-    h, w, c = images.shape[1:]
-    chans = ("R", "G", "B") if c == 3 else ("L",)
-    cols = [f"pixel_{r}_{q}_{ch}" for r in range(h) for q in range(w) for ch in chans]
+    cols = pixel_feature_names(*images.shape[1:])
     if as_frame:
         import pandas as pd
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._image import _RESAMPLE_NAMES, _normalize_size, read_images
+from .._pixels import RESAMPLE_NAMES, normalize_size, read_images
 from ._base import (
     HEAD_NAMES,
     LAYOUT_HELP,
@@ -218,12 +218,12 @@ def load_office31(
     work over two processes. The second load of the same folder with the
     same ``size`` and ``mode`` is read from the cache.
     """
-    size = _normalize_size(size)
+    size = normalize_size(size)
     if mode not in ("RGB", "L"):
         raise ValueError(f"mode must be 'RGB' or 'L'; got {mode!r}.")
-    if resample not in _RESAMPLE_NAMES:
+    if resample not in RESAMPLE_NAMES:
         raise ValueError(
-            f"resample must be one of {list(_RESAMPLE_NAMES)}; got {resample!r}."
+            f"resample must be one of {list(RESAMPLE_NAMES)}; got {resample!r}."
         )
     root = Path(os.fspath(path)).expanduser().resolve()
     scanned = scan_image_folder(root)
@@ -261,7 +261,7 @@ def load_office31(
 
     decoded_all = None
     if todo:
-        decoded, ok = read_images(
+        decoded, ok, _ = read_images(
             [p for _, _, p in todo], size=size, mode=mode, resample=resample,
             n_jobs=n_jobs, on_error="skip",
         )
