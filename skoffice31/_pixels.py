@@ -245,12 +245,14 @@ def read_image(source, size, mode, resample, index=None):
     try:
         data = _read_bytes(path)
     except FileNotFoundError as exc:
-        raise ImageReadError(f"image file {path!r} does not exist.") from exc
+        err = ImageReadError(f"image file {path!r} does not exist.")
+        err.reason = "the file does not exist (removed while loading?)"
+        raise err from exc
     except OSError as exc:  # permissions, a folder, I/O errors, symlink loops
-        raise ImageReadError(
-            f"cannot read image file {path!r}: {type(exc).__name__}: "
-            f"{exc.strerror or exc}"
-        ) from exc
+        detail = f"{type(exc).__name__}: {exc.strerror or exc}"
+        err = ImageReadError(f"cannot read image file {path!r}: {detail}")
+        err.reason = f"the file cannot be read ({detail})"
+        raise err from exc
     try:
         with Image.open(io.BytesIO(data)) as img:
             if (
@@ -264,9 +266,15 @@ def read_image(source, size, mode, resample, index=None):
     except Exception as exc:
         # UnidentifiedImageError, truncated data (OSError), decoder errors,
         # decompression bombs, ...
-        raise ImageDecodeError(
-            f"cannot read image file {path!r}: {type(exc).__name__}: {exc}"
-        ) from exc
+        from PIL import UnidentifiedImageError
+
+        if isinstance(exc, UnidentifiedImageError):
+            detail = "not an image of a known format"
+        else:
+            detail = f"{type(exc).__name__}: {exc}"
+        err = ImageDecodeError(f"cannot read image file {path!r}: {detail}")
+        err.reason = f"could not be decoded as an image ({detail})"
+        raise err from exc
 
 
 def _read_chunk_packed(sources, size, mode, filt, start=0, on_error="raise"):
@@ -275,7 +283,7 @@ def _read_chunk_packed(sources, size, mode, filt, start=0, on_error="raise"):
     ``images`` is a uint8 array ``(n_ok, H, W, C)`` when the decoded images
     share one shape, else a list of arrays; ``ok`` marks the decoded ones;
     ``errors`` maps the position (in the whole batch) of each failed source
-    to ``(message, decodable)``. Stacking in the worker sends one array back
+    to ``(reason, decodable)``. Stacking in the worker sends one array back
     instead of many.
     """
     n = len(sources)
@@ -290,7 +298,8 @@ def _read_chunk_packed(sources, size, mode, filt, start=0, on_error="raise"):
         except ValueError as exc:
             if on_error == "raise":
                 raise
-            errors[start + i] = (str(exc), not isinstance(exc, ImageReadError))
+            reason = getattr(exc, "reason", str(exc))
+            errors[start + i] = (reason, not isinstance(exc, ImageReadError))
             continue
         ok[i] = True
         if out is None and not good:
@@ -338,7 +347,8 @@ def read_images(sources, *, size, mode, resample, n_jobs=None, on_error="raise")
     ok : ndarray of shape (len(sources),), bool
         Which sources were decoded.
     errors : dict
-        ``{index: (message, decodable)}`` for every source that failed;
+        ``{index: (reason, decodable)}`` for every source that failed
+        (``reason`` is a short text without the file name);
         ``decodable`` is True when the bytes were read and are not an image
         (:class:`ImageDecodeError`), False when the file could not be read
         (:class:`ImageReadError`).
