@@ -164,42 +164,42 @@ def _entries(scan, domain, folder, *, files):
 
     with os.scandir(folder) as it:
         found = sorted(it, key=lambda e: e.name)
-    real_folder = os.path.realpath(folder)
+    real_folder = None
     out = []
     for e in found:
         if _is_hidden(e.name) or (files and not _is_image_name(e.name)):
             continue
-        path = os.path.join(folder, e.name)
         try:
-            st = os.stat(path)
+            st = e.stat()  # follows links; one system call per entry
         except OSError as exc:
-            link = os.path.islink(path)
+            link = e.is_symlink()
             if link and exc.errno == errno.ELOOP:
                 reason = "symbolic link loop"
             elif link and exc.errno == errno.ENOENT:
-                reason = f"dangling symbolic link (to {printable(os.readlink(path))!r})"
+                reason = f"dangling symbolic link (to {printable(os.readlink(e.path))!r})"
             else:
                 reason = f"cannot be read: {exc.strerror or exc}"
-            scan.skip(domain, path, reason)
+            scan.skip(domain, e.path, reason)
             continue
-        is_dir = stat_mod.S_ISDIR(st.st_mode)
         if files:
             if stat_mod.S_ISREG(st.st_mode):
-                out.append((e.name, path, st))
+                out.append((e.name, e.path, st))
             continue
-        if not is_dir:
+        if not stat_mod.S_ISDIR(st.st_mode):
             continue
         if e.is_symlink():
-            target = os.path.realpath(path)
+            target = os.path.realpath(e.path)
+            if real_folder is None:
+                real_folder = os.path.realpath(folder)
             if os.path.commonpath([target, real_folder]) == target:
-                scan.skip(domain, path, "symbolic link back to a parent folder "
+                scan.skip(domain, e.path, "symbolic link back to a parent folder "
                           f"({printable(target)!r})")
                 continue
         if not _is_utf8(e.name):
-            scan.skip(domain, path, "folder name is not valid UTF-8 (it would be "
+            scan.skip(domain, e.path, "folder name is not valid UTF-8 (it would be "
                       "a label); rename it")
             continue
-        out.append((e.name, path, st))
+        out.append((e.name, e.path, st))
     return out
 
 
