@@ -421,14 +421,24 @@ def test_cache_of_deleted_folders_is_pruned(tmp_path, data_home):
     load_office31(gone, size=(4, 4))
     assert len(list((data_home / "cache").iterdir())) == 3
     shutil.rmtree(gone)
-    stale_tmp = data_home / "cache" / "office31-x.npz.123.tmp"
-    stale_tmp.write_bytes(b"half written")
+    from skoffice31._fileio import TMP_MARK
+
+    cache = data_home / "cache"
+    stale_tmp = cache / f".office31-x.npz{TMP_MARK}abc123"  # a killed writer's
+    old_style = cache / "office31-x.npz.123.tmp"  # written by version 0.1
+    fresh_tmp = cache / f".office31-y.npz{TMP_MARK}def456"  # a writer at work
+    for p in (stale_tmp, old_style, fresh_tmp):
+        p.write_bytes(b"half written")
     os.utime(stale_tmp, (1, 1))
+    os.utime(old_style, (1, 1))
     kept = tmp_path / "kept"
     make_office(kept)
     load_office31(kept, size=(4, 4))
-    left = sorted((data_home / "cache").iterdir())
-    assert len(left) == 3 and not stale_tmp.exists()
+    left = sorted(cache.iterdir())
+    assert not stale_tmp.exists() and not old_style.exists()
+    assert sorted(p.name for p in left if p.suffix == ".npz") == sorted(
+        p.name for p in left if p != fresh_tmp)
+    assert len(left) == 4 and fresh_tmp.exists()
 
 
 # ------------------------------------- an unusable cache (issue 11, item 10)
