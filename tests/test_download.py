@@ -544,3 +544,35 @@ def test_read_only_copy_placed_by_hand_is_verified_each_time(dataset, tmp_path):
         assert b.data.shape[0] == N_IMAGES
     assert (home / "office31" / ".skoffice31-verified").is_dir()
     assert not [p for p in (home / "office31").iterdir() if ".tmp-" in p.name]
+
+
+def test_disk_full_while_extracting_keeps_the_archive(server, dataset, tmp_path,
+                                                      monkeypatch):
+    import builtins
+    import errno
+
+    base, handler = server
+    handler.routes["/o.tar.gz"] = (dataset["tar"](), "ok")
+    home = tmp_path / "home"
+    real_open = builtins.open
+    writes = []
+
+    def full_open(file, mode="r", *args, **kwargs):
+        if mode == "xb":  # the extracted images
+            writes.append(file)
+            if len(writes) > 3:
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", full_open)
+    with pytest.raises(Office31FetchError, match="No space left(?s:.*)kept"):
+        fetch_office31(home, url=base + "/o.tar.gz", manifest=dataset["manifest"],
+                       progress=False)
+    monkeypatch.setattr(builtins, "open", real_open)
+    assert not (home / "office31").exists()
+    assert _leftovers(home) == [_fetch._archive_name(base + "/o.tar.gz")]
+    b = fetch_office31(home, url=base + "/o.tar.gz", manifest=dataset["manifest"],
+                       size=(4, 4), progress=False)
+    assert b.data.shape[0] == N_IMAGES
+    assert handler.hits == ["/o.tar.gz"]  # the kept archive was used
+    assert _leftovers(home) == ["office31"]

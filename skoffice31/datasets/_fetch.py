@@ -290,20 +290,40 @@ def _zip_members(zf, real_dest):
     return out
 
 
+class _WriteError(Office31FetchError):
+    """Extracting failed on the writing side (disk full, read-only folder)."""
+
+
 def _write_member(member, path, max_member_bytes):
     """Copy one member to ``path`` (a new file), never more than its size."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with member.open() as src, open(path, "xb") as dst:
-        left = member.size
-        while left > 0:
-            block = src.read(min(1 << 20, left))
-            if not block:
-                raise Office31FetchError(
-                    f"Archive member {member.name!r} is shorter than its header "
-                    "says (corrupt archive?)."
-                )
-            dst.write(block)
-            left -= len(block)
+    with member.open() as src:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            dst = open(path, "xb")
+        except FileExistsError:
+            raise
+        except OSError as exc:
+            raise _WriteError(
+                f"Cannot write {os.fspath(path)!r} while extracting: "
+                f"{type(exc).__name__}: {exc.strerror or exc}."
+            ) from exc
+        with dst:
+            left = member.size
+            while left > 0:
+                block = src.read(min(1 << 20, left))
+                if not block:
+                    raise Office31FetchError(
+                        f"Archive member {member.name!r} is shorter than its "
+                        "header says (corrupt archive?)."
+                    )
+                try:
+                    dst.write(block)
+                except OSError as exc:  # disk full, quota
+                    raise _WriteError(
+                        f"Cannot write {os.fspath(path)!r} while extracting: "
+                        f"{type(exc).__name__}: {exc.strerror or exc}."
+                    ) from exc
+                left -= len(block)
 
 
 def safe_extract(archive, dest, *, layout=None, max_members=None,
@@ -690,6 +710,12 @@ def _install(url, home, target, expected, *, timeout, progress):
         try:
             n = safe_extract(archive, root, layout=_office31_layout(domains),
                              max_members=_max_members(expected))
+        except _WriteError as exc:  # not the archive's fault: keep it
+            raise Office31FetchError(
+                f"{exc} Free some space in {os.fspath(home)!r} (or choose "
+                "another data_home) and call fetch_office31 again; the "
+                "downloaded archive is kept and will be reused."
+            ) from exc
         except Office31FetchError as exc:
             archive.unlink(missing_ok=True)  # next call downloads afresh
             raise Office31FetchError(
