@@ -2,8 +2,8 @@
 
 The transformer turns image files, PIL images or arrays of images into the
 flat ``float32`` feature matrix that :class:`~skoffice31.MultiHeadMLPClassifier`
-consumes. The decoding helpers at module level are shared with
-:mod:`skoffice31.datasets`.
+consumes. It decodes with the helpers of :mod:`skoffice31._pixels`, which
+:mod:`skoffice31.datasets` uses too, so both give the same pixels.
 """
 
 from numbers import Integral, Real
@@ -14,282 +14,19 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
+from ._pixels import (
+    LUMA,
+    RESAMPLE_NAMES,
+    flatten_scaled,
+    normalize_size,
+    pil_to_array,
+    pixel_feature_names,
+    read_images,
+    resample_filter,
+    stack_uniform,
+)
+
 __all__ = ["ImageFlattener"]
-
-_RESAMPLE_NAMES = ("nearest", "box", "bilinear", "hamming", "bicubic", "lanczos")
-_CHANNEL_NAMES = {"RGB": ("R", "G", "B"), "L": ("L",)}
-# ITU-R 601-2 luma transform, the one Pillow uses for ``convert("L")``.
-_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-
-
-def _resample_filter(name):
-    """Return the Pillow resampling constant called ``name``.
-
-    Parameters
-    ----------
-    name : str
-        One of ``"nearest"``, ``"box"``, ``"bilinear"``, ``"hamming"``,
-        ``"bicubic"`` or ``"lanczos"``.
-
-    Returns
-    -------
-    filter : int
-        The ``PIL.Image.Resampling`` member.
-    """
-    from PIL import Image
-
-    return getattr(Image.Resampling, name.upper())
-
-
-def _normalize_size(size):
-    """Return ``size`` as a ``(width, height)`` tuple of ints, or None.
-
-    Parameters
-    ----------
-    size : int, tuple of 2 int or None
-        Requested output size. An int ``s`` means ``(s, s)``.
-
-    Returns
-    -------
-    size : tuple of (int, int) or None
-    """
-    if size is None:
-        return None
-    if isinstance(size, Integral) and not isinstance(size, bool):
-        size = (size, size)
-    try:
-        width, height = size
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"size must be None, a positive int or a (width, height) pair of "
-            f"positive ints; got {size!r}."
-        ) from None
-    for v in (width, height):
-        if not isinstance(v, Integral) or isinstance(v, bool) or v < 1:
-            raise ValueError(
-                f"size must be None, a positive int or a (width, height) pair "
-                f"of positive ints; got {size!r}."
-            )
-    return int(width), int(height)
-
-
-def _describe(source, index=None):
-    """Short human-readable name of an image source for error messages."""
-    if isinstance(source, (str, PathLike)):
-        return repr(fspath(source))
-    where = f"image at index {index}" if index is not None else "image"
-    return f"{where} ({type(source).__name__})"
-
-
-def _pil_to_array(img, size, mode, resample):
-    """Convert an opened PIL image to a uint8 ``(H, W, C)`` array.
-
-    Parameters
-    ----------
-    img : PIL.Image.Image
-        An opened (possibly not yet loaded) image.
-    size : tuple of (int, int) or None
-        Target ``(width, height)``; None keeps the image size.
-    mode : {"RGB", "L"}
-        Target colour mode.
-    resample : int
-        Pillow resampling filter.
-
-    Returns
-    -------
-    array : ndarray of shape (H, W, C), dtype uint8
-    """
-    if img.mode != mode:
-        if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-            # High bit-depth greyscale: rescale to 8 bit before converting.
-            arr = np.asarray(img, dtype=np.float64)
-            hi = 65535.0 if img.mode.startswith("I;16") else max(arr.max(), 1.0)
-            from PIL import Image
-
-            img = Image.fromarray(
-                np.clip(arr * (255.0 / hi), 0, 255).round().astype(np.uint8), "L"
-            )
-        if img.mode == "P" and "transparency" in img.info:
-            img = img.convert("RGBA")
-        if img.mode != mode:
-            img = img.convert(mode)
-    if size is not None and img.size != size:
-        img = img.resize(size, resample=resample)
-    arr = np.asarray(img, dtype=np.uint8)
-    if arr.ndim == 2:
-        arr = arr[:, :, None]
-    return arr
-
-
-def _read_image(source, size, mode, resample, index=None):
-    """Decode one image (path or PIL image) to a uint8 ``(H, W, C)`` array.
-
-    A JPEG file that is shrunk is decoded in draft mode: libjpeg scales it
-    down by 1/2, 1/4 or 1/8 while decoding (never below ``size``), which is
-    several times faster than a full decode for large photos.
-
-    Parameters
-    ----------
-    source : str, path-like or PIL.Image.Image
-        The image.
-    size : tuple of (int, int) or None
-        Target ``(width, height)``; None keeps the image size.
-    mode : {"RGB", "L"}
-        Target colour mode.
-    resample : int
-        Pillow resampling filter.
-    index : int, default=None
-        Position of the image in its batch, used in error messages.
-
-    Returns
-    -------
-    array : ndarray of shape (H, W, C), dtype uint8
-
-    Raises
-    ------
-    ValueError
-        If the file is missing, unreadable or not a decodable image. The
-        message names the file.
-    """
-    from PIL import Image
-
-    if isinstance(source, Image.Image):
-        try:
-            return _pil_to_array(source, size, mode, resample)
-        except Exception as exc:  # pragma: no cover - exotic PIL modes
-            raise ValueError(
-                f"cannot convert {_describe(source, index)} to mode {mode!r}: {exc}"
-            ) from exc
-    if not isinstance(source, (str, PathLike)):
-        raise ValueError(
-            f"{_describe(source, index)} is neither a file path nor a PIL image."
-        )
-    path = fspath(source)
-    try:
-        with Image.open(path) as img:
-            if (
-                size is not None
-                and img.format == "JPEG"
-                and (img.size[0] > size[0] or img.size[1] > size[1])
-            ):
-                img.draft(mode, size)
-            img.load()
-            return _pil_to_array(img, size, mode, resample)
-    except FileNotFoundError as exc:
-        raise ValueError(f"image file {path!r} does not exist.") from exc
-    except Exception as exc:
-        # UnidentifiedImageError, truncated data (OSError), decoder errors,
-        # directories, permission errors, ...
-        raise ValueError(
-            f"cannot read image file {path!r}: {type(exc).__name__}: {exc}"
-        ) from exc
-
-
-def _read_chunk_packed(sources, size, mode, filt, start=0, on_error="raise"):
-    """Decode a chunk; return ``(images, ok)`` with the images stacked.
-
-    ``images`` is a uint8 array ``(n_ok, H, W, C)`` when the decoded images
-    share one shape, else a list of arrays; ``ok`` marks the decoded ones.
-    Stacking in the worker sends one array back instead of many.
-    """
-    n = len(sources)
-    ok = np.zeros(n, dtype=bool)
-    out = None  # filled in place while all shapes agree (no list + stack copy)
-    good = []
-    n_ok = 0
-    for i, src in enumerate(sources):
-        try:
-            arr = _read_image(src, size, mode, filt, index=start + i)
-        except ValueError:
-            if on_error == "raise":
-                raise
-            continue
-        ok[i] = True
-        if out is None and not good:
-            out = np.empty((n,) + arr.shape, dtype=np.uint8)
-        if out is not None and arr.shape == out.shape[1:]:
-            out[n_ok] = arr
-        else:
-            if out is not None:  # shapes differ: fall back to a list
-                good = list(out[:n_ok])
-                out = None
-            good.append(arr)
-        n_ok += 1
-    if out is not None:
-        return out[:n_ok], ok
-    return good, ok
-
-
-def read_images(sources, *, size, mode, resample, n_jobs=None, on_error="raise"):
-    """Decode many images, in parallel with joblib when asked.
-
-    Parameters
-    ----------
-    sources : sequence
-        Paths or PIL images.
-    size : tuple of (int, int) or None
-        Target ``(width, height)``.
-    mode : {"RGB", "L"}
-        Target colour mode.
-    resample : str
-        Pillow filter name.
-    n_jobs : int, default=None
-        Number of joblib workers; None means 1 unless in a
-        :func:`joblib.parallel_config` context. Fewer than 64 images are
-        always decoded in this process.
-    on_error : {"raise", "skip"}, default="raise"
-        With ``"skip"``, undecodable images are left out and marked False in
-        ``ok``; with ``"raise"`` the first one raises ``ValueError``.
-
-    Returns
-    -------
-    images : ndarray of shape (n_ok, H, W, C), uint8, or list of ndarray
-        The decoded images in input order; a list only when their shapes
-        differ (possible with ``size=None``).
-    ok : ndarray of shape (len(sources),), bool
-        Which sources were decoded.
-    """
-    from joblib import Parallel, delayed, effective_n_jobs
-
-    sources = list(sources)
-    filt = _resample_filter(resample)
-    n = len(sources)
-    n_workers = effective_n_jobs(n_jobs) if n >= 64 else 1
-    if n_workers <= 1:
-        return _read_chunk_packed(sources, size, mode, filt, 0, on_error)
-    # A few chunks per worker: low dispatch overhead, decent load balance.
-    n_chunks = min(n, 4 * n_workers)
-    bounds = np.linspace(0, n, n_chunks + 1).astype(int)
-    parts = Parallel(n_jobs=n_jobs)(
-        delayed(_read_chunk_packed)(sources[a:b], size, mode, filt, a, on_error)
-        for a, b in zip(bounds[:-1], bounds[1:])
-        if b > a
-    )
-    ok = np.concatenate([p[1] for p in parts])
-    stacks = [p[0] for p in parts if len(p[0])]
-    if all(isinstance(a, np.ndarray) for a in stacks) and len(
-        {a.shape[1:] for a in stacks}
-    ) == 1:
-        out = np.empty((int(ok.sum()),) + stacks[0].shape[1:], dtype=np.uint8)
-        pos = 0
-        for a in stacks:
-            out[pos:pos + len(a)] = a
-            pos += len(a)
-        return out, ok
-    return [img for a in stacks for img in a], ok
-
-
-def _stack_uniform(arrays, sources):
-    """Stack ``(H, W, C)`` arrays, raising a clear error if shapes differ."""
-    first = arrays[0].shape
-    for i, arr in enumerate(arrays):
-        if arr.shape != first:
-            raise ValueError(
-                f"size=None needs images of one size, but {_describe(sources[i], i)} "
-                f"has shape {arr.shape} while the first image has shape {first}. "
-                "Pass size=(width, height) to resize them."
-            )
-    return np.stack(arrays)
 
 
 class ImageFlattener(TransformerMixin, BaseEstimator):
@@ -371,7 +108,7 @@ class ImageFlattener(TransformerMixin, BaseEstimator):
         "size": [None, Interval(Integral, 1, None, closed="left"), tuple, list],
         "mode": [StrOptions({"RGB", "L"})],
         "scale": [Interval(Real, 0, None, closed="neither")],
-        "resample": [StrOptions(set(_RESAMPLE_NAMES))],
+        "resample": [StrOptions(set(RESAMPLE_NAMES))],
         "n_jobs": [None, Integral],
     }
 
@@ -445,9 +182,9 @@ class ImageFlattener(TransformerMixin, BaseEstimator):
                 from PIL import Image
 
                 mode_in = {1: "L", 3: "RGB", 4: "RGBA"}[c]
-                filt = _resample_filter(self.resample)
+                filt = resample_filter(self.resample)
                 imgs = [
-                    _pil_to_array(
+                    pil_to_array(
                         Image.fromarray(x[:, :, 0] if c == 1 else x, mode_in),
                         size, self.mode, filt,
                     )
@@ -462,13 +199,13 @@ class ImageFlattener(TransformerMixin, BaseEstimator):
             X = X[..., :3]
             c = 3
         if out_c == 1 and c == 3:
-            X = (X @ _LUMA)[..., None]
+            X = (X @ LUMA)[..., None]
         elif out_c == 3 and c == 1:
             X = np.repeat(X, 3, axis=3)
         if size is not None and size != (w, h):
             from PIL import Image
 
-            filt = _resample_filter(self.resample)
+            filt = resample_filter(self.resample)
             res = np.empty((n, size[1], size[0], out_c), dtype=np.float32)
             for i in range(n):
                 for k in range(out_c):
@@ -517,12 +254,12 @@ class ImageFlattener(TransformerMixin, BaseEstimator):
         if hasattr(X, "to_numpy") and not isinstance(X, np.ndarray):
             X = X.to_numpy()  # pandas Series of paths
         sources = self._as_sources(X)
-        images, _ = read_images(
+        images, _, _ = read_images(
             sources, size=size, mode=self.mode, resample=self.resample,
             n_jobs=self.n_jobs,
         )
         if isinstance(images, list):
-            return _stack_uniform(images, sources)
+            return stack_uniform(images, sources)
         return images
 
     def _shape_of_first(self, X):
@@ -571,7 +308,7 @@ class ImageFlattener(TransformerMixin, BaseEstimator):
         self : ImageFlattener
             The fitted transformer.
         """
-        size = _normalize_size(self.size)
+        size = normalize_size(self.size)
         if size is None:
             h, w, c = self._shape_of_first(X)
         else:
@@ -609,7 +346,7 @@ class ImageFlattener(TransformerMixin, BaseEstimator):
             :meth:`fit`.
         """
         check_is_fitted(self)
-        size = _normalize_size(self.size)
+        size = normalize_size(self.size)
         images = self._images_uint8_or_float(X, size)
         if images.shape[1:] != self.image_shape_:
             raise ValueError(
@@ -617,7 +354,7 @@ class ImageFlattener(TransformerMixin, BaseEstimator):
                 f"but this ImageFlattener was fitted for {self.image_shape_}. "
                 "Set size=(width, height) to resize every image."
             )
-        return _flatten_scaled(images, self.scale)
+        return flatten_scaled(images, self.scale)
 
     def fit_transform(self, X, y=None):
         """Fit to ``X`` and return its flattened form.
@@ -676,16 +413,5 @@ class ImageFlattener(TransformerMixin, BaseEstimator):
             e.g. ``"pixel_0_0_R"``, ``"pixel_0_0_G"``, ...
         """
         check_is_fitted(self)
-        h, w, c = self.image_shape_
-        chans = _CHANNEL_NAMES["RGB" if c == 3 else "L"]
-        names = [f"pixel_{r}_{q}_{ch}" for r in range(h) for q in range(w)
-                 for ch in chans]
-        return np.asarray(names, dtype=object)
+        return np.asarray(pixel_feature_names(*self.image_shape_), dtype=object)
 
-
-def _flatten_scaled(images, scale):
-    """Flatten ``(n, H, W, C)`` images to C-ordered float32 times ``scale``."""
-    n = images.shape[0]
-    out = np.empty((n, int(np.prod(images.shape[1:]))), dtype=np.float32)
-    np.multiply(images.reshape(n, -1), np.float32(scale), out=out, casting="unsafe")
-    return out

@@ -421,11 +421,270 @@ def test_cache_of_deleted_folders_is_pruned(tmp_path, data_home):
     load_office31(gone, size=(4, 4))
     assert len(list((data_home / "cache").iterdir())) == 3
     shutil.rmtree(gone)
-    stale_tmp = data_home / "cache" / "office31-x.npz.123.tmp"
-    stale_tmp.write_bytes(b"half written")
+    from skoffice31._fileio import TMP_MARK
+
+    cache = data_home / "cache"
+    stale_tmp = cache / f".office31-x.npz{TMP_MARK}abc123"  # a killed writer's
+    old_style = cache / "office31-x.npz.123.tmp"  # written by version 0.1
+    fresh_tmp = cache / f".office31-y.npz{TMP_MARK}def456"  # a writer at work
+    for p in (stale_tmp, old_style, fresh_tmp):
+        p.write_bytes(b"half written")
     os.utime(stale_tmp, (1, 1))
+    os.utime(old_style, (1, 1))
     kept = tmp_path / "kept"
     make_office(kept)
     load_office31(kept, size=(4, 4))
-    left = sorted((data_home / "cache").iterdir())
-    assert len(left) == 3 and not stale_tmp.exists()
+    left = sorted(cache.iterdir())
+    assert not stale_tmp.exists() and not old_style.exists()
+    assert sorted(p.name for p in left if p.suffix == ".npz") == sorted(
+        p.name for p in left if p != fresh_tmp)
+    assert len(left) == 4 and fresh_tmp.exists()
+
+
+# ------------------------------------- an unusable cache (issue 11, item 10)
+def _cache_warnings(rec):
+    from skoffice31.datasets import CacheWarning
+
+    return [r.message for r in rec if isinstance(r.message, CacheWarning)]
+
+
+@pytest.mark.parametrize("where", ["cache_is_a_file", "data_home_is_a_file"])
+def test_unusable_cache_folder_falls_back_with_one_warning(office, tmp_path, where):
+    home = tmp_path / "home"
+    if where == "cache_is_a_file":
+        home.mkdir()
+        blocked = home / "cache"
+    else:
+        blocked = home
+    blocked.write_text("a file where a folder is expected")
+    expected = load_office31(office, size=(8, 6), cache=False)
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        b = load_office31(office, size=(8, 6), data_home=home)
+    cw = _cache_warnings(rec)
+    assert len(cw) == 1 and len(rec) == 1  # one warning, nothing else
+    assert rec[0].filename == __file__  # it points at the caller's line
+    assert cw[0].path == str((home / "cache").resolve())
+    assert "loaded without the cache" in str(cw[0]) and str(home) in str(cw[0])
+    assert cw[0].error.startswith(("NotADirectoryError", "FileExistsError"))
+    np.testing.assert_array_equal(b.data, expected.data)
+    np.testing.assert_array_equal(b.target, expected.target)
+    assert blocked.read_text() == "a file where a folder is expected"
+
+
+def test_cache_write_failure_keeps_the_images_and_leaves_no_temp_file(
+        office, data_home, monkeypatch):
+    import errno
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(_office31.np, "savez", full)
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        b = load_office31(office, size=(8, 6))
+    cw = _cache_warnings(rec)
+    assert len(cw) == 1 and "No space left" in cw[0].error  # once, not per domain
+    assert b.data.shape[0] == sum(sum(c.values()) for c in LAYOUT.values())
+    assert list((data_home / "cache").iterdir()) == []  # no temporary files
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_read_only_data_home(office, tmp_path):
+    if os.geteuid() == 0:
+        pytest.skip("root is never refused a write (see the file-as-folder test)")
+    home = tmp_path / "ro_home"
+    home.mkdir()
+    home.chmod(0o555)
+    try:
+        with pytest.warns(Warning) as rec:
+            b = load_office31(office, size=(4, 4), data_home=home)
+        assert len(_cache_warnings(rec)) == 1
+        assert b.data.shape[0] == sum(sum(c.values()) for c in LAYOUT.values())
+    finally:
+        home.chmod(0o755)
+
+
+def test_get_data_home_on_a_file_names_it(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(NotADirectoryError, match="not a folder") as exc:
+        get_data_home(f)
+    assert exc.value.filename == str(f.resolve())
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_unreadable_data_folder_error_names_it(office):
+    if os.geteuid() == 0:
+        pytest.skip("root can list any folder")
+    office.chmod(0o000)
+    try:
+        with pytest.raises(PermissionError) as exc:
+            load_office31(office, size=(4, 4))
+        assert exc.value.filename == str(office.resolve())
+    finally:
+        office.chmod(0o755)
+
+
+# ------------------------ failures to read are not cached (item 11)
+def _skipped(rec):
+    from skoffice31.datasets import SkippedFilesWarning
+
+    return [r.message for r in rec if isinstance(r.message, SkippedFilesWarning)]
+
+
+def test_unreadable_image_is_not_cached_as_skipped(office, count_decodes, monkeypatch):
+    from skoffice31 import _pixels
+
+    victim = office / "dslr" / "images" / "bike" / "frame_0001.jpg"
+    real = _pixels._read_bytes
+
+    def denied(path):
+        if os.fspath(path) == str(victim):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(_pixels, "_read_bytes", denied)
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        a = load_office31(office, size=(8, 6))
+    (w,) = _skipped(rec)
+    assert w.files == (str(victim),)
+    assert "cannot be read" in w.reasons[0] and "Permission denied" in w.reasons[0]
+    assert str(victim) not in a.filenames
+    monkeypatch.setattr(_pixels, "_read_bytes", real)  # permissions fixed
+    n = len(count_decodes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        b = load_office31(office, size=(8, 6))
+    assert str(victim) in b.filenames  # read now, not skipped from the cache
+    assert count_decodes[n:] == [3]  # only dslr, the domain that had failed
+    assert b.data.shape[0] == a.data.shape[0] + 1
+    load_office31(office, size=(8, 6))
+    assert len(count_decodes) == n + 1  # and then it is cached
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_unreadable_image_permissions(office):
+    if os.geteuid() == 0:
+        pytest.skip("root reads any file (see the monkeypatched test)")
+    victim = office / "dslr" / "images" / "bike" / "frame_0001.jpg"
+    victim.chmod(0o000)
+    with pytest.warns(UserWarning, match="cannot be read"):
+        load_office31(office, size=(8, 6))
+    victim.chmod(0o644)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        b = load_office31(office, size=(8, 6))
+    assert str(victim) in b.filenames
+
+
+def test_reasons_tell_decoding_from_reading(tmp_path):
+    from skoffice31 import _pixels
+
+    bad = tmp_path / "text.jpg"
+    bad.write_text("not an image")
+    with pytest.raises(_pixels.ImageDecodeError, match="text.jpg"):
+        _pixels.read_image(bad, (4, 4), "RGB", 0)
+    with pytest.raises(_pixels.ImageReadError, match="does not exist"):
+        _pixels.read_image(tmp_path / "gone.jpg", (4, 4), "RGB", 0)
+    with pytest.raises(_pixels.ImageReadError, match="IsADirectoryError"):
+        _pixels.read_image(tmp_path, (4, 4), "RGB", 0)
+    _, ok, errors = _pixels.read_images(
+        [bad, tmp_path / "gone.jpg"], size=(4, 4), mode="RGB",
+        resample="bilinear", on_error="skip")
+    assert not ok.any()
+    assert errors[0][1] is True and "decoded" in errors[0][0]
+    assert errors[1][1] is False and "does not exist" in errors[1][0]
+
+
+# ---------------- odd names, symbolic links, empty domains (items 12-14)
+def test_file_name_that_is_not_utf8_is_loaded(office, count_decodes):
+    folder = os.fsencode(office / "amazon" / "images" / "bike")
+    raw = os.path.join(folder, b"caf\xe9.jpg")
+    Image.new("RGB", (24, 20), _colour("amazon", "bike", 0)).save(raw, format="JPEG")
+    for cache in (False, True, True):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            b = load_office31(office, size=(8, 6), cache=cache)
+        names = [os.fsencode(f) for f in b.filenames]
+        assert raw in names
+        _check_labels(b)
+    assert len(count_decodes) == 2  # the third load came from the cache
+    # the file name can be used to open the file again
+    row = names.index(raw)
+    assert Path(b.filenames[row]).is_file()
+
+
+def test_folder_name_that_is_not_utf8_is_skipped_and_named(office):
+    bad = os.path.join(os.fsencode(office / "webcam" / "images"), b"d\xe9sk")
+    os.mkdir(bad)
+    Image.new("RGB", (8, 8)).save(os.path.join(bad, b"a.jpg"), format="JPEG")
+    with pytest.warns(UserWarning) as rec:
+        b = load_office31(office, size=(8, 6))
+    (w,) = _skipped(rec)
+    assert [os.fsencode(f) for f in w.files] == [bad]
+    assert "UTF-8" in w.reasons[0]
+    str(w).encode("utf-8")  # the message can be printed
+    assert "d\\xe9sk" in str(w)
+    assert list(b.target_names["object"]) == CLASSES
+    _check_labels(b)
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symbolic links")
+def test_symbolic_links_are_skipped_and_named(office, tmp_path):
+    expected = load_office31(office, size=(8, 6), cache=False)
+    bike = office / "amazon" / "images" / "bike"
+    (bike / "loop.jpg").symlink_to("loop.jpg")
+    (bike / "dangling.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    (office / "again").symlink_to(office)  # a phantom copy of every domain
+    (office / "webcam" / "images" / "up").symlink_to(office / "webcam")
+    (office / "spin").symlink_to("spin")
+    with pytest.warns(UserWarning) as rec:
+        b = load_office31(office, size=(8, 6))
+    (w,) = _skipped(rec)
+    why = dict(zip(w.files, w.reasons))
+    assert set(why) == {str(bike / "loop.jpg"), str(bike / "dangling.jpg"),
+                        str(office / "again"), str(office / "webcam" / "images" / "up"),
+                        str(office / "spin")}
+    assert "loop" in why[str(bike / "loop.jpg")]
+    assert "loop" in why[str(office / "spin")]
+    assert "dangling" in why[str(bike / "dangling.jpg")]
+    assert "parent folder" in why[str(office / "again")]
+    assert "parent folder" in why[str(office / "webcam" / "images" / "up")]
+    np.testing.assert_array_equal(b.target, expected.target)
+    np.testing.assert_array_equal(b.data, expected.data)
+    assert list(b.target_names["domain"]) == DOMAINS
+    assert list(b.target_names["object"]) == CLASSES
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symbolic links")
+def test_linked_domain_and_image_outside_the_folder_are_loaded(office, tmp_path):
+    outside = tmp_path / "elsewhere"
+    shutil.move(office / "dslr", outside)
+    (office / "dslr").symlink_to(outside)
+    img = office / "webcam" / "images" / "bike" / "frame_0002.jpg"
+    shutil.move(img, tmp_path / "far.jpg")
+    img.symlink_to(tmp_path / "far.jpg")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        b = load_office31(office, size=(8, 6))
+    assert Counter(b.target[:, 0]) == {d: sum(c.values()) for d, c in LAYOUT.items()}
+    _check_labels(b)
+
+
+def test_empty_domain_and_empty_domain_list(office):
+    (office / "clipart" / "images" / "bike").mkdir(parents=True)
+    (office / "clipart" / "images" / "bike" / "notes.txt").write_text("no image")
+    b = load_office31(office, size=(4, 4))
+    assert list(b.target_names["domain"]) == DOMAINS  # clipart is not offered
+    with pytest.raises(ValueError, match="'clipart' has no images"):
+        load_office31(office, size=(4, 4), domains="clipart")
+    with pytest.raises(ValueError, match=r"domains=\[\] selects no domain"):
+        load_office31(office, size=(4, 4), domains=[])
+    with pytest.raises(ValueError, match="domain names"):
+        load_office31(office, size=(4, 4), domains=[1])
+    shutil.rmtree(office / "dslr")
+    with pytest.raises(ValueError, match=r"Unknown domain 'dslr'.*available: "
+                                         r"\['amazon', 'webcam'\]"):
+        load_office31(office, size=(4, 4), domains="dslr")

@@ -3,10 +3,14 @@
 import hashlib
 import http.server
 import io
+import os
 import shutil
 import socket
 import tarfile
+import subprocess
+import sys
 import threading
+import time
 import zipfile
 from pathlib import Path
 
@@ -14,6 +18,7 @@ import numpy as np
 import pytest
 
 from skoffice31.datasets import Office31FetchError, fetch_office31, verify_office31
+from skoffice31.datasets import _fetch
 from skoffice31.datasets._fetch import safe_extract
 from skoffice31.datasets._manifest import read_manifest_tsv, summarize_manifest
 from skoffice31.datasets._office31_manifest import OFFICE31_MANIFEST
@@ -45,6 +50,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                          "text/html" if kind == "html" else "application/octet-stream")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
+        if kind == "slow":
+            # the body in 20 pieces over about a second: fetches overlap
+            step = max(1, len(body) // 20)
+            for i in range(0, len(body), step):
+                self.wfile.write(body[i:i + step])
+                self.wfile.flush()
+                time.sleep(0.05)
+            return
         if kind == "truncated":
             # announce the full length, send part of the body, hang up
             self.wfile.write(body[: len(body) // 2])
@@ -349,3 +362,217 @@ def test_packaged_manifest_summary_matches_shared_manifest():
                     reason="Office-31 not in ../shared/data")
 def test_real_office31_verifies():
     assert verify_office31(SHARED / "office31") == []
+
+
+# ------------------------------------ what an archive may install (item 17)
+def _tar_of(dataset, extra=(), prefix=""):
+    """The dataset's tar.gz plus ``extra`` members ``(name, bytes)``."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        for dom in sorted(LAYOUT):
+            tf.add(dataset["src"] / dom, arcname=prefix + dom)
+        for name, data in extra:
+            _add_file(tf, name, data)
+    return buf.getvalue()
+
+
+def _installed(home):
+    root = Path(home) / "office31"
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+
+def test_only_the_expected_layout_is_installed(server, dataset, tmp_path):
+    base, handler = server
+    junk = [("domain_adaptation_images/README.txt", b"read me"),
+            ("domain_adaptation_images/amazon/images/bike/notes.txt", b"notes"),
+            ("domain_adaptation_images/amazon/extra/deep/x.jpg", b"not an image"),
+            ("domain_adaptation_images/tools/run.sh", b"rm -rf /"),
+            ("domain_adaptation_images/amazon/images/.hidden.jpg", b"x"),
+            ("__MACOSX/domain_adaptation_images/amazon/images/bike/._a.jpg", b"x"),
+            ("elsewhere/big.bin", bytes(5000))]
+    handler.routes["/o.tar.gz"] = (
+        _tar_of(dataset, junk, prefix="domain_adaptation_images/"), "ok")
+    home = tmp_path / "home"
+    b = fetch_office31(home, url=base + "/o.tar.gz", manifest=dataset["manifest"],
+                       size=(4, 4), progress=False)
+    assert b.data.shape[0] == N_IMAGES
+    want = sorted(p.relative_to(dataset["src"]).as_posix() for p in dataset["files"])
+    assert _installed(home) == sorted(want + [".skoffice31-verified"])
+    assert _leftovers(home) == ["office31"]
+
+
+def test_archive_with_too_many_members_is_refused(server, dataset, tmp_path):
+    base, handler = server
+    # 2 * N_IMAGES + 1000 members at most for the test manifest
+    junk = [(f"amazon/images/bike/junk_{i:05d}.txt", b"") for i in range(1100)]
+    handler.routes["/many.tar.gz"] = (_tar_of(dataset, junk), "ok")
+    home = tmp_path / "home"
+    with pytest.raises(Office31FetchError, match=rf"more than {2 * N_IMAGES + 1000} members(?s:.*)by hand"):
+        fetch_office31(home, url=base + "/many.tar.gz", manifest=dataset["manifest"],
+                       progress=False)
+    _assert_clean(home)
+
+
+def test_archive_with_a_huge_member_or_total_is_refused(server, dataset, tmp_path,
+                                                        monkeypatch):
+    base, handler = server
+    monkeypatch.setattr(_fetch, "_MAX_MEMBER_BYTES", 50_000)
+    handler.routes["/big.tar.gz"] = (
+        _tar_of(dataset, [("amazon/images/bike/huge.jpg", bytes(60_000))]), "ok")
+    home = tmp_path / "home"
+    with pytest.raises(Office31FetchError, match="huge.jpg.*larger than any"):
+        fetch_office31(home, url=base + "/big.tar.gz", manifest=dataset["manifest"],
+                       progress=False)
+    _assert_clean(home)
+    monkeypatch.setattr(_fetch, "_MAX_ARCHIVE_BYTES", 40_000)
+    many = [(f"amazon/images/bike/part_{i}.bin", bytes(9_000)) for i in range(5)]
+    handler.routes["/sum.tar.gz"] = (_tar_of(dataset, many), "ok")
+    with pytest.raises(Office31FetchError, match="more than 39.1 KB of data"):
+        fetch_office31(home, url=base + "/sum.tar.gz", manifest=dataset["manifest"],
+                       progress=False)
+    _assert_clean(home)
+
+
+@pytest.mark.skipif(not (SHARED / "office31").is_dir(),
+                    reason="Office-31 not in ../shared/data")
+def test_limits_leave_a_wide_margin_for_the_real_office31():
+    files = [p for p in (SHARED / "office31").rglob("*") if p.is_file()]
+    folders = [p for p in (SHARED / "office31").rglob("*") if p.is_dir()]
+    sizes = [p.stat().st_size for p in files]
+    assert len(files) == OFFICE31_MANIFEST["n_images"]
+    assert len(files) + len(folders) < _fetch._max_members(OFFICE31_MANIFEST) / 2
+    assert sum(sizes) < _fetch._MAX_ARCHIVE_BYTES / 10
+    assert max(sizes) < _fetch._MAX_MEMBER_BYTES / 50
+
+
+# ------------------------------------------- concurrent fetches (item 18)
+def test_concurrent_fetches_take_turns(server, dataset, tmp_path):
+    base, handler = server
+    handler.routes["/slow.tar.gz"] = (dataset["tar"](), "slow")
+    home = tmp_path / "home"
+    results, errors = [], []
+
+    def fetch():
+        try:
+            results.append(fetch_office31(home, url=base + "/slow.tar.gz",
+                                          manifest=dataset["manifest"], size=(4, 4),
+                                          progress=False))
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=fetch) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert len(results) == 2
+    np.testing.assert_array_equal(results[0].data, results[1].data)
+    assert handler.hits == ["/slow.tar.gz"]  # downloaded once
+    assert _leftovers(home) == ["office31"]  # no archive, no lock file
+
+
+# -------------------------------------- what a killed fetch left (item 19)
+def test_leftovers_of_a_killed_fetch_are_cleaned(server, dataset, tmp_path):
+    base, handler = server
+    handler.routes["/slow.tar.gz"] = (dataset["tar"](), "slow")
+    home = tmp_path / "home"
+    home.mkdir()
+    code = ("import sys; from skoffice31.datasets import fetch_office31; "
+            "fetch_office31(sys.argv[1], url=sys.argv[2], manifest=sys.argv[3], "
+            "progress=False)")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(home),
+                             base + "/slow.tar.gz", str(dataset["manifest"])])
+    try:
+        deadline = time.monotonic() + 60
+        while not any(".tmp-" in n for n in os.listdir(home)):
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+    finally:
+        proc.kill()
+        proc.wait(30)
+    assert any(".tmp-" in n for n in os.listdir(home))  # a partial download
+    (home / ".office31-extract-old").mkdir()  # and an extraction, say
+    (home / ".office31-extract-old" / "x.jpg").write_bytes(b"x")
+    (home / "office31-archive-0123456789abcdef.tar.gz").write_bytes(b"other URL")
+    handler.routes["/slow.tar.gz"] = (dataset["tar"](), "ok")
+    b = fetch_office31(home, url=base + "/slow.tar.gz", manifest=dataset["manifest"],
+                       size=(4, 4), progress=False)
+    assert b.data.shape[0] == N_IMAGES
+    assert _leftovers(home) == ["office31"]
+
+
+def test_archive_of_another_url_is_not_reused(server, dataset, tmp_path):
+    base, handler = server
+    home = tmp_path / "home"
+    home.mkdir()
+    good = dataset["tar"]()
+    # a complete archive left by a fetch of URL A that was killed before
+    # extracting: reused for A, never for B
+    left = home / _fetch._archive_name(base + "/a.tar.gz")
+    left.write_bytes(good)
+    handler.routes["/b.tar.gz"] = (good, "ok")
+    fetch_office31(home, url=base + "/b.tar.gz", manifest=dataset["manifest"],
+                   size=(4, 4), progress=False)
+    assert handler.hits == ["/b.tar.gz"] and not left.exists()
+    shutil.rmtree(home / "office31")
+    left.write_bytes(good)
+    fetch_office31(home, url=base + "/a.tar.gz", manifest=dataset["manifest"],
+                   size=(4, 4), progress=False)
+    assert handler.hits == ["/b.tar.gz"]  # A's archive reused, no download
+    assert _leftovers(home) == ["office31"]
+    assert _fetch._archive_name(base + "/a.tar.gz") != _fetch._archive_name(
+        base + "/b.tar.gz")
+
+
+def test_unwritable_data_home_is_named(tmp_path, dataset):
+    home = tmp_path / "file_home"
+    home.write_text("a file where a folder is expected")
+    with pytest.raises(Office31FetchError, match="Cannot use the data home.*file_home"):
+        fetch_office31(home, url="http://127.0.0.1:9/x.tar.gz",
+                       manifest=dataset["manifest"], progress=False)
+
+
+def test_read_only_copy_placed_by_hand_is_verified_each_time(dataset, tmp_path):
+    home = tmp_path / "home"
+    shutil.copytree(dataset["src"], home / "office31")
+    # the marker cannot be written: a folder where the file is expected
+    (home / "office31" / ".skoffice31-verified").mkdir()
+    dead = "http://127.0.0.1:9/never"
+    for _ in range(2):
+        b = fetch_office31(home, url=dead, manifest=dataset["manifest"], size=(4, 4))
+        assert b.data.shape[0] == N_IMAGES
+    assert (home / "office31" / ".skoffice31-verified").is_dir()
+    assert not [p for p in (home / "office31").iterdir() if ".tmp-" in p.name]
+
+
+def test_disk_full_while_extracting_keeps_the_archive(server, dataset, tmp_path,
+                                                      monkeypatch):
+    import builtins
+    import errno
+
+    base, handler = server
+    handler.routes["/o.tar.gz"] = (dataset["tar"](), "ok")
+    home = tmp_path / "home"
+    real_open = builtins.open
+    writes = []
+
+    def full_open(file, mode="r", *args, **kwargs):
+        if mode == "xb":  # the extracted images
+            writes.append(file)
+            if len(writes) > 3:
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", full_open)
+    with pytest.raises(Office31FetchError, match="No space left(?s:.*)kept"):
+        fetch_office31(home, url=base + "/o.tar.gz", manifest=dataset["manifest"],
+                       progress=False)
+    monkeypatch.setattr(builtins, "open", real_open)
+    assert not (home / "office31").exists()
+    assert _leftovers(home) == [_fetch._archive_name(base + "/o.tar.gz")]
+    b = fetch_office31(home, url=base + "/o.tar.gz", manifest=dataset["manifest"],
+                       size=(4, 4), progress=False)
+    assert b.data.shape[0] == N_IMAGES
+    assert handler.hits == ["/o.tar.gz"]  # the kept archive was used
+    assert _leftovers(home) == ["office31"]

@@ -9,15 +9,22 @@
 - :func:`get_data_home` / :func:`clear_data_home` locate / empty the folder
   used for downloads and caches (``SKOFFICE31_DATA`` or
   ``~/skoffice31_data``).
+
+Problems that do not stop a load are reported as warnings of two classes:
+:class:`SkippedFilesWarning` (files or folders left out, with their names on
+the warning's ``files`` attribute) and :class:`CacheWarning` (the cache could
+not be written, the data were loaded without it).
 """
 
-from ._base import clear_data_home, get_data_home
+from ._base import CacheWarning, SkippedFilesWarning, clear_data_home, get_data_home
 from ._digits import load_office_digits
 from ._fetch import Office31FetchError, fetch_office31, verify_office31
 from ._office31 import load_office31
 
 __all__ = [
+    "CacheWarning",
     "Office31FetchError",
+    "SkippedFilesWarning",
     "clear_data_home",
     "fetch_office31",
     "get_data_home",

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .._pixels import flatten_scaled, pixel_feature_names
+
 #: File name suffixes (lower case) taken as images when scanning a folder.
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
@@ -21,6 +23,69 @@ LAYOUT_HELP = (
 )
 
 
+class SkippedFilesWarning(UserWarning):
+    """Some files or folders of a dataset were skipped while loading it.
+
+    One warning per load lists every skipped entry with its reason: images
+    that could not be decoded or read, dangling symbolic links, symbolic
+    link loops, links back to a parent folder, folder names that are not
+    valid UTF-8 and folders that could not be listed. The rows of the other
+    images are loaded and labelled correctly.
+
+    Attributes
+    ----------
+    files : tuple of str
+        The skipped paths, as Python gives them (a name that is not valid
+        UTF-8 holds surrogate escapes, see :func:`os.fsdecode`).
+    reasons : tuple of str
+        Why each one was skipped, in the same order.
+    """
+
+    def __init__(self, message, files=(), reasons=()):
+        super().__init__(message)
+        self.files = tuple(files)
+        self.reasons = tuple(reasons)
+
+
+class CacheWarning(UserWarning):
+    """The on-disk cache could not be used; the data were loaded without it.
+
+    Attributes
+    ----------
+    path : str
+        The cache folder that could not be written.
+    error : str
+        What went wrong, e.g. ``"PermissionError: Permission denied"``.
+    """
+
+    def __init__(self, message, path="", error=""):
+        super().__init__(message)
+        self.path = path
+        self.error = error
+
+
+def printable(path):
+    """``path`` as text that can always be printed (``\\xe9`` for a bad byte)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _is_utf8(name):
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # surrogate escapes of undecodable bytes
+        return False
+    return True
+
+
+def _data_home_path(data_home=None):
+    """Absolute path of the data home, without creating it."""
+    if data_home is None:
+        data_home = os.environ.get("SKOFFICE31_DATA") or os.path.join(
+            "~", "skoffice31_data"
+        )
+    return Path(os.path.expandvars(os.fspath(data_home))).expanduser().resolve()
+
+
 def get_data_home(data_home=None):
     """Return the folder where skoffice31 keeps downloaded data and caches.
 
@@ -34,13 +99,20 @@ def get_data_home(data_home=None):
     -------
     data_home : str
         Absolute path of the folder; it is created if it does not exist.
+
+    Raises
+    ------
+    OSError
+        If the folder cannot be created (e.g. a file of that name exists, or
+        its parent is read-only); ``filename`` names it.
     """
-    if data_home is None:
-        data_home = os.environ.get("SKOFFICE31_DATA") or os.path.join(
-            "~", "skoffice31_data"
-        )
-    path = Path(os.path.expandvars(os.fspath(data_home))).expanduser().resolve()
-    path.mkdir(parents=True, exist_ok=True)
+    path = _data_home_path(data_home)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as exc:
+        raise NotADirectoryError(
+            exc.errno, "the data home exists but is not a folder", str(path)
+        ) from None
     return str(path)
 
 
@@ -52,7 +124,7 @@ def clear_data_home(data_home=None):
     data_home : str or path-like, default=None
         See :func:`get_data_home`.
     """
-    shutil.rmtree(get_data_home(data_home), ignore_errors=True)
+    shutil.rmtree(_data_home_path(data_home), ignore_errors=True)
 
 
 def _is_hidden(name):
@@ -60,28 +132,119 @@ def _is_hidden(name):
         "Thumbs.db", "desktop.ini")
 
 
-def _subdirs(path):
-    with os.scandir(path) as it:
-        return sorted(
-            e.name for e in it if not _is_hidden(e.name) and e.is_dir()
-        )
+def _is_image_name(name):
+    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
-def _image_files(path):
-    """Sorted ``(name, size, mtime_ns)`` of the image files in ``path``."""
+class _Scan:
+    """What :func:`_scan` found: ``domains``, ``empty`` and ``skipped``."""
+
+    def __init__(self, root):
+        self.root = root
+        self.domains = {}
+        self.empty = []  # domain folders without any image
+        self.skipped = []  # (domain or None, path, reason)
+
+    def skip(self, domain, path, reason):
+        self.skipped.append((domain, os.fspath(path), reason))
+
+
+def _entries(scan, domain, folder, *, files):
+    """Visible entries of ``folder``: ``(name, path, stat_result)``, sorted.
+
+    Symbolic links are followed. Entries that cannot be followed (dangling
+    links, link loops) are recorded in ``scan.skipped``, and so are folder
+    links that point back to ``folder`` or one of its parents (they would
+    make the same images appear again under other names). With
+    ``files=True`` only names with an image suffix are looked at (others are
+    ignored silently).
+    """
+    import errno
+    import stat as stat_mod
+
+    with os.scandir(folder) as it:
+        found = sorted(it, key=lambda e: e.name)
+    real_folder = None
     out = []
-    with os.scandir(path) as it:
-        for e in it:
-            if _is_hidden(e.name):
+    for e in found:
+        if _is_hidden(e.name) or (files and not _is_image_name(e.name)):
+            continue
+        try:
+            st = e.stat()  # follows links; one system call per entry
+        except OSError as exc:
+            link = e.is_symlink()
+            if link and exc.errno == errno.ELOOP:
+                reason = "symbolic link loop"
+            elif link and exc.errno == errno.ENOENT:
+                reason = f"dangling symbolic link (to {printable(os.readlink(e.path))!r})"
+            else:
+                reason = f"cannot be read: {exc.strerror or exc}"
+            scan.skip(domain, e.path, reason)
+            continue
+        if files:
+            if stat_mod.S_ISREG(st.st_mode):
+                out.append((e.name, e.path, st))
+            continue
+        if not stat_mod.S_ISDIR(st.st_mode):
+            continue
+        if e.is_symlink():
+            target = os.path.realpath(e.path)
+            if real_folder is None:
+                real_folder = os.path.realpath(folder)
+            if os.path.commonpath([target, real_folder]) == target:
+                scan.skip(domain, e.path, "symbolic link back to a parent folder "
+                          f"({printable(target)!r})")
                 continue
-            if os.path.splitext(e.name)[1].lower() not in IMAGE_EXTENSIONS:
-                continue
-            if not e.is_file():
-                continue
-            st = e.stat()
-            out.append((e.name, st.st_size, st.st_mtime_ns))
-    out.sort()
+        if not _is_utf8(e.name):
+            scan.skip(domain, e.path, "folder name is not valid UTF-8 (it would be "
+                      "a label); rename it")
+            continue
+        out.append((e.name, e.path, st))
     return out
+
+
+def _scan(path):
+    """Scan an Office-31 style folder; see :func:`scan_image_folder`."""
+    root = Path(path)
+    if not root.is_dir():
+        raise FileNotFoundError(
+            f"Office-31 folder {os.fspath(root)!r} does not exist or is not a "
+            f"folder. {LAYOUT_HELP}"
+        )
+    scan = _Scan(root)
+    for name, dom_path, _ in _entries(scan, None, root, files=False):
+        base = Path(dom_path)
+        try:
+            if (base / "images").is_dir():
+                base = base / "images"
+            class_dirs = _entries(scan, name, base, files=False)
+        except OSError as exc:
+            scan.skip(name, base, f"folder cannot be listed: {exc.strerror or exc}")
+            continue
+        classes = {}
+        for cls, cls_path, _ in class_dirs:
+            try:
+                files = _entries(scan, name, cls_path, files=True)
+            except OSError as exc:
+                scan.skip(name, cls_path,
+                          f"folder cannot be listed: {exc.strerror or exc}")
+                continue
+            if files:
+                classes[cls] = [(f, st.st_size, st.st_mtime_ns) for f, _, st in files]
+        if classes:
+            scan.domains[name] = {"base": base, "classes": classes}
+        else:
+            scan.empty.append(name)
+    if "images" in scan.domains or root.name == "images":
+        raise ValueError(
+            f"{os.fspath(root)!r} looks like a single domain folder (it holds "
+            f"an 'images' folder of classes); pass its parent instead. {LAYOUT_HELP}"
+        )
+    if not scan.domains:
+        raise ValueError(
+            f"No images found in {printable(root)!r}. {LAYOUT_HELP}"
+        )
+    return scan
 
 
 def scan_image_folder(path):
@@ -96,77 +259,22 @@ def scan_image_folder(path):
     -------
     domains : dict
         ``{domain: {"base": Path, "classes": {class: [(name, size,
-        mtime_ns), ...]}}}`` in sorted order. ``base`` is
-        ``<path>/<domain>/images`` or ``<path>/<domain>``.
+        mtime_ns), ...]}}}`` in sorted order, only domains and classes that
+        hold at least one image file. ``base`` is ``<path>/<domain>/images``
+        or ``<path>/<domain>``. Symbolic links are followed; entries that
+        cannot be (see :class:`SkippedFilesWarning`) are left out.
 
     Raises
     ------
     FileNotFoundError
         If ``path`` does not exist or is not a folder.
+    OSError
+        If ``path`` itself cannot be listed; ``filename`` names it.
     ValueError
         If no domain with class folders holding images is found, or if
         ``path`` looks like a single domain folder.
     """
-    root = Path(path)
-    if not root.is_dir():
-        raise FileNotFoundError(
-            f"Office-31 folder {os.fspath(root)!r} does not exist or is not a "
-            f"folder. {LAYOUT_HELP}"
-        )
-    domains = {}
-    for name in _subdirs(root):
-        base = root / name
-        if (base / "images").is_dir():
-            base = base / "images"
-        classes = {}
-        for cls in _subdirs(base):
-            classes[cls] = _image_files(base / cls)
-        if classes:
-            domains[name] = {"base": base, "classes": classes}
-    if "images" in domains or root.name == "images":
-        raise ValueError(
-            f"{os.fspath(root)!r} looks like a single domain folder (it holds "
-            f"an 'images' folder of classes); pass its parent instead. {LAYOUT_HELP}"
-        )
-    n_files = sum(len(f) for d in domains.values() for f in d["classes"].values())
-    if not domains or n_files == 0:
-        raise ValueError(
-            f"No images found in {os.fspath(root)!r}. {LAYOUT_HELP}"
-        )
-    return domains
-
-
-def atomic_write_npz(path, **arrays):
-    """Write an uncompressed ``.npz`` file atomically.
-
-    The data go to a temporary file in the same folder which is then renamed
-    over ``path`` with :func:`os.replace`, so readers never see a partial
-    file.
-
-    Parameters
-    ----------
-    path : str or path-like
-        Destination.
-    **arrays : ndarray
-        Arrays to store (no object arrays).
-    """
-    import tempfile
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    return _scan(path).domains
 
 
 def make_bunch(images, domain_labels, object_labels, target_names, filenames,
@@ -198,17 +306,13 @@ def make_bunch(images, domain_labels, object_labels, target_names, filenames,
     """
     from sklearn.utils import Bunch
 
-    from .._image import _flatten_scaled
-
     n = images.shape[0]
-    data = _flatten_scaled(images, scale)
+    data = flatten_scaled(images, scale)
     target = np.empty((n, 2), dtype=object)
     target[:, 0] = list(domain_labels)
     target[:, 1] = list(object_labels)
     frame = None
-    h, w, c = images.shape[1:]
-    chans = ("R", "G", "B") if c == 3 else ("L",)
-    cols = [f"pixel_{r}_{q}_{ch}" for r in range(h) for q in range(w) for ch in chans]
+    cols = pixel_feature_names(*images.shape[1:])
     if as_frame:
         import pandas as pd
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .._image import _normalize_size
+from .._pixels import LUMA, normalize_size
 from ._base import make_bunch
 
 DOMAINS = ("dslr", "product", "webcam")
@@ -189,7 +189,7 @@ def load_office_digits(*, size=(32, 32), domains=None, mode="RGB",
     """
     from sklearn.datasets import load_digits
 
-    size = _normalize_size(size)
+    size = normalize_size(size)
     if size is None or min(size) < 8:
         raise ValueError(f"size must be at least (8, 8); got {size!r}.")
     if mode not in ("RGB", "L"):
@@ -218,7 +218,7 @@ def load_office_digits(*, size=(32, 32), domains=None, mode="RGB",
         img = _render(dom, src[idx], size, rng)
         img = np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
         if mode == "L":
-            luma = img.astype(np.float32) @ np.float32([0.299, 0.587, 0.114])
+            luma = img.astype(np.float32) @ LUMA
             img = np.clip(np.rint(luma), 0, 255).astype(np.uint8)[..., None]
         images.append(img)
         doms += [dom] * idx.size

@@ -51,7 +51,7 @@ def read_manifest_tsv(path):
 def _digest(entries):
     h = hashlib.sha256()
     for rel, sha in sorted(entries):
-        h.update(f"{sha}\t{rel}\n".encode())
+        h.update(f"{sha}\t{rel}\n".encode("utf-8", "surrogateescape"))
     return h.hexdigest()
 
 

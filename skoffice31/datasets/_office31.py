@@ -3,24 +3,29 @@
 import hashlib
 import json
 import os
+import time
 import warnings
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-from .._image import _RESAMPLE_NAMES, _normalize_size, read_images
+from .._fileio import TMP_MARK, atomic_open
+from .._pixels import RESAMPLE_NAMES, normalize_size, read_images
 from ._base import (
     HEAD_NAMES,
     LAYOUT_HELP,
-    atomic_write_npz,
-    get_data_home,
+    CacheWarning,
+    SkippedFilesWarning,
+    _data_home_path,
+    _scan,
     make_bunch,
-    scan_image_folder,
+    printable,
 )
 
 # Bump when the decoding or the cache format changes: old entries are ignored.
-_CACHE_VERSION = 1
+# 2: entries record why each skipped file failed; read failures are not cached.
+_CACHE_VERSION = 2
 _CACHE_DIR = "cache"
 
 DESCR = """\
@@ -38,11 +43,16 @@ by 255; multiply by 255 for the raw 0..255 pixels of the original study).
 """
 
 
-def _cache_path(data_home, root, domain, size, mode, resample):
+def _fs(text):
+    """Bytes of a path or name for hashing (names need not be valid UTF-8)."""
+    return text.encode("utf-8", "surrogateescape")
+
+
+def _cache_path(cache_dir, root, domain, size, mode, resample):
     ident = json.dumps([str(root), domain, size, mode, resample])
     digest = hashlib.sha256(ident.encode()).hexdigest()[:20]
     safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in domain)
-    return Path(get_data_home(data_home)) / _CACHE_DIR / f"office31-{safe}-{digest}.npz"
+    return Path(cache_dir) / f"office31-{safe}-{digest}.npz"
 
 
 def _content_key(root, domain, info, size, mode, resample):
@@ -53,7 +63,7 @@ def _content_key(root, domain, info, size, mode, resample):
     ).encode())
     for cls, files in info["classes"].items():
         for name, fsize, mtime in files:
-            h.update(f"{cls}/{name}\t{fsize}\t{mtime}\n".encode())
+            h.update(_fs(f"{cls}/{name}\t{fsize}\t{mtime}\n"))
     return h.hexdigest()
 
 
@@ -61,10 +71,10 @@ def _prune_cache(cache_dir, max_tmp_age=3600.0):
     """Remove cache entries whose source folder is gone, and stale temp files.
 
     Called after writing an entry, so the caches of deleted folders (e.g.
-    temporary test folders) do not pile up in the data home.
+    temporary test folders) do not pile up in the data home. A temporary
+    file is stale when it is older than ``max_tmp_age`` seconds (a writer
+    killed half-way); younger ones may belong to a concurrent writer.
     """
-    import time
-
     now = time.time()
     try:
         entries = list(os.scandir(cache_dir))
@@ -72,7 +82,7 @@ def _prune_cache(cache_dir, max_tmp_age=3600.0):
         return
     for e in entries:
         try:
-            if e.name.endswith(".tmp"):
+            if TMP_MARK in e.name or e.name.endswith(".tmp"):
                 if now - e.stat().st_mtime > max_tmp_age:
                     os.unlink(e.path)
                 continue
@@ -94,9 +104,110 @@ def _read_cache(path, key):
             if meta.get("key") != key:
                 return None
             images = z["images"]
-    except Exception:  # missing, truncated or foreign file: just rebuild it
+    except Exception:  # missing, truncated, unreadable or foreign: rebuild it
         return None
     return images, meta
+
+
+class _CacheWriter:
+    """Writes cache entries until the first failure, then warns once.
+
+    A read-only data home, a ``cache`` path that is a file or a full disk
+    must not cost the images just decoded: the load goes on without the
+    cache and one :class:`CacheWarning` names the folder.
+    """
+
+    def __init__(self, cache_dir):
+        self.cache_dir = Path(cache_dir)
+        self.failed = False
+        self.wrote = False
+
+    def _fail(self, exc):
+        self.failed = True
+        error = f"{type(exc).__name__}: {exc.strerror or exc}" if isinstance(
+            exc, OSError) else f"{type(exc).__name__}: {exc}"
+        where = printable(self.cache_dir)
+        warnings.warn(
+            CacheWarning(
+                f"Cannot write the image cache in {where!r} ({error}); the "
+                "images are loaded without the cache. Point data_home (or the "
+                "SKOFFICE31_DATA environment variable) to a writable folder, "
+                "or pass cache=False.",
+                path=str(self.cache_dir), error=error,
+            ),
+            stacklevel=4,  # _fail <- ready/write <- load_office31 <- the caller
+        )
+
+    def ready(self):
+        """Create the cache folder; False (after the warning) if impossible."""
+        if self.failed:
+            return False
+        try:
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            if not self.cache_dir.is_dir():
+                raise NotADirectoryError(20, "Not a directory")
+        except OSError as exc:
+            self._fail(exc)
+            return False
+        return True
+
+    def write(self, path, images, meta):
+        if not self.ready():
+            return
+        try:
+            with atomic_open(path, "wb") as f:
+                np.savez(f, images=images, meta=np.array(json.dumps(meta)))
+        except OSError as exc:  # read-only, disk full, quota
+            self._fail(exc)
+            return
+        self.wrote = True
+
+
+def _selected_domains(domains, scan, root):
+    """Validate ``domains`` against what the scan found; return a sorted list."""
+    available = list(scan.domains)
+    if domains is None:
+        return available
+    selected = [domains] if isinstance(domains, str) else domains
+    try:
+        selected = list(selected)
+    except TypeError:
+        raise ValueError(
+            f"domains must be None, a domain name or a list of domain names; got "
+            f"{domains!r}. Available: {available}."
+        ) from None
+    bad = [d for d in selected if not isinstance(d, str)]
+    if bad:
+        raise ValueError(
+            f"domains must hold domain names (str); got {bad!r}. Available: "
+            f"{available}."
+        )
+    if not selected:
+        raise ValueError(
+            f"domains=[] selects no domain; pass None to load all of them, or "
+            f"some of {available}."
+        )
+    problems = []
+    for d in dict.fromkeys(selected):
+        if d in scan.domains:
+            continue
+        if d in scan.empty:
+            problems.append(f"domain {d!r} has no images (its folder holds no "
+                            "class folder with image files)")
+            continue
+        why = [r for dom, p, r in scan.skipped
+               if dom is None and os.path.basename(p) == d]
+        if why:
+            problems.append(f"domain {d!r} was skipped: {why[0]}")
+        else:
+            problems.append(f"Unknown domain {d!r}")
+    if problems:
+        raise ValueError(
+            f"Cannot load domain(s) {[d for d in selected if d not in scan.domains]} "
+            f"of {printable(root)!r}: " + "; ".join(problems)
+            + f"; available: {available}. {LAYOUT_HELP}"
+        )
+    return sorted(set(selected), key=available.index)
 
 
 def load_office31(
@@ -148,7 +259,13 @@ def load_office31(
         ``resample``: any change makes it rebuild. Files are written
         atomically (temporary file, then :func:`os.replace`); entries of
         folders that no longer exist are removed when a new entry is
-        written. :func:`clear_data_home` deletes everything.
+        written. Files whose bytes are not a decodable image are remembered
+        as skipped; a file that could not be *read* (permissions, I/O error)
+        is never: its domain is decoded again next time. When the cache
+        cannot be written (read-only data home, a file named ``cache``, disk
+        full), the images are loaded all the same and one
+        :class:`CacheWarning` says so. :func:`clear_data_home` deletes
+        everything.
     n_jobs : int, default=None
         Number of joblib workers used to decode the images when they are not
         cached. None means 1 unless in a :func:`joblib.parallel_config`
@@ -195,15 +312,30 @@ def load_office31(
     ------
     FileNotFoundError
         If ``path`` does not exist.
+    OSError
+        If ``path`` itself cannot be listed (e.g. ``PermissionError``); its
+        ``filename`` attribute names the folder. Problems with the cache
+        never raise (see ``cache``).
     ValueError
-        If ``path`` holds no images in the expected layout, or an unknown
-        domain is requested.
+        If ``path`` holds no images in the expected layout; if ``domains``
+        is empty, names a domain that does not exist or whose folder holds
+        no images; or if no image of the selected domains could be decoded.
 
     Warns
     -----
-    UserWarning
-        Once, listing every file that could not be decoded; those files are
-        skipped (their rows are left out, all other labels stay correct).
+    SkippedFilesWarning
+        Once, listing every entry that was left out and why: files that
+        could not be decoded or read, dangling symbolic links, link loops,
+        links back to a parent folder (they would repeat images under other
+        labels), folder names that are not valid UTF-8 (they would be
+        labels) and folders that cannot be listed. Its ``files`` and
+        ``reasons`` attributes hold them. The other rows and their labels
+        are unaffected. A file name that is not valid UTF-8 is loaded; its
+        entry in ``filenames`` holds surrogate escapes (:func:`os.fsdecode`)
+        and opens the file.
+    CacheWarning
+        Once, when the cache cannot be written; its ``path`` attribute is
+        the cache folder.
 
     See Also
     --------
@@ -218,29 +350,22 @@ def load_office31(
     work over two processes. The second load of the same folder with the
     same ``size`` and ``mode`` is read from the cache.
     """
-    size = _normalize_size(size)
+    size = normalize_size(size)
     if mode not in ("RGB", "L"):
         raise ValueError(f"mode must be 'RGB' or 'L'; got {mode!r}.")
-    if resample not in _RESAMPLE_NAMES:
+    if resample not in RESAMPLE_NAMES:
         raise ValueError(
-            f"resample must be one of {list(_RESAMPLE_NAMES)}; got {resample!r}."
+            f"resample must be one of {list(RESAMPLE_NAMES)}; got {resample!r}."
         )
     root = Path(os.fspath(path)).expanduser().resolve()
-    scanned = scan_image_folder(root)
+    scan = _scan(root)
+    scanned = scan.domains
     all_domains = list(scanned)
     all_classes = sorted({c for d in scanned.values() for c in d["classes"]})
-    if domains is None:
-        selected = all_domains
-    else:
-        selected = [domains] if isinstance(domains, str) else list(domains)
-        unknown = [d for d in selected if d not in scanned]
-        if unknown:
-            raise ValueError(
-                f"Unknown domain(s) {unknown} in {os.fspath(root)!r}; available: "
-                f"{all_domains}. {LAYOUT_HELP}"
-            )
-        selected = sorted(set(selected), key=all_domains.index)
+    selected = _selected_domains(domains, scan, root)
     size_key = list(size) if size is not None else None
+    cache_dir = _data_home_path(data_home) / _CACHE_DIR
+    writer = _CacheWriter(cache_dir) if cache else None
 
     entries = {}
     todo = []  # (domain, class, path)
@@ -251,7 +376,7 @@ def load_office31(
         keys[dom] = key
         if cache:
             hit = _read_cache(
-                _cache_path(data_home, root, dom, size_key, mode, resample), key)
+                _cache_path(cache_dir, root, dom, size_key, mode, resample), key)
             if hit is not None:
                 entries[dom] = hit
                 continue
@@ -261,7 +386,9 @@ def load_office31(
 
     decoded_all = None
     if todo:
-        decoded, ok = read_images(
+        if writer is not None:
+            writer.ready()  # a cache that cannot be written: say so before decoding
+        decoded, ok, errors = read_images(
             [p for _, _, p in todo], size=size, mode=mode, resample=resample,
             n_jobs=n_jobs, on_error="skip",
         )
@@ -292,17 +419,20 @@ def load_office31(
                 "root": str(root),
                 "files": [todo[i][2] for i in rows if ok[i]],
                 "objects": [todo[i][1] for i in rows if ok[i]],
-                "skipped": [todo[i][2] for i in rows if not ok[i]],
+                "skipped": [[todo[i][2], errors[i][0]] for i in rows if not ok[i]],
             }
             entries[dom] = (images, meta)
             pos += n_dom
-            if cache:
-                atomic_write_npz(
-                    _cache_path(data_home, root, dom, size_key, mode, resample),
-                    images=images, meta=np.array(json.dumps(meta)),
+            # Only failures of the files' bytes are remembered: a file that
+            # could not be read (permissions, I/O) is tried again next time.
+            readable = all(errors[i][1] for i in rows if not ok[i])
+            if writer is not None and readable:
+                writer.write(
+                    _cache_path(cache_dir, root, dom, size_key, mode, resample),
+                    images, meta,
                 )
-        if cache:
-            _prune_cache(Path(get_data_home(data_home)) / _CACHE_DIR)
+        if writer is not None and writer.wrote:
+            _prune_cache(cache_dir)
         if set(n_todo) == set(selected):
             decoded_all = decoded  # nothing came from the cache: no copy
 
@@ -318,23 +448,27 @@ def load_office31(
     else:
         nonempty = [p for p in parts if p.shape[0]] or parts[:1]
         images = np.concatenate(nonempty) if len(nonempty) > 1 else nonempty[0]
-    filenames, objects, doms, skipped = [], [], [], []
+    filenames, objects, doms = [], [], []
+    skipped = [(p, r) for d, p, r in scan.skipped if d is None or d in selected]
     for d in selected:
         meta = entries[d][1]
         filenames += meta["files"]
         objects += meta["objects"]
         doms += [d] * len(meta["files"])
-        skipped += meta["skipped"]
+        skipped += [tuple(x) for x in meta["skipped"]]
     if skipped:
         warnings.warn(
-            f"Skipped {len(skipped)} file(s) that could not be decoded as "
-            "images:\n  " + "\n  ".join(skipped),
-            UserWarning,
+            SkippedFilesWarning(
+                f"Skipped {len(skipped)} file(s) of {printable(root)!r} that could "
+                "not be loaded (their rows are left out):\n  "
+                + "\n  ".join(f"{printable(p)}: {r}" for p, r in skipped),
+                files=[p for p, _ in skipped], reasons=[r for _, r in skipped],
+            ),
             stacklevel=2,
         )
     if images.shape[0] == 0:
         raise ValueError(
-            f"None of the images of domain(s) {selected} in {os.fspath(root)!r} "
+            f"None of the images of domain(s) {selected} in {printable(root)!r} "
             "could be decoded."
         )
     target_names = {
