@@ -414,6 +414,32 @@ class _HeadScorer(_BaseScorer):
     ``predict`` cache of a multi-metric search (``method_caller``).
     """
 
+    def __call__(self, estimator, X, y_true, *, sample_weight=None, **kwargs):
+        """Score the fitted ``estimator`` on ``X`` against ``y_true``.
+
+        Parameters
+        ----------
+        estimator : object
+            A fitted (multi-head) classifier, a Pipeline ending in one, or a
+            fitted search.
+        X : array-like of shape (n_samples, n_features)
+            Test data.
+        y_true : array-like of shape (n_samples,) or (n_samples, n_heads)
+            True labels, one column per head; a DataFrame's columns name the
+            heads.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each sample.
+        **kwargs : dict
+            Further metadata, only with metadata routing enabled (see
+            ``set_score_request``).
+
+        Returns
+        -------
+        score : float
+            The score; greater is better.
+        """
+        return super().__call__(estimator, X, y_true, sample_weight=sample_weight, **kwargs)
+
     def _score(self, method_caller, estimator, X, y_true, **kwargs):
         return self._sign * self._score_heads(method_caller, estimator, X, y_true, **kwargs)
 
