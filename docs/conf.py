@@ -113,7 +113,13 @@ html_theme_options = {
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version", "theme-version"],
 }
-html_sidebars = {"index": [], "install": []}  # the landing pages use the full width
+# The left sidebar lists a section's sub-pages; the user-guide pages have
+# none, so they give its width to the text (code blocks, the CLI help).
+html_sidebars = {
+    page: [] for page in ("index", "install", "two_heads", "study", "cli",
+                          "performance", "scaling_out")
+}
+toc_object_entries_show_parents = "hide"  # "fit()" in a page's contents, not "Class.fit()"
 html_static_path = ["_static"]
 html_css_files = ["skoffice31.css"]  # a wider text column: no cut-off code blocks
 suppress_warnings = ["config.cache"]

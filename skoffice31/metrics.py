@@ -257,7 +257,8 @@ def head_confusion_matrices(y_true, y_pred, *, head_names=None, sample_weight=No
     >>> from skoffice31.metrics import head_confusion_matrices
     >>> y_true = [["amazon", "mug"], ["dslr", "pen"], ["dslr", "mug"]]
     >>> y_pred = [["amazon", "mug"], ["dslr", "mug"], ["dslr", "mug"]]
-    >>> cms = head_confusion_matrices(y_true, y_pred, head_names=["domain", "object"])
+    >>> cms = head_confusion_matrices(y_true, y_pred,
+    ...                               head_names=["domain", "object"])
     >>> cms["object"].confusion_matrix
     array([[2, 0],
            [1, 0]])
@@ -320,7 +321,8 @@ def head_log_losses(y_true, y_proba, *, classes, sample_weight=None):
     --------
     >>> import numpy as np
     >>> from skoffice31.metrics import head_log_losses
-    >>> proba = [np.array([[0.5, 0.5], [0.5, 0.5]]), np.array([[1.0, 0.0], [0.0, 1.0]])]
+    >>> proba = [np.array([[0.5, 0.5], [0.5, 0.5]]),
+    ...          np.array([[1.0, 0.0], [0.0, 1.0]])]
     >>> losses = head_log_losses([["a", "x"], ["b", "y"]], proba,
     ...                          classes=[np.array(["a", "b"]), np.array(["x", "y"])])
     >>> np.round(losses, 4)
@@ -596,7 +598,8 @@ def head_accuracy_scorer(head):
     Examples
     --------
     >>> from skoffice31.metrics import head_accuracy_scorer
-    >>> scoring = {"domain": head_accuracy_scorer("domain"), "first": head_accuracy_scorer(0)}
+    >>> scoring = {"domain": head_accuracy_scorer("domain"),
+    ...            "first": head_accuracy_scorer(0)}
     """
     return HeadAccuracyScorer(head)
 
