@@ -104,6 +104,12 @@ class ImageFlattener(TransformerMixin, BaseEstimator):
     ((2, 48), dtype('float32'))
     """
 
+    # The "?" of the HTML repr opens this class's page of the API reference,
+    # relative to the built docs' example pages (auto_examples/): the docs
+    # have no public host yet; make this absolute once they have one.
+    _doc_link_module = "skoffice31"
+    _doc_link_template = "../gen_modules/{estimator_module}.{estimator_name}.html"
+
     _parameter_constraints: dict = {
         "size": [None, Interval(Integral, 1, None, closed="left"), tuple, list],
         "mode": [StrOptions({"RGB", "L"})],
@@ -378,8 +384,9 @@ class ImageFlattener(TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_images, n_features_out_)
-            Output of :meth:`transform` (or anything of that shape).
+        X : array-like of shape (n_images, n_features)
+            Output of :meth:`transform` (or anything of that shape):
+            ``n_features`` is ``n_features_out_``.
 
         Returns
         -------

@@ -241,6 +241,12 @@ class MultiHeadMLPClassifier(ClassifierMixin, BaseEstimator):
     (2, 2)
     """
 
+    # The "?" of the HTML repr opens this class's page of the API reference,
+    # relative to the built docs' example pages (auto_examples/): the docs
+    # have no public host yet; make this absolute once they have one.
+    _doc_link_module = "skoffice31"
+    _doc_link_template = "../gen_modules/{estimator_module}.{estimator_name}.html"
+
     _parameter_constraints = {
         "hidden": ["array-like", Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(ACTIVATIONS))],
