@@ -19,7 +19,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from . import _progress
+from . import _callbacks
 from ._activations import ACTIVATIONS, DERIVATIVES
 from ._losses import head_slices, log_softmax_heads, multihead_cross_entropy
 from ._optimizers import AdamOptimizer, OuterGradient, SGDOptimizer
@@ -36,7 +36,7 @@ _FITTED_ATTRIBUTES = (
 )
 
 
-class MultiHeadMLPClassifier(ClassifierMixin, BaseEstimator):
+class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, BaseEstimator):
     """Multilayer perceptron with a shared trunk and one softmax head per target.
 
     The network is a trunk of fully connected ReLU layers of sizes ``hidden``
@@ -278,7 +278,8 @@ class MultiHeadMLPClassifier(ClassifierMixin, BaseEstimator):
         self : object
             The fitted estimator.
         """
-        return self._fit_guarded(X, y, sample_weight, incremental=False, classes=None)
+        with _callbacks.fit_task(self, X, y, sample_weight):
+            return self._fit_guarded(X, y, sample_weight, incremental=False, classes=None)
 
     def partial_fit(self, X, y, classes=None, sample_weight=None):
         """Run one epoch over ``X, y``, keeping the optimizer's state.
@@ -296,7 +297,8 @@ class MultiHeadMLPClassifier(ClassifierMixin, BaseEstimator):
         -------
         self : object
         """
-        return self._fit_guarded(X, y, sample_weight, incremental=True, classes=classes)
+        with _callbacks.fit_task(self, X, y, sample_weight, incremental=True):
+            return self._fit_guarded(X, y, sample_weight, incremental=True, classes=classes)
 
     def _fit_guarded(self, X, y, sample_weight, incremental, classes):
         # A failed fit leaves the previous fitted state as it was, or, when
@@ -577,17 +579,7 @@ class MultiHeadMLPClassifier(ClassifierMixin, BaseEstimator):
         elapsed = time.perf_counter() - start_time
         if self.verbose:
             print(f"Epoch {self.n_iter_}, loss = {loss:.8f}, {elapsed:.2f} s")
-        if _progress.has_callbacks():
-            _progress.report_epoch(
-                {
-                    "epoch": self.n_iter_,
-                    "max_iter": self.max_iter,
-                    "loss": loss,
-                    "head_losses": dict(zip(self.head_names_, map(float, head_losses))),
-                    "elapsed": elapsed,
-                    "estimator": self,
-                }
-            )
+        _callbacks.end_epoch(self)
 
     def _track_loss(self):
         if self.loss_curve_[-1] > self.best_loss_ - self.tol:
@@ -733,7 +725,9 @@ class MultiHeadMLPClassifier(ClassifierMixin, BaseEstimator):
         # large as the weights again or twice: a saved model, and an
         # estimator sent to a joblib or dask worker, carries the weights
         # only. partial_fit after loading starts a fresh optimizer.
-        state = super().__getstate__()
+        # a copy: on Python >= 3.11 it is the live __dict__ (copy.copy of a
+        # fitting estimator, as sklearn.callback does, must not drop it)
+        state = dict(super().__getstate__())
         state.pop("_optimizer", None)
         return state
 

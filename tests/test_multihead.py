@@ -14,7 +14,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from skoffice31 import MultiHeadMLPClassifier
-from skoffice31._progress import epoch_callback
+from skoffice31.callbacks import EpochReporter
 from skoffice31.metrics import exact_match_scorer, head_accuracy_scorer
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -263,8 +263,8 @@ def test_early_stopping_restores_the_best_weights(digits):
     snapshots = []
     clf = MultiHeadMLPClassifier(hidden=(16,), max_iter=15, early_stopping=True, tol=0.5,
                                  n_iter_no_change=2, random_state=0, learning_rate_init=0.01)
-    with epoch_callback(lambda info: snapshots.append([W.copy() for W in info["estimator"].coefs_])):
-        clf.fit(X_train, y_train)
+    clf.set_callbacks(EpochReporter(lambda _: snapshots.append([W.copy() for W in clf.coefs_])))
+    clf.fit(X_train, y_train)
     assert clf.best_loss_ is None and len(clf.validation_scores_) == clf.n_iter_
     assert clf.best_validation_score_ == max(clf.validation_scores_)
     best = int(np.argmax(clf.validation_scores_))
@@ -272,17 +272,6 @@ def test_early_stopping_restores_the_best_weights(digits):
     assert all(np.array_equal(a, b) for a, b in zip(clf.coefs_, snapshots[best]))
     with pytest.raises(ValueError, match="early_stopping"):
         clf.partial_fit(X_train, y_train)
-
-
-def test_epoch_callback_reports_every_epoch():
-    X, y = _toy()
-    seen = []
-    with epoch_callback(seen.append):
-        MultiHeadMLPClassifier(hidden=(5,), max_iter=3, tol=0, random_state=0).fit(X, y)
-    MultiHeadMLPClassifier(hidden=(5,), max_iter=2, random_state=0).fit(X, y)
-    assert [s["epoch"] for s in seen] == [1, 2, 3]
-    assert seen[-1]["max_iter"] == 3 and set(seen[-1]["head_losses"]) == {"head0", "head1"}
-    assert seen[0]["elapsed"] <= seen[2]["elapsed"]
 
 
 def test_sample_weight_equals_repeating_rows_in_full_batch():
@@ -467,8 +456,8 @@ def test_small_batches_train_with_one_blas_thread_and_restore_it():
     X, y = _toy()
     seen = []
     before = blas_threads()
-    with epoch_callback(lambda info: seen.append(blas_threads())):
-        clf = MultiHeadMLPClassifier(hidden=(5,), batch_size=10, max_iter=1).fit(X, y)
+    clf = MultiHeadMLPClassifier(hidden=(5,), batch_size=10, max_iter=1)
+    clf.set_callbacks(EpochReporter(lambda _: seen.append(blas_threads()))).fit(X, y)
     assert seen and all(n == 1 for n in seen[0])
     assert blas_threads() == before
     assert clf._optimizer.n_threads == min(2, max(before))
