@@ -449,3 +449,24 @@ def test_train_predict_user_errors(tmp_path, capsys, argv, words):
     argv = [a.format(tmp=tmp_path, bad=tmp_path / "bad.joblib") for a in argv]
     assert cli.main(argv) == 2
     assert_one_line_error(capsys.readouterr().err, *words)
+
+
+def test_reproduce_rewrites_the_results_after_every_configuration(tmp_path, capsys, monkeypatch):
+    """The files follow the run: one snapshot per finished configuration, then the final one."""
+    from skoffice31 import study
+
+    snapshots = []
+    original = study.write_results
+
+    def write_results(out, info, rows, *, partial=False):
+        original(out, info, rows, partial=partial)
+        doc = json.loads((Path(out) / "results.json").read_text())
+        snapshots.append((partial, len(rows), doc.get("partial", False), len(read_csv(
+            Path(out) / "results.csv"))))
+
+    monkeypatch.setattr(study, "write_results", write_results)
+    args = ["--epochs", "2", "--hidden", "10", "--hidden", "6,4", "--size", "8", "--samples", "0"]
+    assert cli.main(["reproduce", *args, "--out", str(tmp_path / "o"), "-q"]) == 0
+    assert snapshots == [(True, 1, True, 1), (True, 2, True, 2), (True, 3, True, 3),
+                         (True, 4, True, 4), (False, 4, False, 4)]
+    assert not [p for p in (tmp_path / "o").iterdir() if p.name.startswith(".")]  # no temp files
