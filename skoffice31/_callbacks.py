@@ -1,11 +1,12 @@
 """scikit-learn's callback API (:mod:`sklearn.callback`) in MultiHeadMLPClassifier.
 
-The estimator calls three functions of this module, so that the callback
-logic stays out of the training code:
+The estimator's ``fit`` and ``partial_fit`` are decorated with
+:func:`sklearn.callback.with_callbacks` (the teardown of the callbacks,
+whether the fit succeeds or not) and call two functions of this module, so
+that the callback logic stays out of the training code:
 
-- :func:`fit_task` around ``fit`` / ``partial_fit``: the root task (one
-  subtask per epoch), ``on_fit_task_begin`` / ``on_fit_task_end`` of the
-  root and the teardown of the callbacks, whether the fit succeeds or not;
+- :func:`fit_task` around the fit: the root task (one subtask per epoch),
+  ``on_fit_task_begin`` / ``on_fit_task_end`` of the root;
 - :func:`end_epoch` at the end of every epoch: ``on_fit_task_end`` of the
   epoch's task (with a lazily built ``fitted_estimator``), then the next
   epoch's task is begun, as :class:`~sklearn.linear_model.LogisticRegression`
@@ -20,10 +21,9 @@ The root task tree is the same when the estimator is fitted alone, in a
 
 import contextlib
 
-from sklearn.callback import CallbackSupportMixin
-from sklearn.callback._callback_support import callback_management_context
+from sklearn.callback import CallbackSupportMixin, with_callbacks
 
-__all__ = ["CallbackSupportMixin", "fit_task", "end_epoch"]
+__all__ = ["CallbackSupportMixin", "with_callbacks", "fit_task", "end_epoch"]
 
 _EPOCH = "_callback_epoch_ctx"  # the running epoch's task, only during fit
 
@@ -40,6 +40,9 @@ def _max_epochs(estimator, incremental):
 def fit_task(estimator, X, y, sample_weight=None, *, incremental=False):
     """Run the body as the estimator's root fit task.
 
+    To be used inside a method decorated with
+    :func:`sklearn.callback.with_callbacks`, which tears the callbacks down.
+
     Parameters
     ----------
     estimator : MultiHeadMLPClassifier
@@ -51,24 +54,23 @@ def fit_task(estimator, X, y, sample_weight=None, *, incremental=False):
     incremental : bool
         ``partial_fit`` (one epoch) rather than ``fit`` (``max_iter`` epochs).
     """
-    with callback_management_context(estimator):
-        epochs = _max_epochs(estimator, incremental)
-        ctx = estimator._init_callback_context(
-            task_name="partial_fit" if incremental else "fit",
-            max_subtasks=epochs,
-        )
-        metadata = None if sample_weight is None else {"sample_weight": sample_weight}
-        ctx.call_on_fit_task_begin(estimator=estimator, X=X, y=y, metadata=metadata)
-        _begin_epoch(estimator, ctx, X, y, metadata)
-        try:
-            yield ctx
-        finally:
-            epoch = estimator.__dict__.pop(_EPOCH, None)
-        if epoch is not None:  # the task begun after the last epoch: ended empty
-            epoch[0].call_on_fit_task_end(estimator=estimator)
-        ctx.call_on_fit_task_end(
-            estimator=estimator, X=X, y=y, metadata=metadata, reconstruction_attributes={}
-        )
+    epochs = _max_epochs(estimator, incremental)
+    ctx = estimator._init_callback_context(
+        task_name="partial_fit" if incremental else "fit",
+        max_subtasks=epochs,
+    )
+    metadata = None if sample_weight is None else {"sample_weight": sample_weight}
+    ctx.call_on_fit_task_begin(estimator=estimator, X=X, y=y, metadata=metadata)
+    _begin_epoch(estimator, ctx, X, y, metadata)
+    try:
+        yield ctx
+    finally:
+        epoch = estimator.__dict__.pop(_EPOCH, None)
+    if epoch is not None:  # the task begun after the last epoch: ended empty
+        epoch[0].call_on_fit_task_end(estimator=estimator)
+    ctx.call_on_fit_task_end(
+        estimator=estimator, X=X, y=y, metadata=metadata, reconstruction_attributes={}
+    )
 
 
 def _begin_epoch(estimator, root, X, y, metadata):

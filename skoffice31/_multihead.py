@@ -260,6 +260,7 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
 
     # ------------------------------------------------------------------ fit
 
+    @_callbacks.with_callbacks
     def fit(self, X, y, sample_weight=None):
         """Fit the network to ``X`` and the targets ``y``.
 
@@ -281,6 +282,7 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
         with _callbacks.fit_task(self, X, y, sample_weight):
             return self._fit_guarded(X, y, sample_weight, incremental=False, classes=None)
 
+    @_callbacks.with_callbacks
     def partial_fit(self, X, y, classes=None, sample_weight=None):
         """Run one epoch over ``X, y``, keeping the optimizer's state.
 
