@@ -470,3 +470,32 @@ def test_reproduce_rewrites_the_results_after_every_configuration(tmp_path, caps
     assert snapshots == [(True, 1, True, 1), (True, 2, True, 2), (True, 3, True, 3),
                          (True, 4, True, 4), (False, 4, False, 4)]
     assert not [p for p in (tmp_path / "o").iterdir() if p.name.startswith(".")]  # no temp files
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_reproduce_ctrl_c_with_worker_processes(tmp_path):
+    """Ctrl-C on a terminal (SIGINT to the process group) while a loky worker fits."""
+    out = tmp_path / "res"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "skoffice31", "reproduce", "--size", "8", "--hidden", "6",
+         "--hidden", "512,512", "--solver", "sgd", "--epochs", "40", "--n-jobs", "2",
+         "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        for line in proc.stderr:  # (6) finishes while (512,512), started first, still runs
+            if "config 1/2 done" in line:
+                break
+            assert time.monotonic() < deadline, "no progress"
+        os.killpg(proc.pid, signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130
+    assert "Traceback" not in stderr
+    assert "1 of 2 configurations finished" in stderr
+    assert [(r["hidden"], r["status"]) for r in read_csv(out / "results.csv")] == [("(6)", "ok")]
+    assert json.loads((out / "results.json").read_text())["interrupted"] is True
