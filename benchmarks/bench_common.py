@@ -23,14 +23,16 @@ N_DOMAINS = 3
 N_OBJECTS = 31
 SEED = 0
 
-LAYOUTS = [(10,), (64, 32, 10), (384, 192, 64, 32, 10)]
-SOLVERS = ["sgd", "adam"]
-BATCHES = [10, 256]
+# The study's settings come from the study module (lr 1e-4, momentum 0, no
+# L2, normal(0, 0.03) initialisation, raw 0..255 pixels, its grid).
+from skoffice31.study import StudySettings  # noqa: E402
 
-# Study hyper-parameters (see the contract): lr 1e-4, momentum 0, no L2,
-# normal(0, 0.03) initialisation, raw 0..255 pixels.
-LEARNING_RATE = 1e-4
-INIT_SCALE = 0.03
+STUDY = StudySettings.from_preset("study")
+LAYOUTS = list(STUDY.hidden)
+SOLVERS = list(STUDY.solvers)
+BATCHES = [STUDY.batch_size, 256]
+LEARNING_RATE = STUDY.learning_rate("sgd")
+INIT_SCALE = STUDY.init_scale
 
 CACHE_DIR = Path(os.environ.get("SKOFFICE31_BENCH_CACHE", "/tmp/skoffice31_bench"))
 
@@ -163,16 +165,17 @@ def machine_description():
 def timed_fit(est, X, y):
     """Fit ``est``; return (wall seconds, seconds of each epoch).
 
-    The epoch times come from the estimator's progress hook
-    (``skoffice31._progress.epoch_callback``), so one fit gives them all.
+    The epoch times come from an :class:`skoffice31.callbacks.EpochReporter`
+    (scikit-learn's callback API), so one fit gives them all.
     """
-    from skoffice31._progress import epoch_callback
+    from skoffice31.callbacks import EpochReporter
 
     stamps = []
+    est.set_callbacks(EpochReporter(lambda _: stamps.append(time.perf_counter() - t0)))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         t0 = time.perf_counter()
-        with epoch_callback(lambda info: stamps.append(time.perf_counter() - t0)):
-            est.fit(X, y)
+        est.fit(X, y)
         wall = time.perf_counter() - t0
+    est.set_callbacks()
     return wall, np.diff([0.0, *stamps]).tolist()

@@ -28,8 +28,11 @@ import warnings
 
 import numpy as np
 
-LAYOUTS = [(10,), (64, 32, 10), (384, 192, 64, 32, 10)]
-SOLVERS = ["sgd", "adam"]
+from skoffice31.study import StudySettings
+
+STUDY = StudySettings.from_preset("study")
+LAYOUTS = list(STUDY.hidden)
+SOLVERS = list(STUDY.solvers)
 
 
 def _grid(order):
@@ -50,21 +53,17 @@ def _makespan(times, n_workers):
 def make_search(epochs, seed=0, order="study"):
     from sklearn.model_selection import GridSearchCV, ShuffleSplit
 
-    from skoffice31 import MultiHeadMLPClassifier
-
-    est = MultiHeadMLPClassifier(
-        solver="sgd", momentum=0.0, nesterovs_momentum=False, alpha=0.0, learning_rate_init=1e-4,
-        batch_size=10, max_iter=epochs, init="normal", init_scale=0.03, tol=0.0,
-        n_iter_no_change=epochs + 1, random_state=seed,
-    )
-    grid = _grid(order)
-    cv = ShuffleSplit(n_splits=1, train_size=0.8, test_size=0.15, random_state=seed)
+    settings = StudySettings.from_preset("study", epochs=epochs, seed=seed)
+    est = settings.make_estimator((LAYOUTS[0], "sgd")).set_params(tol=0.0)
+    grid = _grid(order)  # sgd and adam share the study's lr 1e-4
+    cv = ShuffleSplit(n_splits=1, train_size=settings.train_size, test_size=settings.test_size,
+                      random_state=seed)
     return GridSearchCV(est, grid, cv=cv, refit=False)
 
 
 def run(n_workers, X, y, epochs, order="study"):
     """Wall times of one search on ``local:n_workers`` (0 = in this process)."""
-    from skoffice31._distributed import parallel_context
+    from skoffice31.parallel import parallel_context
 
     t0 = time.perf_counter()
     with parallel_context(f"local:{n_workers}" if n_workers else None, scatter=[X, y]):

@@ -1,19 +1,31 @@
-"""Where does a training step's time go?  Phase breakdown of our training loop.
+"""Where does a training epoch's time go?  The estimator's real fit, timed by phase.
 
-    python benchmarks/profile_training.py [--layout 384,192,64,32,10] [--batch 10] [--steps 60]
+    python benchmarks/profile_training.py [--layout 384,192,64,32,10] [--batch 10] [--epochs 2]
 
-Re-runs the estimator's own step (skoffice31._multihead._Network and the
-optimizers of skoffice31._optimizers) with a timer around every phase:
-gather of the batch rows, forward GEMMs (first layer / the rest, with bias
-and ReLU), softmax + cross-entropy + its gradient, backward GEMMs for the
-deltas (with the ReLU derivative), intercept gradients, and the optimizer
-update (first layer: weight-gradient GEMM in row blocks + update; the
-rest).  Medians over steps, in ms per step and s per epoch (3,288 rows),
-for SGD and Adam, BLAS with 1 and 2 threads.  The phase code mirrors
-``_Network.backprop``; if that changes, update ``timed_step`` here.
+Fits a :class:`skoffice31.MultiHeadMLPClassifier` with the study's settings
+(from :mod:`skoffice31.study`: raw pixels, lr 1e-4, plain SGD / Adam,
+normal(0, 0.03) init) on the benchmark's synthetic data of the study's
+shape, through its public ``fit`` -- the same code path as ``skoffice31
+reproduce``, including the estimator's own BLAS-thread and SGD-step
+choices.  Timers wrap the estimator's own functions while it runs (nothing
+is re-implemented here):
+
+- ``gather batch``: ``_Network.gather`` (the minibatch rows);
+- ``softmax + CE + gradient``: ``multihead_cross_entropy``;
+- ``forward + backward GEMMs``: the rest of ``_Network.backprop``;
+- ``optimizer step``: ``update_params`` of the optimizer in use (for SGD
+  at small batches: the fused weight-gradient GEMM + update);
+- ``other``: everything else in the epoch loop (shuffling, bookkeeping).
+
+Per-epoch seconds (median over epochs, the first one dropped when there
+are several) and the share of each phase. A phase whose function the
+estimator no longer has is reported as missing, not guessed. The machine is
+shared: run it on a quiet machine and compare CPU time (``--cpu``) on a
+loaded one.
 """
 
 import argparse
+import functools
 import os
 import sys
 import time
@@ -29,162 +41,116 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 import bench_common as common  # noqa: E402
-from skoffice31 import MultiHeadMLPClassifier  # noqa: E402
-from skoffice31._losses import head_slices, multihead_cross_entropy  # noqa: E402
-from skoffice31._multihead import _Network  # noqa: E402
-from skoffice31._optimizers import OuterGradient  # noqa: E402
+from skoffice31 import _multihead, _optimizers  # noqa: E402
+from skoffice31.callbacks import EpochReporter  # noqa: E402
+from skoffice31.study import StudySettings  # noqa: E402
+
+#: (phase, owner object, attribute): the estimator's functions that are timed.
+PHASES = [
+    ("gather batch", _multihead._Network, "gather"),
+    ("softmax + CE + gradient", _multihead, "multihead_cross_entropy"),
+    ("forward + backward GEMMs", _multihead._Network, "backprop"),
+    ("optimizer step", _optimizers.BaseOptimizer, "update_params"),  # Adam's
+    ("optimizer step", _optimizers.SGDOptimizer, "update_params"),
+]
 
 
-class Timer:
-    """Laps of wall time (perf_counter) or, with ``clock=time.process_time``, CPU
-    time: on a loaded machine the CPU time of single-threaded code (BLAS 1
-    thread) estimates its idle wall time better than the wall time does."""
+class PhaseTimer:
+    """Wraps functions in place; the time of nested wrapped calls is not counted twice."""
 
     def __init__(self, clock=time.perf_counter):
         self.clock = clock
-        self.times = defaultdict(list)
-        self._t = None
-        self._cur = {}
+        self.totals = defaultdict(float)
+        self.missing = []
+        self._stack = []
+        self._saved = []
 
-    def start(self):
-        self._cur = defaultdict(float)
-        self._t = self.clock()
+    def wrap(self, phase, owner, name):
+        original = owner.__dict__.get(name) if isinstance(owner, type) else getattr(owner, name, None)
+        if original is None:
+            self.missing.append(f"{getattr(owner, '__name__', owner)}.{name}")
+            return
 
-    def lap(self, name):
-        now = self.clock()
-        self._cur[name] += now - self._t
-        self._t = now
+        @functools.wraps(original)
+        def timed(*args, **kwargs):
+            t0 = self.clock()
+            self._stack.append(0.0)
+            try:
+                return original(*args, **kwargs)
+            finally:
+                inner = self._stack.pop()
+                spent = self.clock() - t0
+                self.totals[phase] += spent - inner
+                if self._stack:
+                    self._stack[-1] += spent
 
-    def end_step(self):
-        for name, t in self._cur.items():
-            self.times[name].append(t)
+        self._saved.append((owner, name, original))
+        setattr(owner, name, timed)
 
-    def medians(self):
-        return {name: float(np.median(t)) for name, t in self.times.items()}
-
-
-def make_state(layout, solver, batch, X, y):
-    """A fitted-for-2-batches estimator: initialised coefs, optimizer, network."""
-    est = MultiHeadMLPClassifier(
-        hidden=layout, solver=solver, momentum=0.0, nesterovs_momentum=False, alpha=0.0,
-        learning_rate_init=1e-4, batch_size=batch, max_iter=1, init="normal", init_scale=0.03,
-        random_state=0, warm_start=True,
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        est.fit(X[: 2 * batch], y[: 2 * batch])
-    opt = est._optimizer
-    net = _Network(est.coefs_, est.intercepts_, batch)
-    slices = head_slices([len(c) for c in est.classes_])
-    return est, opt, net, slices
+    def restore(self):
+        for owner, name, original in reversed(self._saved):
+            setattr(owner, name, original)
+        self._saved.clear()
 
 
-def timed_step(timer, net, opt, params, X, y_idx, rows, slices, head_weights):
-    """One step, mirroring _Network.backprop + update_params, with laps."""
-    timer.start()
-    xb = net.gather(X, rows)
-    yb = y_idx[rows]
-    sw = np.full(len(rows), 1.0 / len(rows), dtype=xb.dtype)
-    timer.lap("gather batch")
-    n = xb.shape[0]
-    activations = [xb]
-    last = len(net.coefs) - 1
-    for i, (W, b) in enumerate(zip(net.coefs, net.intercepts)):
-        Z = net.z_bufs[i][:n]
-        np.matmul(activations[-1], W, out=Z)
-        Z += b
-        if i < last:
-            net.relu(Z)
-        activations.append(Z)
-        timer.lap("forward layer 1" if i == 0 else "forward other layers")
-    deltas = [buf[:n] for buf in net.delta_bufs]
-    multihead_cross_entropy(activations[-1], yb, slices, head_weights, sw, deltas[last])
-    timer.lap("softmax + CE + gradient")
-    for i in range(last, 0, -1):
-        np.matmul(deltas[i], net.coefs[i].T, out=deltas[i - 1])
-        net.relu_derivative(activations[i], deltas[i - 1])
-    timer.lap("backward delta GEMMs")
-    coef_grads = [OuterGradient(activations[i], deltas[i], net.coefs[i], 0.0) for i in range(last + 1)]
-    intercept_grads = [d.sum(axis=0) for d in deltas]
-    timer.lap("intercept gradients")
-    # update: first layer alone, then the rest (one optimizer step in total)
-    opt._start_step()
-    _update_one(opt, 0, params[0], coef_grads[0])
-    timer.lap("layer 1 weight grad GEMM + update")
-    for i in range(1, len(params)):
-        grad = coef_grads[i] if i < len(coef_grads) else intercept_grads[i - len(coef_grads)]
-        _update_one(opt, i, params[i], grad)
-    timer.lap("update other params")
-    timer.end_step()
+def profile(layout, solver, batch, X, y, epochs, n_threads, clock=time.perf_counter):
+    """Per-epoch seconds of each phase of one real fit (first epoch dropped if > 1)."""
+    settings = StudySettings.from_preset("study", epochs=epochs, batch_size=batch)
+    est = settings.make_estimator((layout, solver))
+    timer = PhaseTimer(clock)
+    snapshots = []
 
+    def snapshot(_record):
+        snapshots.append((clock(), dict(timer.totals)))
 
-def _update_one(opt, i, param, grad):
-    """BaseOptimizer.update_params for one parameter (without _start_step)."""
-    rows_per_block = param.shape[0] if param.ndim == 1 else max(1, opt.block_size // param.shape[1])
-    for start in range(0, param.shape[0], rows_per_block):
-        stop = min(param.shape[0], start + rows_per_block)
-        g_buf, tmp = opt._buffers(param, stop - start)
-        g = grad[start:stop] if isinstance(grad, np.ndarray) else grad.rows(start, stop, g_buf)
-        opt._update_block(i, start, stop, param[start:stop], g, tmp)
-
-
-def split_layer1_update(opt, param, grad, steps=20, clock=time.perf_counter):
-    """Within layer 1: weight-gradient GEMM blocks alone vs the whole update."""
-    rows_per_block = max(1, opt.block_size // param.shape[1])
-    g_buf, _ = opt._buffers(param, rows_per_block)
-    t = []
-    for _ in range(steps):
-        t0 = clock()
-        for start in range(0, param.shape[0], rows_per_block):
-            stop = min(param.shape[0], start + rows_per_block)
-            grad.rows(start, stop, g_buf[: stop - start])
-        t.append(clock() - t0)
-    return float(np.median(t))
-
-
-def profile(layout, solver, batch, X, y, steps, n_threads, clock=time.perf_counter):
-    est, opt, net, slices = make_state(layout, solver, batch, X, y)
-    y_idx = np.column_stack([np.searchsorted(c, y[:, h]) for h, c in enumerate(est.classes_)])
-    params = est.coefs_ + est.intercepts_
-    head_weights = np.ones(y_idx.shape[1])
-    timer = Timer(clock)
-    rng = np.random.default_rng(0)
-    with threadpool_limits(n_threads, user_api="blas"):
-        for k in range(steps + 3):
-            rows = rng.choice(X.shape[0], batch, replace=False)
-            timed_step(timer, net, opt, params, X, y_idx, rows, slices, head_weights)
-            if k == 2:  # drop warm-up steps
-                timer.times.clear()
-        xb = net.x_buf[:batch]
-        gemm_only = split_layer1_update(opt, params[0], OuterGradient(xb, net.delta_bufs[0][:batch],
-                                                                            params[0], 0.0), clock=clock)
-    med = timer.medians()
-    med["  (of which layer 1 weight-grad GEMM blocks)"] = gemm_only
-    return med
+    est.set_callbacks(EpochReporter(snapshot))
+    for phase, owner, name in PHASES:
+        timer.wrap(phase, owner, name)
+    try:
+        with threadpool_limits(n_threads, user_api="blas"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            start = (clock(), {})
+            est.fit(X, y)
+    finally:
+        timer.restore()
+    marks = [start, *snapshots]
+    per_epoch = []
+    for (t0, a), (t1, b) in zip(marks[:-1], marks[1:]):
+        phases = {k: b.get(k, 0.0) - a.get(k, 0.0) for k in set(a) | set(b)}
+        phases["other"] = (t1 - t0) - sum(phases.values())
+        per_epoch.append(phases)
+    kept = per_epoch[1:] or per_epoch
+    names = [p for p, *_ in PHASES] + ["other"]
+    med = {name: float(np.median([e.get(name, 0.0) for e in kept])) for name in dict.fromkeys(names)}
+    return med, timer.missing
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--layout", default="384,192,64,32,10")
-    p.add_argument("--batch", type=int, default=10)
-    p.add_argument("--steps", type=int, default=60)
-    p.add_argument("--solvers", nargs="+", default=["sgd", "adam"])
-    p.add_argument("--threads", nargs="+", type=int, default=[2, 1])
-    p.add_argument("--cpu", action="store_true", help="lap CPU time (process_time) instead of wall time")
+    p.add_argument("--layout", default=",".join(map(str, common.LAYOUTS[-1])))
+    p.add_argument("--batch", type=int, default=common.STUDY.batch_size)
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--rows", type=int, default=common.N_ROWS, help="training rows (default: the study's)")
+    p.add_argument("--solvers", nargs="+", default=common.SOLVERS)
+    p.add_argument("--threads", nargs="+", type=int, default=[2, 1],
+                   help="BLAS thread limits around the fit (the estimator itself uses one "
+                        "BLAS thread for minibatches <= 64)")
+    p.add_argument("--cpu", action="store_true", help="CPU time (process_time) instead of wall time")
     args = p.parse_args(argv)
     layout = tuple(int(h) for h in args.layout.split(","))
-    X, y = common.load_synthetic(*common.ensure_synthetic())
-    steps_per_epoch = common.steps_per_epoch(X.shape[0], args.batch)
+    X, y = common.load_synthetic(*common.ensure_synthetic(args.rows))
     for solver in args.solvers:
         for n_threads in args.threads:
             load = os.getloadavg()[0]
             clock = time.process_time if args.cpu else time.perf_counter
-            med = profile(layout, solver, args.batch, X, y, args.steps, n_threads, clock)
-            total = sum(v for k, v in med.items() if not k.startswith(" "))
-            print(f"\n{layout} {solver} batch {args.batch}, BLAS {n_threads} thread(s), load {load:.1f}: "
-                  f"{total * 1e3:.1f} ms/step = {total * steps_per_epoch:.2f} s/epoch ({'CPU' if args.cpu else 'wall'})")
+            med, missing = profile(layout, solver, args.batch, X, y, args.epochs, n_threads, clock)
+            total = sum(med.values())
+            print(f"\n{layout} {solver} batch {args.batch}, {len(X)} rows, BLAS limit {n_threads}, "
+                  f"load {load:.1f}: {total:.2f} s/epoch ({'CPU' if args.cpu else 'wall'})")
             for name, t in med.items():
-                print(f"  {name:45s} {t * 1e3:8.2f} ms  {100 * t / total:5.1f} %")
+                print(f"  {name:28s} {t:8.3f} s  {100 * t / total:5.1f} %")
+            if missing:
+                print(f"  not timed (the estimator has no {', '.join(missing)})")
 
 
 if __name__ == "__main__":

@@ -1,20 +1,32 @@
-"""End-to-end timing of the six study-preset runs on the real Office-31.
+"""End-to-end timing of the study on the real Office-31, with the study's runner.
 
-    python benchmarks/study_timing.py [--path /work/shared/data/office31] [--epochs 50]
+    python benchmarks/study_timing.py [--path /work/shared/data/office31] [--n-jobs 2]
+    python benchmarks/study_timing.py --epochs 1 --hidden 10 --out /tmp/t   # smoke test
 
-The study's settings (hidden layouts (10), (64,32,10), (384,192,64,32,10) x
-solver sgd / adam; momentum 0, alpha 0, lr 1e-4, batch 10, 50 epochs,
-normal(0, 0.03) init, raw 0..255 pixels, 80 % train / 15 % test split with
-seed 0, as ``skoffice31 reproduce --preset study``), fitted one after the
-other in this process.  Reports the wall time of each fit and the total
-against the issue's target of 12 minutes (the study's code: ~2.9 hours on
-this machine), with per-epoch times and test accuracies.  Writes
-benchmarks/results/study_timing.md and .json.
+Runs :func:`skoffice31.study.run_study` -- what ``skoffice31 reproduce
+--data PATH --n-jobs N`` runs -- with the study preset's settings from
+:mod:`skoffice31.study` (hidden layouts (10), (64,32,10),
+(384,192,64,32,10) x sgd / adam, lr 1e-4, batch 10, 50 epochs, raw pixels,
+80 % / 15 % split, seed 0) and reports:
+
+- the wall time of the run (loading apart), next to the longest single fit
+  (the lower bound with enough workers) and the sum of all fits (serial);
+- what the previous runner (one search per batch of ``n_jobs``
+  configurations, in the grid's order, a barrier between batches) would
+  have taken with the same fit times: the sum of the batch maxima;
+- each configuration's fit time, when it started and ended (seconds after
+  the runner began), per-epoch seconds, its accuracies and the study's own
+  numbers.
+
+Writes ``<out>/study_timing.md`` and ``.json`` (default: benchmarks/results)
+after every finished configuration. The machine may be shared: the load
+average before and after is in the report.
 """
 
 import argparse
 import datetime
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -26,180 +38,134 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 import bench_common as common  # noqa: E402
+from skoffice31._fileio import atomic_write_text  # noqa: E402
+from skoffice31.study import (  # noqa: E402
+    StudySettings,
+    load_study_data,
+    run_study,
+)
 
 DEFAULT_PATH = HERE.parent.parent / "shared" / "data" / "office31"
-TARGET_MINUTES = 12.0
-LAYOUTS = [(10,), (64, 32, 10), (384, 192, 64, 32, 10)]
-SOLVERS = ["sgd", "adam"]
-# The study's own seconds per run (its laptop), from skoffice31.cli.STUDY_RESULTS.
-STUDY_SECONDS = {
-    ((10,), "sgd"): 93, ((10,), "adam"): 396, ((64, 32, 10), "sgd"): 257,
-    ((64, 32, 10), "adam"): 2260, ((384, 192, 64, 32, 10), "sgd"): 2376,
-    ((384, 192, 64, 32, 10), "adam"): 11752,
-}
 
 
-# ------------------------------------------------------------------ data ----
+def batched_wall(rows, configs, n_jobs):
+    """Sum of the batch maxima: the old runner's wall time for these fit times."""
+    seconds = {(tuple(r["hidden"]), r["solver"]): r["fit_seconds"] for r in rows}
+    times = [seconds.get(tuple(c), 0.0) for c in configs]
+    return sum(max(times[i:i + n_jobs]) for i in range(0, len(times), n_jobs))
 
 
-def load_raw_pixels(path, size=100):
-    """(X raw 0..255 float32 (n, size*size*3), y str (n, 2) domain/object)."""
-    try:
-        from skoffice31.datasets import load_office31
-    except ImportError:
-        return _load_with_pillow(path, size)
-    bunch = load_office31(path, size=(size, size))
-    images = bunch.images
-    X = images.reshape(len(images), -1).astype(np.float32)
-    return X, np.asarray(bunch.target)
-
-
-def _load_with_pillow(path, size):
-    """Fallback loader: <path>/<domain>/images/<class>/*.jpg, bilinear resize."""
-    from PIL import Image
-
-    rows, labels = [], []
-    for domain_dir in sorted(p for p in Path(path).iterdir() if p.is_dir()):
-        base = domain_dir / "images" if (domain_dir / "images").is_dir() else domain_dir
-        for class_dir in sorted(p for p in base.iterdir() if p.is_dir()):
-            for f in sorted(class_dir.glob("*.jpg")):
-                with Image.open(f) as im:
-                    im = im.convert("RGB").resize((size, size), Image.BILINEAR)
-                    rows.append(np.asarray(im, dtype=np.uint8).reshape(-1))
-                labels.append((domain_dir.name, class_dir.name))
-    return np.asarray(rows, dtype=np.float32), np.asarray(labels, dtype=object)
-
-
-def study_split(y, seed=0):
-    from sklearn.model_selection import ShuffleSplit
-
-    cv = ShuffleSplit(n_splits=1, train_size=0.8, test_size=0.15, random_state=seed)
-    return next(cv.split(np.zeros(len(y)), y))
-
-
-# ------------------------------------------------------------------- fit ----
-
-
-def study_estimator(layout, solver, epochs):
-    from skoffice31 import MultiHeadMLPClassifier
-
-    return MultiHeadMLPClassifier(
-        hidden=layout, solver=solver, learning_rate_init=1e-4, momentum=0.0,
-        nesterovs_momentum=False, alpha=0.0, batch_size=10, max_iter=epochs,
-        n_iter_no_change=epochs, init="normal", init_scale=0.03, shuffle=True,
-        random_state=0,
-    )
-
-
-def run_config(layout, solver, epochs, X_train, y_train, X_test, y_test):
-    est = study_estimator(layout, solver, epochs)
-    wall, epoch_times = common.timed_fit(est, X_train, y_train)
-    acc = est.score_heads(X_test, y_test)
-    return {
-        "layout": list(layout), "solver": solver, "epochs": int(est.n_iter_),
-        "fit_seconds": wall, "epoch_times": epoch_times,
-        "epoch_median": float(np.median(epoch_times[1:] or epoch_times)),
-        "final_loss": float(est.loss_curve_[-1]),
-        # y is a plain array: heads come in column order, domain then object
-        "test_accuracy": dict(zip(("domain", "object"), map(float, acc.values()))),
-        "study_seconds": STUDY_SECONDS.get((tuple(layout), solver)),
+def summarize(rows, configs, n_jobs, t_start, epochs_seen):
+    out = []
+    for r in sorted(rows, key=lambda r: r["started"]):
+        key = (tuple(r["hidden"]), r["solver"])
+        stamps = epochs_seen.get(key, [])
+        out.append({
+            "hidden": r["hidden"], "solver": r["solver"], "status": r["status"],
+            "fit_seconds": r["fit_seconds"],
+            "started_s": r["started"] - t_start, "finished_s": r["finished"] - t_start,
+            "epoch_seconds": np.diff([0.0, *stamps]).round(3).tolist(),
+            "domain_acc": r["domain_acc"], "object_acc": r["object_acc"], "both_acc": r["both_acc"],
+            "study_domain_acc": r.get("study_domain_acc"), "study_object_acc": r.get("study_object_acc"),
+            "study_seconds": r.get("study_seconds"),
+        })
+    fits = [r["fit_seconds"] for r in rows if r["fit_seconds"] == r["fit_seconds"]]
+    return out, {
+        "longest_fit_s": max(fits, default=float("nan")),
+        "sum_of_fits_s": sum(fits),
+        "batched_runner_s": batched_wall(rows, configs, n_jobs),
     }
 
 
-# ---------------------------------------------------------------- report ----
-
-
-def _md_table(runs):
+def write_report(out_dir, meta, runs, totals):
     lines = [
-        "| layout | solver | fit s | s/epoch (median) | epoch 1 / last | test acc domain / object "
-        "| study's laptop s |",
-        "|---|---|---|---|---|---|---|",
+        "| hidden | solver | fit s | start..end s | s/epoch (median) | domain / object acc "
+        "| study's domain / object | study's laptop s |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in runs:
-        acc = r["test_accuracy"]
+        ep = r["epoch_seconds"]
+        med = float(np.median(ep[1:] or ep)) if ep else float("nan")
+        study = (f"{r['study_domain_acc']:.3f} / {r['study_object_acc']:.3f}"
+                 if r["study_domain_acc"] is not None else "")
         lines.append(
-            f"| ({','.join(map(str, r['layout']))}) | {r['solver']} | {r['fit_seconds']:.1f} "
-            f"| {r['epoch_median']:.2f} | {r['epoch_times'][0]:.2f} / {r['epoch_times'][-1]:.2f} "
-            f"| {acc.get('domain', float('nan')):.3f} / {acc.get('object', float('nan')):.3f} "
-            f"| {r['study_seconds']} |"
+            f"| ({','.join(map(str, r['hidden']))}) | {r['solver']} | {r['fit_seconds']:.1f} "
+            f"| {r['started_s']:.1f}..{r['finished_s']:.1f} | {med:.2f} "
+            f"| {r['domain_acc']:.3f} / {r['object_acc']:.3f} | {study} | {r['study_seconds'] or ''} |"
         )
-    return "\n".join(lines)
+    text = f"""# Study timing: `skoffice31.study.run_study` on the real Office-31
 
+Generated by `python benchmarks/study_timing.py {' '.join(meta['argv'])}` on {meta['date']}.
+Data: {meta['n_train']} training / {meta['n_test']} test images, {meta['size']} px RGB, loaded in
+{meta['load_seconds']:.1f} s. Settings: preset study, {meta['epochs']} epochs, n_jobs {meta['n_jobs']}.
+Machine: {meta['machine']['cpu']}, {meta['machine']['cores']} cores; load average
+{meta['load_before']:.1f} before, {meta.get('load_after', float('nan')):.1f} after (a shared machine
+makes the times noisy).
 
-def write_report(out_dir, meta, runs):
-    out_dir.mkdir(parents=True, exist_ok=True)
-    total = sum(r["fit_seconds"] for r in runs)
-    if len(runs) < 6 or meta["epochs"] < 50:
-        verdict = f"incomplete: {len(runs)} runs of {meta['epochs']} epochs"
-    else:
-        verdict = "met" if total / 60 <= TARGET_MINUTES else "MISSED"
-    machine = meta["machine"]
-    text = f"""# Study timing: the six study-preset runs on the real Office-31
+**Wall time of the runner: {meta.get('wall_seconds', float('nan')):.1f} s** (+ {meta['load_seconds']:.1f} s loading);
+longest single fit {totals['longest_fit_s']:.1f} s; all fits one after the other {totals['sum_of_fits_s']:.1f} s;
+the previous batch-by-batch runner with these fit times: {totals['batched_runner_s']:.1f} s.
 
-Generated by `python benchmarks/study_timing.py` on {meta['date']}. Data: {meta['n_train']} training /
-{meta['n_test']} test images of 100x100 RGB raw 0..255 pixels (loading took {meta['load_seconds']:.1f} s,
-not counted). Settings: momentum 0, alpha 0, lr 1e-4, batch 10, {meta['epochs']} epochs,
-normal(0, 0.03) init, float32. Machine: {machine['cpu']}, {machine['cores']} cores, numpy {machine['numpy']};
-shared with other developers' test runs (load average {meta['load_before']:.1f} before,
-{meta.get('load_after', float('nan')):.1f} after), so times are noisy.
-
-**Total fit time: {total / 60:.1f} min for {len(runs)} runs** (target <= {TARGET_MINUTES:.0f} min: {verdict};
-the study's code: ~2.9 h on this machine). Peak RSS {meta.get('peak_rss_mb', float('nan')):.0f} MB.
-
-{_md_table(runs)}
+{chr(10).join(lines)}
 """
-    (out_dir / "study_timing.md").write_text(text)
-    (out_dir / "study_timing.json").write_text(json.dumps({"meta": meta, "runs": runs}, indent=1))
-
-
-def _previous_runs(out_dir):
-    path = out_dir / "study_timing.json"
-    if not path.exists():
-        return []
-    return json.loads(path.read_text())["runs"]
+    atomic_write_text(out_dir / "study_timing.md", text)
+    atomic_write_text(out_dir / "study_timing.json",
+                      json.dumps({"meta": meta, "totals": totals, "runs": runs}, indent=1) + "\n")
 
 
 def main(argv=None):
-    import os
-
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--path", default=str(DEFAULT_PATH), help="Office-31 folder")
-    p.add_argument("--epochs", type=int, default=50)
-    p.add_argument("--layouts", nargs="+", help="subset, e.g. 10 64,32,10")
-    p.add_argument("--solvers", nargs="+", choices=SOLVERS, default=SOLVERS)
+    p.add_argument("--epochs", type=int, help="default: the study's 50")
+    p.add_argument("--hidden", action="append", help="a layout such as 64,32,10 (repeat); "
+                   "default: the study's three")
+    p.add_argument("--solver", action="append", choices=["sgd", "adam"])
+    p.add_argument("--n-jobs", type=int, default=2)
     p.add_argument("--out", default=str(HERE / "results"))
-    p.add_argument("--resume", action="store_true",
-                   help="keep the runs already in <out>/study_timing.json and do only the missing ones")
     args = p.parse_args(argv)
     if not Path(args.path).is_dir():
         sys.exit(f"Office-31 not found at {args.path}")
-    layouts = [tuple(int(h) for h in s.split(",")) for s in args.layouts] if args.layouts else LAYOUTS
+    hidden = [tuple(int(h) for h in s.split(",")) for s in args.hidden] if args.hidden else None
+    settings = StudySettings.from_preset("study", epochs=args.epochs, hidden=hidden,
+                                         solvers=args.solver)
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
 
     t0 = time.perf_counter()
-    X, y = load_raw_pixels(args.path)
-    train, test = study_split(y)
-    X_train, y_train, X_test, y_test = X[train], y[train], X[test], y[test]
-    del X
+    load_before = os.getloadavg()[0]
+    data = load_study_data(settings, args.path, n_jobs=args.n_jobs)
     meta = {
-        "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
-        "epochs": args.epochs, "n_train": len(train), "n_test": len(test),
-        "load_seconds": time.perf_counter() - t0, "load_before": os.getloadavg()[0],
+        "argv": list(sys.argv[1:] if argv is None else argv),
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "epochs": settings.epochs, "n_jobs": args.n_jobs,
+        "n_train": len(data.train), "n_test": len(data.test),
+        "size": "x".join(map(str, settings.image_size(True))),
+        "load_seconds": time.perf_counter() - t0, "load_before": load_before,
         "machine": common.machine_description(),
     }
-    runs = _previous_runs(Path(args.out)) if args.resume else []
-    done = {(tuple(r["layout"]), r["solver"]) for r in runs}
-    for layout in layouts:
-        for solver in args.solvers:
-            if (tuple(layout), solver) in done:
-                continue
-            print(f"{layout} {solver} ...", end=" ", flush=True)
-            runs.append(run_config(layout, solver, args.epochs, X_train, y_train, X_test, y_test))
-            r = runs[-1]
-            print(f"{r['fit_seconds']:.1f} s, acc {r['test_accuracy']}", flush=True)
-            meta.update(load_after=os.getloadavg()[0], peak_rss_mb=common.peak_rss_mb())
-            write_report(Path(args.out), meta, runs)
-    total = sum(r["fit_seconds"] for r in runs)
-    print(f"total {total / 60:.1f} min (target {TARGET_MINUTES:.0f} min)")
+    print(data.description, f"(loaded in {meta['load_seconds']:.1f} s)", flush=True)
+    configs = settings.configurations()
+    epochs_seen = {}
+
+    def progress(record):
+        key = (tuple(record["tag"][0]), record["tag"][1])
+        epochs_seen.setdefault(key, []).append(record["elapsed"])
+
+    rows = []
+    t_start = time.time()
+    t1 = time.perf_counter()
+    for row in run_study(settings, data, n_jobs=args.n_jobs, n_samples=0, progress=progress):
+        rows.append(row)
+        meta.update(wall_seconds=time.perf_counter() - t1, load_after=os.getloadavg()[0],
+                    complete=len(rows) == len(configs))
+        runs, totals = summarize(rows, configs, args.n_jobs, t_start, epochs_seen)
+        write_report(out_dir, meta, runs, totals)
+        print(f"{row['hidden']} {row['solver']}: {row['status']}, fit {row['fit_seconds']:.1f} s, "
+              f"domain {row['domain_acc']:.3f} object {row['object_acc']:.3f} "
+              f"(at {meta['wall_seconds']:.1f} s)", flush=True)
+    print(f"wall {meta['wall_seconds']:.1f} s; longest fit {totals['longest_fit_s']:.1f} s; "
+          f"sum of fits {totals['sum_of_fits_s']:.1f} s; batch-by-batch runner "
+          f"{totals['batched_runner_s']:.1f} s; report in {out_dir}/study_timing.md")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,10 @@
 
 The package's centre is :class:`MultiHeadMLPClassifier`, a multilayer
 perceptron with a shared trunk and one softmax head per target column,
-trained with its own NumPy back-propagation (SGD or Adam).
+trained with its own NumPy back-propagation (SGD or Adam). It supports
+scikit-learn's callback API (:mod:`skoffice31.callbacks`). The Office-31
+two-head study is :mod:`skoffice31.study`; :mod:`skoffice31.parallel` runs
+joblib work (the study, a grid search) on a dask cluster.
 """
 
 from ._image import ImageFlattener

@@ -19,7 +19,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from . import _progress
+from . import _callbacks
 from ._activations import ACTIVATIONS, DERIVATIVES
 from ._losses import head_slices, log_softmax_heads, multihead_cross_entropy
 from ._optimizers import AdamOptimizer, OuterGradient, SGDOptimizer
@@ -52,10 +52,15 @@ _FITTED_ATTRIBUTES = (
 
 #: Bookkeeping that lives only during a fit; a pickle made from inside a fit
 #: (say, by an epoch callback) leaves it out.
-_FIT_ONLY_ATTRIBUTES = ("_in_place", "_best_params")
+#: Bookkeeping of a running fit that a copy or a pickle must not carry (the
+#: callback contexts hold the training data).
+_FIT_ONLY_ATTRIBUTES = (
+    "_in_place", "_best_params", "_callback_epoch_ctx", "_callback_fit_ctx",
+    "_skl_callbacks_to_teardown",
+)
 
 
-class MultiHeadMLPClassifier(ClassifierMixin, BaseEstimator):
+class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, BaseEstimator):
     """Multilayer perceptron with a shared trunk and one softmax head per target.
 
     The network is a trunk of fully connected layers of sizes ``hidden``
@@ -335,6 +340,7 @@ class MultiHeadMLPClassifier(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ fit
 
+    @_callbacks.with_callbacks
     def fit(self, X, y, sample_weight=None):
         """Fit the network to ``X`` and the targets ``y``.
 
@@ -353,8 +359,10 @@ class MultiHeadMLPClassifier(ClassifierMixin, BaseEstimator):
         self : object
             The fitted estimator.
         """
-        return self._fit_guarded(X, y, sample_weight, incremental=False, classes=None)
+        with _callbacks.fit_task(self, X, y, sample_weight):
+            return self._fit_guarded(X, y, sample_weight, incremental=False, classes=None)
 
+    @_callbacks.with_callbacks
     def partial_fit(self, X, y, classes=None, sample_weight=None):
         """Run one epoch over ``X, y``, keeping the optimizer's state.
 
@@ -373,7 +381,8 @@ class MultiHeadMLPClassifier(ClassifierMixin, BaseEstimator):
         -------
         self : object
         """
-        return self._fit_guarded(X, y, sample_weight, incremental=True, classes=classes)
+        with _callbacks.fit_task(self, X, y, sample_weight, incremental=True):
+            return self._fit_guarded(X, y, sample_weight, incremental=True, classes=classes)
 
     def _fit_guarded(self, X, y, sample_weight, incremental, classes):
         # A failed fit leaves the previous fitted state as it was, or, when
@@ -698,17 +707,7 @@ class MultiHeadMLPClassifier(ClassifierMixin, BaseEstimator):
         elapsed = time.perf_counter() - start_time
         if self.verbose:
             print(f"Iteration {self.n_iter_}, loss = {loss:.8f}, {elapsed:.2f} s")
-        if _progress.has_callbacks():
-            _progress.report_epoch(
-                {
-                    "epoch": self.n_iter_,
-                    "max_iter": self.max_iter,
-                    "loss": loss,
-                    "head_losses": dict(zip(self.head_names_, map(float, head_losses))),
-                    "elapsed": elapsed,
-                    "estimator": self,
-                }
-            )
+        _callbacks.end_epoch(self)
 
     def _check_stratifiable(self, y_codes):
         counts = np.bincount(y_codes, minlength=len(self._classes_list()[0]))

@@ -147,8 +147,8 @@ def test_reproduce_samples_are_the_models_predictions(tmp_path, capsys):
     y = data.target.astype(str)
     train, test = next(ShuffleSplit(1, train_size=0.8, test_size=0.15,
                                     random_state=0).split(X, y))
-    params = cli._estimator_params(cli._resolve_settings(
-        cli.build_parser().parse_args(["reproduce", *TINY]), grid=True), (10,), "adam")
+    params = cli.settings_from_args(cli.build_parser().parse_args(["reproduce", *TINY]),
+                                    grid=True).estimator_params(((10,), "adam"))
     with threadpool_limits(1, user_api="blas"), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # max_iter reached
         clf = MultiHeadMLPClassifier(**params).fit(X[train], y[train])
@@ -204,14 +204,16 @@ def test_reproduce_with_data_folder(office_folder, tmp_path, monkeypatch):
 
 def test_reproduce_interrupted_keeps_finished_rows(tmp_path, capsys, monkeypatch):
     """Ctrl-C (KeyboardInterrupt) during the 2nd configuration."""
-    original = cli._ReproduceClassifier.fit
+    from skoffice31 import MultiHeadMLPClassifier
+
+    original = MultiHeadMLPClassifier.fit
 
     def fit(self, X, y, **kwargs):
         if self.solver == "adam":
             raise KeyboardInterrupt
         return original(self, X, y, **kwargs)
 
-    monkeypatch.setattr(cli._ReproduceClassifier, "fit", fit)
+    monkeypatch.setattr(MultiHeadMLPClassifier, "fit", fit)
     out = tmp_path / "res"
     code = cli.main(["reproduce", *TINY, "--out", str(out), "-q"])
     captured = capsys.readouterr()
@@ -227,10 +229,14 @@ def test_reproduce_interrupted_keeps_finished_rows(tmp_path, capsys, monkeypatch
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_reproduce_sigint_subprocess(tmp_path):
-    """A real SIGINT after the first configuration finished."""
+    """A real SIGINT after the first configuration finished.
+
+    The longest fit, (512,256) = config 2/2, runs first; the signal comes
+    while (256,128) runs.
+    """
     out = tmp_path / "res"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "skoffice31", "reproduce", "--size", "8", "--hidden", "8",
+        [sys.executable, "-m", "skoffice31", "reproduce", "--size", "8", "--hidden", "256,128",
          "--hidden", "512,256", "--solver", "sgd", "--epochs", "50", "--out", str(out)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
         # a background shell may have set SIGINT to "ignore"; the child must see it
@@ -239,7 +245,7 @@ def test_reproduce_sigint_subprocess(tmp_path):
     try:
         deadline = time.monotonic() + 120
         for line in proc.stderr:
-            if "config 2/2" in line:
+            if "config 1/2" in line and "done" not in line:
                 break
             assert time.monotonic() < deadline, "no progress"
         proc.send_signal(signal.SIGINT)
@@ -251,19 +257,21 @@ def test_reproduce_sigint_subprocess(tmp_path):
     assert "Traceback" not in stderr
     assert "1 of 2 configurations finished" in stderr
     rows = read_csv(out / "results.csv")
-    assert [(r["hidden"], r["status"]) for r in rows] == [("(8)", "ok")]
+    assert [(r["hidden"], r["status"]) for r in rows] == [("(512,256)", "ok")]
     assert json.loads((out / "results.json").read_text())["interrupted"] is True
 
 
 def test_reproduce_failed_configuration_is_reported(tmp_path, capsys, monkeypatch):
-    original = cli._ReproduceClassifier.fit
+    from skoffice31 import MultiHeadMLPClassifier
+
+    original = MultiHeadMLPClassifier.fit
 
     def fit(self, X, y, **kwargs):
         if self.solver == "adam":
             raise ValueError("boom: diverged")
         return original(self, X, y, **kwargs)
 
-    monkeypatch.setattr(cli._ReproduceClassifier, "fit", fit)
+    monkeypatch.setattr(MultiHeadMLPClassifier, "fit", fit)
     out = tmp_path / "res"
     assert cli.main(["reproduce", *TINY, "--out", str(out), "-q"]) == 0
     captured = capsys.readouterr()
@@ -441,3 +449,53 @@ def test_train_predict_user_errors(tmp_path, capsys, argv, words):
     argv = [a.format(tmp=tmp_path, bad=tmp_path / "bad.joblib") for a in argv]
     assert cli.main(argv) == 2
     assert_one_line_error(capsys.readouterr().err, *words)
+
+
+def test_reproduce_rewrites_the_results_after_every_configuration(tmp_path, capsys, monkeypatch):
+    """The files follow the run: one snapshot per finished configuration, then the final one."""
+    from skoffice31 import study
+
+    snapshots = []
+    original = study.write_results
+
+    def write_results(out, info, rows, *, partial=False):
+        original(out, info, rows, partial=partial)
+        doc = json.loads((Path(out) / "results.json").read_text())
+        snapshots.append((partial, len(rows), doc.get("partial", False), len(read_csv(
+            Path(out) / "results.csv"))))
+
+    monkeypatch.setattr(study, "write_results", write_results)
+    args = ["--epochs", "2", "--hidden", "10", "--hidden", "6,4", "--size", "8", "--samples", "0"]
+    assert cli.main(["reproduce", *args, "--out", str(tmp_path / "o"), "-q"]) == 0
+    assert snapshots == [(True, 1, True, 1), (True, 2, True, 2), (True, 3, True, 3),
+                         (True, 4, True, 4), (False, 4, False, 4)]
+    assert not [p for p in (tmp_path / "o").iterdir() if p.name.startswith(".")]  # no temp files
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_reproduce_ctrl_c_with_worker_processes(tmp_path):
+    """Ctrl-C on a terminal (SIGINT to the process group) while a loky worker fits."""
+    out = tmp_path / "res"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "skoffice31", "reproduce", "--size", "8", "--hidden", "6",
+         "--hidden", "512,512", "--solver", "sgd", "--epochs", "40", "--n-jobs", "2",
+         "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        for line in proc.stderr:  # (6) finishes while (512,512), started first, still runs
+            if "config 1/2 done" in line:
+                break
+            assert time.monotonic() < deadline, "no progress"
+        os.killpg(proc.pid, signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130
+    assert "Traceback" not in stderr
+    assert "1 of 2 configurations finished" in stderr
+    assert [(r["hidden"], r["status"]) for r in read_csv(out / "results.csv")] == [("(6)", "ok")]
+    assert json.loads((out / "results.json").read_text())["interrupted"] is True

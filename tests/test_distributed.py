@@ -1,4 +1,4 @@
-"""Tests of skoffice31._distributed: grid searches on dask through joblib.
+"""Tests of skoffice31.parallel: grid searches on dask through joblib.
 
 Every server is started and stopped here, on 127.0.0.1 only.  Searches are
 tiny (the built-in office-digits data at 12x12 grey pixels) so the module
@@ -24,7 +24,7 @@ from numpy.testing import assert_array_equal
 from sklearn.model_selection import GridSearchCV, ShuffleSplit
 
 from skoffice31 import MultiHeadMLPClassifier
-from skoffice31._distributed import (
+from skoffice31.parallel import (
     SchedulerConnectionError,
     SchedulerLostError,
     as_scheduler_lost,
@@ -174,15 +174,16 @@ def test_loky_all_cores_and_cheap_pickles(data):
     est = MultiHeadMLPClassifier(hidden=(128,), solver="adam")
     assert len(pickle.dumps(est)) < 4000
 
-    # Fitted with Adam (two moment buffers per weight): the pickle holds the
-    # weights once, no optimizer state and no training data.
+    # Fitted with Adam: the pickle holds the weights and the optimizer's two
+    # moment buffers (so partial_fit continues after loading, as with
+    # MLPClassifier), and no training data or scratch buffers.
     big_X = np.random.default_rng(0).random((len(X), 512), dtype=np.float32)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         est.set_params(max_iter=2).fit(big_X, y)
     n_weight_bytes = sum(a.nbytes for a in est.coefs_ + est.intercepts_)
     blob = pickle.dumps(est)
-    assert len(blob) < 1.2 * n_weight_bytes + 64_000, (len(blob), n_weight_bytes)
+    assert len(blob) < 3.2 * n_weight_bytes + 64_000, (len(blob), n_weight_bytes)
     again = pickle.loads(blob)
     assert_array_equal(again.predict(big_X[:50]), est.predict(big_X[:50]))
 
@@ -429,7 +430,15 @@ def test_cli_scheduler_lost_keeps_finished_rows(tmp_path, scheduler_process):
     last = stderr.strip().splitlines()[-1]
     assert "Traceback" not in stderr, stderr
     assert "dask scheduler" in last and address in last, last
-    # Two worker threads: the CLI runs the 4 configurations in 2 batches of 2
-    # and the scheduler died during the second batch.
-    rows = (out / "results.csv").read_text().strip().splitlines()
-    assert len(rows) == 3, rows  # header + the 2 finished configurations
+    # The results are written after every finished configuration and the
+    # scheduler died once the first was written: those rows are kept, whole.
+    rows = read_csv_rows(out / "results.csv")
+    assert 1 <= len(rows) < 4, rows
+    assert all(r["status"] == "ok" and r["domain_acc"] for r in rows), rows
+
+
+def read_csv_rows(path):
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))

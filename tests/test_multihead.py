@@ -16,7 +16,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from skoffice31 import MultiHeadMLPClassifier, TrainingCollapseWarning
-from skoffice31._progress import epoch_callback
+from skoffice31.callbacks import EpochReporter
 from skoffice31.metrics import exact_match_scorer, head_accuracy_scorer
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -335,8 +335,8 @@ def test_early_stopping_restores_the_best_weights(digits):
     snapshots = []
     clf = MultiHeadMLPClassifier(hidden=(16,), max_iter=15, early_stopping=True, tol=0.5,
                                  n_iter_no_change=2, random_state=0, learning_rate_init=0.01)
-    with epoch_callback(lambda info: snapshots.append([W.copy() for W in info["estimator"].coefs_])):
-        clf.fit(X_train, y_train)
+    clf.set_callbacks(EpochReporter(lambda _: snapshots.append([W.copy() for W in clf.coefs_])))
+    clf.fit(X_train, y_train)
     assert clf.best_loss_ is None and len(clf.validation_scores_) == clf.n_iter_
     assert clf.best_validation_score_ == max(clf.validation_scores_)
     best = int(np.argmax(clf.validation_scores_))
@@ -344,17 +344,6 @@ def test_early_stopping_restores_the_best_weights(digits):
     assert all(np.array_equal(a, b) for a, b in zip(clf.coefs_, snapshots[best]))
     with pytest.raises(ValueError, match="early_stopping"):
         clf.partial_fit(X_train, y_train)
-
-
-def test_epoch_callback_reports_every_epoch():
-    X, y = _toy()
-    seen = []
-    with epoch_callback(seen.append):
-        MultiHeadMLPClassifier(hidden=(5,), max_iter=3, tol=0, random_state=0).fit(X, y)
-    MultiHeadMLPClassifier(hidden=(5,), max_iter=2, random_state=0).fit(X, y)
-    assert [s["epoch"] for s in seen] == [1, 2, 3]
-    assert seen[-1]["max_iter"] == 3 and set(seen[-1]["head_losses"]) == {"head0", "head1"}
-    assert seen[0]["elapsed"] <= seen[2]["elapsed"]
 
 
 def test_sample_weight_equals_repeating_rows_in_full_batch():
@@ -553,22 +542,49 @@ def test_partial_fit_continues_exactly_after_a_copy(tmp_path, solver, momentum, 
             assert np.array_equal(a, b)
 
 
+_COPIES = []
+
+
+def _keep_a_pickled_copy(estimator):
+    _COPIES.append(pickle.loads(pickle.dumps(estimator)))
+
+
+class _OnEpoch:
+    """A sklearn FitCallback calling ``fn(estimator)`` after every epoch."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def setup(self, estimator, context):
+        pass
+
+    def teardown(self, estimator, context):
+        pass
+
+    def on_fit_task_begin(self, estimator, context, **kwargs):
+        pass
+
+    def on_fit_task_end(self, estimator, context, **kwargs):
+        if context.task_name == "epoch":
+            self.fn(estimator)
+
+
 def test_pickling_from_inside_a_fit_changes_nothing():
     X, y = _toy()
     params = dict(hidden=(5,), max_iter=4, tol=0, random_state=0)
     reference = MultiHeadMLPClassifier(**params).fit(X, y)
-    copies = []
-    with epoch_callback(lambda info: copies.append(pickle.loads(pickle.dumps(info["estimator"])))):
-        clf = MultiHeadMLPClassifier(**params).fit(X, y)
+    _COPIES.clear()
+    clf = MultiHeadMLPClassifier(**params).set_callbacks(_OnEpoch(_keep_a_pickled_copy)).fit(X, y)
+    copies = list(_COPIES)
     assert len(copies) == 4 and copies[1].n_iter_ == 2
-    assert not hasattr(copies[1], "_in_place")  # fit-only bookkeeping stays out
+    for attr in ("_in_place", "_callback_epoch_ctx", "_callback_fit_ctx"):
+        assert not hasattr(copies[1], attr)  # fit-only bookkeeping stays out
     for a, b in zip(clf.coefs_, reference.coefs_):
         assert np.array_equal(a, b)
     # early stopping keeps its best weights while being pickled
     es = dict(params, early_stopping=True, n_iter_no_change=100)
     reference = MultiHeadMLPClassifier(**es).fit(X, y)
-    with epoch_callback(lambda info: copy.deepcopy(info["estimator"])):
-        clf = MultiHeadMLPClassifier(**es).fit(X, y)
+    clf = MultiHeadMLPClassifier(**es).set_callbacks(_OnEpoch(copy.deepcopy)).fit(X, y)
     for a, b in zip(clf.coefs_, reference.coefs_):
         assert np.array_equal(a, b)
 
@@ -601,8 +617,8 @@ def test_small_batches_train_with_one_blas_thread_and_restore_it():
     X, y = _toy()
     seen = []
     before = blas_threads()
-    with epoch_callback(lambda info: seen.append(blas_threads())):
-        MultiHeadMLPClassifier(hidden=(5,), batch_size=10, max_iter=1).fit(X, y)
+    clf = MultiHeadMLPClassifier(hidden=(5,), batch_size=10, max_iter=1)
+    clf.set_callbacks(EpochReporter(lambda _: seen.append(blas_threads()))).fit(X, y)
     assert seen and all(n == 1 for n in seen[0])
     assert blas_threads() == before
 

@@ -6,7 +6,7 @@ public entry point is :func:`parallel_context`, a context manager used around
 a :class:`~sklearn.model_selection.GridSearchCV` (or anything else that uses
 joblib)::
 
-    from skoffice31._distributed import parallel_context
+    from skoffice31.parallel import parallel_context
 
     with parallel_context("local:2", scatter=[X, y]):
         search.fit(X, y)                      # runs on 2 local worker processes
@@ -19,7 +19,7 @@ worker and data placement are dask's; the joblib ``"dask"`` backend is what
 scikit-learn documents for scaling a search out.
 """
 
-# Owner: dask helper (issue 6).
+# Owner: dask helper (issue 6); public as skoffice31.parallel since issue 9.
 
 import asyncio
 import contextlib

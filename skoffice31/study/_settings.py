@@ -1,0 +1,328 @@
+"""The study's presets, its published table, the default grid and the settings object."""
+
+import dataclasses
+from typing import NamedTuple
+
+__all__ = [
+    "BUILTIN_SIZE",
+    "DEFAULT_HIDDEN",
+    "DEFAULT_SOLVERS",
+    "HEADS",
+    "OFFICE31_SIZE",
+    "PRESETS",
+    "STUDY_RESULTS",
+    "Configuration",
+    "StudySettings",
+    "expected_cost",
+]
+
+#: The study's own table (Office-31, 100x100 RGB raw pixels, 80% train /
+#: 15% test, 50 epochs, lr 1e-4, minibatch 10, on a laptop):
+#: (hidden, solver) -> (domain accuracy, object accuracy, seconds).
+STUDY_RESULTS = {
+    ((10,), "sgd"): (0.661, 0.032, 93),
+    ((10,), "adam"): (0.661, 0.032, 396),
+    ((64, 32, 10), "sgd"): (0.872, 0.195, 257),
+    ((64, 32, 10), "adam"): (0.858, 0.269, 2260),
+    ((384, 192, 64, 32, 10), "sgd"): (0.837, 0.214, 2376),
+    ((384, 192, 64, 32, 10), "adam"): (0.890, 0.283, 11752),
+}
+
+#: The study's grid: three hidden layouts x two solvers.
+DEFAULT_HIDDEN = ((10,), (64, 32, 10), (384, 192, 64, 32, 10))
+DEFAULT_SOLVERS = ("sgd", "adam")
+
+#: Names of the two heads (the columns of ``y``).
+HEADS = ("domain", "object")
+
+#: Image side of the built-in dataset when no size is given; the real
+#: photos use the study's 100x100.
+BUILTIN_SIZE = 32
+OFFICE31_SIZE = 100
+
+#: Settings of the two presets. ``learning_rate_init`` is given per solver.
+PRESETS = {
+    # The study exactly: raw 0..255 pixels, N(0, 0.03) weights, plain SGD
+    # (no momentum), no L2, lr 1e-4, minibatch 10, 50 epochs, the textbook
+    # code's 80% train / 15% test split (5% unused) with a fixed seed.
+    "study": {
+        "scale": 1.0,
+        "init": "normal",
+        "init_scale": 0.03,
+        "momentum": 0.0,
+        "nesterovs_momentum": False,
+        "alpha": 0.0,
+        "learning_rate_init": {"sgd": 1e-4, "adam": 1e-4},
+        "batch_size": 10,
+        "epochs": 50,
+        "train_size": 0.8,
+        "test_size": 0.15,
+        "seed": 0,
+    },
+    # Our recommendation: pixels scaled to 0..1, Glorot initialisation,
+    # SGD with Nesterov momentum, a little L2, larger minibatches and fewer
+    # epochs (see the performance page of the documentation).
+    "tuned": {
+        "scale": 1.0 / 255.0,
+        "init": "glorot",
+        "init_scale": 0.03,
+        "momentum": 0.9,
+        "nesterovs_momentum": True,
+        "alpha": 1e-4,
+        "learning_rate_init": {"sgd": 0.01, "adam": 1e-3},
+        "batch_size": 32,
+        "epochs": 40,
+        "train_size": 0.8,
+        "test_size": 0.15,
+        "seed": 0,
+    },
+}
+
+
+class Configuration(NamedTuple):
+    """One point of the grid: a hidden layout and a solver."""
+
+    hidden: tuple
+    solver: str
+
+    @property
+    def label(self):
+        """``"(64,32,10) adam"``."""
+        return f"({','.join(str(int(h)) for h in self.hidden)}) {self.solver}"
+
+
+def _as_hidden(hidden):
+    try:
+        sizes = tuple(int(h) for h in hidden)
+    except (TypeError, ValueError):
+        sizes = None
+    if sizes is None or any(s <= 0 for s in sizes):
+        raise ValueError(
+            f"hidden layout {hidden!r} must be a sequence of positive layer sizes, "
+            "e.g. (64, 32, 10), or () for no hidden layer"
+        )
+    return sizes
+
+
+@dataclasses.dataclass(frozen=True)
+class StudySettings:
+    """Everything that defines a run of the study (a frozen dataclass).
+
+    Build it from a preset with :meth:`from_preset`; change fields with
+    :func:`dataclasses.replace`, which validates again.
+
+    Parameters
+    ----------
+    preset : {"study", "tuned"}, default="study"
+        The preset the values came from (reported; :attr:`STUDY_RESULTS`
+        are shown next to ``"study"`` runs).
+    scale : float
+        Factor applied to the 0..255 pixels (1.0 = raw pixels as the study).
+    init, init_scale, momentum, nesterovs_momentum, alpha, batch_size
+        The estimator parameters of the same names.
+    learning_rate_init : tuple of (solver, float) pairs
+        ``learning_rate_init`` per solver; :meth:`from_preset` also takes a
+        dict or one float for all solvers.
+    epochs : int
+        Training epochs (``max_iter``; no early stopping).
+    train_size, test_size : float
+        Fractions of the one :class:`~sklearn.model_selection.ShuffleSplit`.
+    seed : int
+        Seed of the split and of the weights (``random_state``).
+    hidden : tuple of tuple of int
+        The hidden layouts of the grid.
+    solvers : tuple of str
+        The solvers of the grid.
+    size : tuple of (int, int) or None
+        Image ``(width, height)``; ``None``: 100x100 for the photos, 32x32
+        for the built-in dataset.
+    blas_threads : int, default=0
+        Limit of the BLAS threads per fit (0: no limit).
+    """
+
+    preset: str = "study"
+    scale: float = 1.0
+    init: str = "normal"
+    init_scale: float = 0.03
+    momentum: float = 0.0
+    nesterovs_momentum: bool = False
+    alpha: float = 0.0
+    learning_rate_init: tuple = (("sgd", 1e-4), ("adam", 1e-4))
+    batch_size: int = 10
+    epochs: int = 50
+    train_size: float = 0.8
+    test_size: float = 0.15
+    seed: int = 0
+    hidden: tuple = DEFAULT_HIDDEN
+    solvers: tuple = DEFAULT_SOLVERS
+    size: tuple = None
+    blas_threads: int = 0
+
+    def __post_init__(self):
+        set_ = object.__setattr__.__get__(self)
+        if self.preset not in PRESETS:
+            raise ValueError(f"unknown preset {self.preset!r}: use one of {sorted(PRESETS)}")
+        lr = self.learning_rate_init
+        if isinstance(lr, dict):
+            lr = tuple(lr.items())
+        set_("learning_rate_init", tuple((str(k), float(v)) for k, v in lr))
+        hidden = tuple(dict.fromkeys(_as_hidden(h) for h in self.hidden))
+        solvers = tuple(dict.fromkeys(str(s) for s in self.solvers))
+        set_("hidden", hidden)
+        set_("solvers", solvers)
+        if not hidden or not solvers:
+            raise ValueError("the grid needs at least one hidden layout and one solver")
+        for solver in solvers:
+            if solver not in DEFAULT_SOLVERS:
+                raise ValueError(f"unknown solver {solver!r}: use 'sgd' or 'adam'")
+            if not self.learning_rate(solver) > 0:
+                raise ValueError(f"learning_rate_init of {solver} must be > 0")
+        for name in ("epochs", "batch_size"):
+            if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
+                raise ValueError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
+        if not (isinstance(self.blas_threads, int) and self.blas_threads >= 0):
+            raise ValueError(f"blas_threads must be an integer >= 0, got {self.blas_threads!r}")
+        if not self.alpha >= 0:
+            raise ValueError(f"alpha must be >= 0, got {self.alpha!r}")
+        tr, te = self.train_size, self.test_size
+        if not (0 < tr < 1 and 0 < te < 1 and tr + te <= 1 + 1e-9):
+            raise ValueError(
+                f"split train_size={tr}, test_size={te}: both must be in (0, 1) with sum <= 1"
+            )
+        if self.size is not None:
+            size = tuple(int(v) for v in self.size)
+            if len(size) != 2 or min(size) <= 0:
+                raise ValueError(f"size must be (width, height) in pixels, got {self.size!r}")
+            set_("size", size)
+
+    @classmethod
+    def from_preset(cls, preset="study", **overrides):
+        """The settings of ``preset`` with some fields replaced.
+
+        Parameters
+        ----------
+        preset : {"study", "tuned"}, default="study"
+            Name of the preset in :data:`PRESETS`.
+        **overrides
+            Fields to replace; ``learning_rate_init`` may be one float (all
+            solvers) or a dict solver -> float. ``None`` values are ignored.
+
+        Returns
+        -------
+        settings : StudySettings
+
+        Examples
+        --------
+        >>> from skoffice31.study import StudySettings
+        >>> s = StudySettings.from_preset("study", epochs=2, hidden=[(10,)])
+        >>> s.epochs, s.batch_size, s.configurations()
+        (2, 10, [Configuration(hidden=(10,), solver='sgd'), Configuration(hidden=(10,), solver='adam')])
+        """
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}: use one of {sorted(PRESETS)}")
+        values = dict(PRESETS[preset])
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        lr = overrides.pop("learning_rate_init", None)
+        lrs = dict(values["learning_rate_init"])
+        if isinstance(lr, dict):
+            lrs.update(lr)
+        elif lr is not None:
+            lrs = {k: float(lr) for k in lrs}
+        values["learning_rate_init"] = lrs
+        values.update(overrides)
+        return cls(preset=preset, **values)
+
+    def learning_rate(self, solver):
+        """``learning_rate_init`` of ``solver``."""
+        return dict(self.learning_rate_init)[solver]
+
+    def image_size(self, real_photos):
+        """``(width, height)`` to load: :attr:`size`, or the default of the data."""
+        if self.size is not None:
+            return self.size
+        side = OFFICE31_SIZE if real_photos else BUILTIN_SIZE
+        return (side, side)
+
+    def configurations(self):
+        """The grid in its order: every hidden layout x every solver.
+
+        Returns
+        -------
+        configurations : list of Configuration
+        """
+        return [Configuration(h, s) for h in self.hidden for s in self.solvers]
+
+    def estimator_params(self, config):
+        """Parameters of the :class:`~skoffice31.MultiHeadMLPClassifier` of ``config``.
+
+        Parameters
+        ----------
+        config : Configuration or (hidden, solver)
+
+        Returns
+        -------
+        params : dict
+        """
+        hidden, solver = config
+        return {
+            "hidden": tuple(hidden),
+            "solver": solver,
+            "learning_rate_init": self.learning_rate(solver),
+            "momentum": self.momentum,
+            "nesterovs_momentum": self.nesterovs_momentum,
+            "alpha": self.alpha,
+            "batch_size": self.batch_size,
+            "max_iter": self.epochs,
+            # run every epoch the study ran: no stopping on a loss plateau
+            "n_iter_no_change": self.epochs,
+            "init": self.init,
+            "init_scale": self.init_scale,
+            "shuffle": True,
+            "random_state": self.seed,
+        }
+
+    def make_estimator(self, config):
+        """A new unfitted :class:`~skoffice31.MultiHeadMLPClassifier` for ``config``."""
+        from .._multihead import MultiHeadMLPClassifier
+
+        return MultiHeadMLPClassifier(**self.estimator_params(config))
+
+    def param_grid(self):
+        """The grid as a :class:`~sklearn.model_selection.GridSearchCV` ``param_grid``.
+
+        One dict per configuration (the learning rate goes with the solver).
+        """
+        return [
+            {"hidden": [c.hidden], "solver": [c.solver],
+             "learning_rate_init": [self.learning_rate(c.solver)]}
+            for c in self.configurations()
+        ]
+
+    def to_dict(self):
+        """A JSON-ready dict of the settings."""
+        out = dataclasses.asdict(self)
+        out["learning_rate_init"] = dict(self.learning_rate_init)
+        out["hidden"] = [list(h) for h in self.hidden]
+        out["solvers"] = list(self.solvers)
+        out["size"] = None if self.size is None else list(self.size)
+        return out
+
+
+def expected_cost(config, n_features, n_outputs, n_rows, epochs):
+    """Expected fit time of ``config`` up to a constant: weights x epochs x rows.
+
+    Parameters
+    ----------
+    config : Configuration
+    n_features, n_outputs : int
+        Input width and total output units (classes over all heads).
+    n_rows, epochs : int
+        Training rows and epochs.
+
+    Returns
+    -------
+    cost : int
+    """
+    sizes = [n_features, *config.hidden, n_outputs]
+    weights = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    return weights * int(epochs) * int(n_rows)
