@@ -22,7 +22,8 @@ DOCS = ROOT / "docs"
 def _public_objects():
     """Every name in the ``__all__`` of the public modules."""
     names = []
-    for module in ("skoffice31", "skoffice31.datasets", "skoffice31.metrics"):
+    for module in ("skoffice31", "skoffice31.datasets", "skoffice31.metrics",
+                   "skoffice31.callbacks", "skoffice31.study", "skoffice31.parallel"):
         mod = importlib.import_module(module)
         names += [f"{module}.{n}" for n in mod.__all__ if not n.startswith("_")]
     return names
