@@ -22,9 +22,11 @@ the weights as they were read (before the update) when ``l2 > 0`` -- the loss's
 L2 term -- and 0 otherwise.
 
 The rows are split into at most :data:`N_PARTS` contiguous parts, run by
-``n_threads`` numba threads (``prange``). The partition depends on the shape
-only, not on the number of threads, so every result (the forward product's
-summation order included) is the same with one thread or two.
+``n_threads`` threads (the caller and Python threads; the compiled code
+releases the GIL), each taking the next part when done with one. The
+partition depends on the shape only, not on the number of threads, so every
+result (the forward product's summation order included) is the same with
+one thread or two.
 
 Switching the kernels off
 -------------------------
@@ -42,7 +44,6 @@ package folder is read-only, in numba's per-user cache folder; the
 """
 
 import os
-import threading
 
 import numpy as np
 
@@ -50,18 +51,12 @@ import numpy as np
 ENV_VAR = "SKOFFICE31_KERNELS"
 
 #: Upper bound on the number of row parts of one call (see the module docstring).
-N_PARTS = 8
+N_PARTS = 16
 
 #: Optimizer kinds understood by the kernel.
 ADAM, SGD, MOMENTUM, NESTEROV = 0, 1, 2, 3
 
 _STATE = {}
-_LAUNCH_LOCK = threading.Lock()
-
-# ``prange`` is ``range`` until :func:`_build` swaps in ``numba.prange``: the
-# kernel's source below is plain Python (it even runs, slowly, without numba).
-prange = range
-
 
 def kernels_enabled():
     """Whether the kernels are switched on (``SKOFFICE31_KERNELS`` is not "0").
@@ -89,111 +84,198 @@ def kernels_available():
 
 
 def _kernel():
-    """The compiled kernel, or None when numba cannot be imported."""
-    if "kernel" not in _STATE:
+    """The compiled kernels by kind, or None when numba cannot be imported."""
+    if "kernels" not in _STATE:
         try:
             import numba
         except ImportError:
-            _STATE["kernel"] = None
+            _STATE["kernels"] = None
         else:
-            _STATE["kernel"] = _build(numba)
-    return _STATE["kernel"]
+            _STATE["kernels"] = _build(numba)
+    return _STATE["kernels"]
+
+
+#: The functions compiled by :func:`_build`, helpers first.
+_COMPILED = ("_grad_row", "_l2_row", "_adam_row", "_sgd_row", "_momentum_row",
+             "_forward_rows", "_start_part", "_adam_part", "_sgd_part", "_momentum_part")
 
 
 def _build(numba):
-    global prange
-    prange = numba.prange
-    return numba.njit(parallel=True, cache=True, fastmath=False, nogil=True)(_fused_rows)
+    """Compile lazily (at the first call of each dtype) with the on-disk cache.
 
-
-def _fused_rows(kind, W, A, delta, S1, S2, l2, coef, flush, X_next, out_parts, sq_parts, bounds):
-    """The kernel (compiled by numba; see :func:`adam_update` for the maths).
-
-    ``coef`` holds, in ``W``'s dtype: Adam ``(beta_1, 1 - beta_1, beta_2,
-    1 - beta_2, lr_t, eps_t, tiny, 0)``; SGD ``(lr, momentum)``. ``S1, S2`` are
-    Adam's ``m, v`` or SGD's velocity (and a dummy). Part ``p`` handles rows
-    ``bounds[p]:bounds[p + 1]``, writes its share of ``X_next @ W`` (after
-    the update) to ``out_parts[p]`` and its ``||W||^2`` to ``sq_parts[p]``.
+    The compiled functions replace their Python versions in this module's
+    namespace, so that a kernel calls the compiled helpers. They are serial
+    and release the GIL: the two threads of a step are Python threads, each
+    running parts of the rows (no numba threading layer, no ``parallel=True``
+    whose compilation alone took ~3 s).
     """
-    n_out = W.shape[1]
+    module = globals()
+    for name in _COMPILED:
+        if not isinstance(module[name], numba.core.dispatcher.Dispatcher):
+            module[name] = numba.njit(
+                cache=True, fastmath=False, nogil=True, error_model="numpy"
+            )(module[name])
+    return {ADAM: module["_adam_part"], SGD: module["_sgd_part"],
+            MOMENTUM: module["_momentum_part"], NESTEROV: module["_momentum_part"]}
+
+
+def _pool(n_workers):
+    """A thread pool of at least ``n_workers`` threads, kept for later calls."""
+    pool = _STATE.get("pool")
+    if pool is None or pool._max_workers < n_workers:
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(n_workers, thread_name_prefix="skoffice31-kernel")
+        _STATE["pool"] = pool
+    return pool
+
+
+# ------------------------------------------------------------------ kernels
+# Plain Python (NumPy scalars and loops) that numba compiles; the Python
+# interpreter runs it too, very slowly (the tests do, on tiny arrays).
+
+
+def _grad_row(A, delta, r, g):
+    """``g = A[:, r] @ delta``, summed over the samples in order, four at a time."""
     n = A.shape[0]
-    n_next = X_next.shape[0]
-    for p in prange(bounds.shape[0] - 1):
-        g = np.empty(n_out, W.dtype)
-        sq = np.zeros(n_out, np.float64)
-        acc = out_parts[p]
-        for k in range(n_next):
+    n_out = g.shape[0]
+    for j in range(n_out):
+        g[j] = 0
+    k = 0
+    while k + 4 <= n:
+        a0, a1, a2, a3 = A[k, r], A[k + 1, r], A[k + 2, r], A[k + 3, r]
+        d0, d1, d2, d3 = delta[k], delta[k + 1], delta[k + 2], delta[k + 3]
+        for j in range(n_out):
+            g[j] = g[j] + a0 * d0[j] + a1 * d1[j] + a2 * d2[j] + a3 * d3[j]
+        k += 4
+    while k < n:
+        a = A[k, r]
+        d = delta[k]
+        for j in range(n_out):
+            g[j] += a * d[j]
+        k += 1
+
+
+def _l2_row(w, g, l2, sq):
+    """``g += l2 * w``; ``sq += w**2`` (float64, per column) before the update."""
+    for j in range(g.shape[0]):
+        wj = w[j]
+        sq[j] += np.float64(wj) * np.float64(wj)
+        g[j] += l2 * wj
+
+
+def _adam_row(w, g, m, v, coef, flush):
+    """Adam on one row, in the operation order of ``AdamOptimizer._update_block``."""
+    b1, c1, b2, c2, lr, eps, tiny, zero = (
+        coef[0], coef[1], coef[2], coef[3], coef[4], coef[5], coef[6], coef[7]
+    )
+    for j in range(g.shape[0]):
+        gj = g[j]
+        mj = m[j] * b1 + gj * c1
+        vj = v[j] * b2 + (gj * gj) * c2
+        if flush:
+            if abs(mj) < tiny:
+                mj = zero
+            if vj < tiny:
+                vj = zero
+        m[j] = mj
+        v[j] = vj
+        w[j] = w[j] - (mj / (np.sqrt(vj) + eps)) * lr
+
+
+def _sgd_row(w, g, lr):
+    for j in range(g.shape[0]):
+        w[j] = w[j] - g[j] * lr
+
+
+def _momentum_row(w, g, vel, lr, mu, nesterov):
+    """Momentum / Nesterov, in the operation order of ``SGDOptimizer._update_block``."""
+    if nesterov:
+        for j in range(g.shape[0]):
+            step = g[j] * lr
+            vj = vel[j] * mu - step
+            vel[j] = vj
+            w[j] = (w[j] - step) + vj * mu
+    else:
+        for j in range(g.shape[0]):
+            vj = vel[j] * mu - g[j] * lr
+            vel[j] = vj
+            w[j] = w[j] + vj
+
+
+def _forward_rows(W, X_next, acc, r0, r1):
+    """``acc += X_next[:, r0:r1] @ W[r0:r1]``, summed over the rows in order,
+    four rows at a time."""
+    n_out = W.shape[1]
+    if r1 - r0 == 4:
+        w0, w1, w2, w3 = W[r0], W[r0 + 1], W[r0 + 2], W[r0 + 3]
+        for k in range(X_next.shape[0]):
+            x0, x1 = X_next[k, r0], X_next[k, r0 + 1]
+            x2, x3 = X_next[k, r0 + 2], X_next[k, r0 + 3]
+            o = acc[k]
             for j in range(n_out):
-                acc[k, j] = 0
-        for r in range(bounds[p], bounds[p + 1]):
+                o[j] = o[j] + x0 * w0[j] + x1 * w1[j] + x2 * w2[j] + x3 * w3[j]
+    else:
+        for r in range(r0, r1):
             w = W[r]
-            # gradient row: g = A[:, r] @ delta
-            for j in range(n_out):
-                g[j] = 0
-            for k in range(n):
-                a = A[k, r]
-                if a != 0:
-                    d = delta[k]
-                    for j in range(n_out):
-                        g[j] += a * d[j]
-            if l2 != 0:  # g += l2 * W[r]; count ||W[r]||^2 before the update
-                for j in range(n_out):
-                    wj = w[j]
-                    sq[j] += np.float64(wj) * np.float64(wj)
-                    g[j] += l2 * wj
-            if kind == 0:  # Adam (same operation order as AdamOptimizer._update_block)
-                m = S1[r]
-                v = S2[r]
-                b1, c1, b2, c2, lr, eps, tiny, zero = (
-                    coef[0], coef[1], coef[2], coef[3], coef[4], coef[5], coef[6], coef[7]
-                )
-                if flush:
-                    for j in range(n_out):
-                        gj = g[j]
-                        mj = m[j] * b1 + gj * c1
-                        vj = v[j] * b2 + (gj * gj) * c2
-                        if abs(mj) < tiny:
-                            mj = zero
-                        if vj < tiny:
-                            vj = zero
-                        m[j] = mj
-                        v[j] = vj
-                        w[j] = w[j] - (mj / (np.sqrt(vj) + eps)) * lr
-                else:
-                    for j in range(n_out):
-                        gj = g[j]
-                        mj = m[j] * b1 + gj * c1
-                        vj = v[j] * b2 + (gj * gj) * c2
-                        m[j] = mj
-                        v[j] = vj
-                        w[j] = w[j] - (mj / (np.sqrt(vj) + eps)) * lr
-            elif kind == 1:  # plain SGD
-                lr = coef[0]
-                for j in range(n_out):
-                    w[j] = w[j] - g[j] * lr
-            else:  # momentum (2) or Nesterov (3), as SGDOptimizer._update_block
-                vel = S1[r]
-                lr = coef[0]
-                mu = coef[1]
-                if kind == 3:
-                    for j in range(n_out):
-                        step = g[j] * lr
-                        vj = vel[j] * mu - step
-                        vel[j] = vj
-                        w[j] = (w[j] - step) + vj * mu
-                else:
-                    for j in range(n_out):
-                        vj = vel[j] * mu - g[j] * lr
-                        vel[j] = vj
-                        w[j] = w[j] + vj
-            # next batch's forward product, from the updated row
-            for k in range(n_next):
+            for k in range(X_next.shape[0]):
                 a = X_next[k, r]
-                if a != 0:
-                    o = acc[k]
-                    for j in range(n_out):
-                        o[j] += a * w[j]
-        sq_parts[p] = sq.sum()
+                o = acc[k]
+                for j in range(n_out):
+                    o[j] += a * w[j]
+
+
+def _start_part(W, X_next, acc):
+    for k in range(X_next.shape[0]):
+        for j in range(W.shape[1]):
+            acc[k, j] = 0
+    return np.empty(W.shape[1], W.dtype), np.zeros(W.shape[1], np.float64)
+
+
+# One part (rows lo:hi) per optimizer: gradient row, L2 term, update, and the
+# forward product of each group of four updated rows; returns ||W[lo:hi]||^2.
+
+
+def _adam_part(W, A, delta, m, v, l2, coef, flush, X_next, acc, lo, hi):
+    g, sq = _start_part(W, X_next, acc)
+    for r0 in range(lo, hi, 4):
+        r1 = min(r0 + 4, hi)
+        for r in range(r0, r1):
+            _grad_row(A, delta, r, g)
+            if l2 != 0:
+                _l2_row(W[r], g, l2, sq)
+            _adam_row(W[r], g, m[r], v[r], coef, flush)
+        if X_next.shape[0]:
+            _forward_rows(W, X_next, acc, r0, r1)
+    return sq.sum()
+
+
+def _sgd_part(W, A, delta, l2, lr, X_next, acc, lo, hi):
+    g, sq = _start_part(W, X_next, acc)
+    for r0 in range(lo, hi, 4):
+        r1 = min(r0 + 4, hi)
+        for r in range(r0, r1):
+            _grad_row(A, delta, r, g)
+            if l2 != 0:
+                _l2_row(W[r], g, l2, sq)
+            _sgd_row(W[r], g, lr)
+        if X_next.shape[0]:
+            _forward_rows(W, X_next, acc, r0, r1)
+    return sq.sum()
+
+
+def _momentum_part(W, A, delta, vel, l2, lr, mu, nesterov, X_next, acc, lo, hi):
+    g, sq = _start_part(W, X_next, acc)
+    for r0 in range(lo, hi, 4):
+        r1 = min(r0 + 4, hi)
+        for r in range(r0, r1):
+            _grad_row(A, delta, r, g)
+            if l2 != 0:
+                _l2_row(W[r], g, l2, sq)
+            _momentum_row(W[r], g, vel[r], lr, mu, nesterov)
+        if X_next.shape[0]:
+            _forward_rows(W, X_next, acc, r0, r1)
+    return sq.sum()
 
 
 def row_bounds(n_rows):
@@ -232,9 +314,11 @@ def _operand(name, arr, n_cols, dtype):
     return arr
 
 
-def _run(kind, W, A, delta, S1, S2, l2, coef, flush, X_next, out, n_threads):
-    kernel = _kernel()
-    if kernel is None:
+def _run(kind, W, A, delta, middle, l2, X_next, out, n_threads):
+    """Check the operands; run ``kind``'s kernel on every row part as
+    ``(W, A, delta, *middle, X_next, out_parts[p], bounds[p], bounds[p + 1])``."""
+    kernels = _kernel()
+    if kernels is None:
         raise RuntimeError(
             "The compiled kernels need numba: pip install 'skoffice31[fast]' "
             "(or check kernels_available() and use the NumPy optimizers)."
@@ -264,17 +348,21 @@ def _run(kind, W, A, delta, S1, S2, l2, coef, flush, X_next, out, n_threads):
     n_parts = len(bounds) - 1
     out_parts = np.empty((n_parts, n_next, n_out), dtype)
     sq_parts = np.zeros(n_parts, np.float64)
-    coef = np.asarray(coef, dtype=dtype)
-    import numba
+    kernel = kernels[kind]
+    parts = iter(range(n_parts))  # shared by the threads: next() is atomic
 
-    with _LAUNCH_LOCK:  # the workqueue threading layer must not be entered twice
-        old = numba.get_num_threads()
-        numba.set_num_threads(max(1, min(int(n_threads), numba.config.NUMBA_NUM_THREADS)))
-        try:
-            kernel(kind, W, A, delta, S1, S2, dtype.type(l2), coef, bool(flush),
-                   X_next, out_parts, sq_parts, bounds)
-        finally:
-            numba.set_num_threads(old)
+    def work():
+        # each thread takes the next part until none is left, so a thread
+        # slowed down by another process on the machine takes fewer parts
+        for p in parts:
+            sq_parts[p] = kernel(W, A, delta, *middle, X_next, out_parts[p],
+                                 bounds[p], bounds[p + 1])
+
+    n_helpers = min(int(n_threads), n_parts) - 1
+    helpers = [_pool(n_helpers).submit(work) for _ in range(n_helpers)]
+    work()
+    for helper in helpers:
+        helper.result()
     if n_next:
         np.sum(out_parts, axis=0, out=out)
     return float(sq_parts.sum()) if l2 else 0.0
@@ -317,7 +405,8 @@ def adam_update(W, A, delta, m, v, *, lr, eps, beta_1=0.9, beta_2=0.999, l2=0.0,
     out : ndarray of shape (n_next, n_out), default=None
         Written with ``X_next @ W`` (``W`` after this step).
     n_threads : int, default=2
-        numba threads (clipped to ``numba.config.NUMBA_NUM_THREADS``).
+        Threads sharing the rows: the caller plus ``n_threads - 1`` Python
+        threads of a pool kept by this module.
 
     Returns
     -------
@@ -327,8 +416,9 @@ def adam_update(W, A, delta, m, v, *, lr, eps, beta_1=0.9, beta_2=0.999, l2=0.0,
     _check("m", m, W.shape, W.dtype)
     _check("v", v, W.shape, W.dtype)
     tiny = np.finfo(W.dtype).tiny
-    coef = (beta_1, 1 - beta_1, beta_2, 1 - beta_2, lr, eps, tiny, 0.0)
-    return _run(ADAM, W, A, delta, m, v, l2, coef, flush, X_next, out, n_threads)
+    coef = np.array([beta_1, 1 - beta_1, beta_2, 1 - beta_2, lr, eps, tiny, 0.0], W.dtype)
+    middle = (m, v, W.dtype.type(l2), coef, bool(flush))
+    return _run(ADAM, W, A, delta, middle, l2, X_next, out, n_threads)
 
 
 def sgd_update(W, A, delta, *, lr, velocity=None, momentum=0.0, nesterov=False, l2=0.0,
@@ -367,8 +457,9 @@ def sgd_update(W, A, delta, *, lr, velocity=None, momentum=0.0, nesterov=False, 
             raise ValueError("momentum > 0 needs the velocity array (velocity=...).")
         _check("velocity", velocity, W.shape, W.dtype)
         kind = NESTEROV if nesterov else MOMENTUM
-        S1 = velocity
+        t = W.dtype.type
+        middle = (velocity, t(l2), t(lr), t(momentum), bool(nesterov))
     else:
         kind = SGD
-        S1 = np.empty((0, W.shape[1]), W.dtype)
-    return _run(kind, W, A, delta, S1, S1, l2, (lr, momentum), False, X_next, out, n_threads)
+        middle = (W.dtype.type(l2), W.dtype.type(lr))
+    return _run(kind, W, A, delta, middle, l2, X_next, out, n_threads)

@@ -305,7 +305,7 @@ def _python(code):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=env, timeout=300)
+                          env=env, cwd=root, timeout=300)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 
@@ -335,10 +335,23 @@ def test_without_numba():
 
 
 def test_kernel_source_runs_as_python():
-    """The kernel's source, run by the Python interpreter (no numba needed),
-    equals the NumPy path: its logic is tested even where numba is absent."""
-    W0, A, deltas = _data((9, 4), 3, np.float64, seed=4, exact=True)
-    W_ref, m_ref, v_ref, _ = _numpy_adam(W0, A, deltas[:1], 0.3, flush_every=1)
+    """The kernels' source, run by the Python interpreter (numba blocked),
+    equals the NumPy path: their logic is tested even where numba is absent."""
+    out = _python(
+        "import sys; sys.modules['numba'] = None\n"
+        "import numpy as np\n"
+        "sys.path.insert(0, 'tests')\n"
+        "from test_kernels import check_python_kernel\n"
+        "check_python_kernel()\n"
+        "print('ok')\n"
+    )
+    assert out.split() == ["ok"]
+
+
+def check_python_kernel():
+    assert not _kernels.kernels_available()
+    W0, A, deltas = _data((9, 4), 5, np.float64, seed=4, exact=True)
+    W_ref, m_ref, v_ref, sq_ref = _numpy_adam(W0, A, deltas[:1], 0.3, flush_every=1)
     W, m, v = W0.copy(), np.zeros_like(W0), np.zeros_like(W0)
     opt = AdamOptimizer([W], 1e-2, flush_every=1)
     opt._start_step()
@@ -346,12 +359,26 @@ def test_kernel_source_runs_as_python():
                      np.finfo(np.float64).tiny, 0.0])
     bounds = _kernels.row_bounds(9)
     sq_parts = np.zeros(len(bounds) - 1)
-    X_next = np.ones((2, 9))
+    X_next = np.arange(18.0).reshape(2, 9)
     out_parts = np.empty((len(bounds) - 1, 2, 4))
-    _kernels._fused_rows(_kernels.ADAM, W, A, deltas[0], m, v, 0.3, coef, True,
-                         X_next, out_parts, sq_parts, bounds)
+    for p in range(len(bounds) - 1):
+        sq_parts[p] = _kernels._adam_part(W, A, deltas[0], m, v, 0.3, coef, True, X_next,
+                                          out_parts[p], bounds[p], bounds[p + 1])
     assert_array_equal(W, W_ref)
     assert_array_equal(m, m_ref)
     assert_array_equal(v, v_ref)
-    assert sq_parts.sum() == pytest.approx(np.sum(W0**2))
+    assert sq_parts.sum() == pytest.approx(sq_ref[0])
     assert_allclose(out_parts.sum(axis=0), X_next @ W, rtol=1e-12)
+    for momentum, nesterov in SGD_KINDS:
+        W_ref, vel_ref, _ = _numpy_sgd(W0, A, deltas[:1], 0.3, momentum, nesterov)
+        W, vel = W0.copy(), np.zeros_like(W0)
+        for p in range(len(bounds) - 1):
+            args = (X_next, out_parts[p], bounds[p], bounds[p + 1])
+            if momentum:
+                _kernels._momentum_part(W, A, deltas[0], vel, 0.3, 0.05, momentum, nesterov,
+                                        *args)
+            else:
+                _kernels._sgd_part(W, A, deltas[0], 0.3, 0.05, *args)
+        if momentum:
+            assert_array_equal(vel, vel_ref)
+        assert_array_equal(W, W_ref)
