@@ -83,6 +83,39 @@ def kernels_available():
     return kernels_enabled() and _kernel() is not None
 
 
+def warm_up(dtypes=(np.float32,), solvers=("adam", "sgd")):
+    """Compile (or load from the on-disk cache) the kernels of these dtypes
+    and solvers now, with a tiny call.
+
+    Worth calling in the parent process before starting parallel workers
+    (joblib/loky, dask): with a cold cache every worker would otherwise
+    compile the same kernels at the same time.
+
+    Parameters
+    ----------
+    dtypes : tuple of dtype, default=(np.float32,)
+    solvers : tuple of {"adam", "sgd", "momentum"}, default=("adam", "sgd")
+
+    Returns
+    -------
+    available : bool
+        Whether the kernels are available (nothing is done otherwise).
+    """
+    if not kernels_available():
+        return False
+    for dtype in dtypes:
+        W = np.zeros((2, 2), dtype)
+        for solver in solvers:
+            if solver == "adam":
+                adam_update(W, W, W, np.zeros_like(W), np.zeros_like(W), lr=0.0, eps=1.0,
+                            n_threads=1)
+            else:
+                momentum = 0.5 if solver == "momentum" else 0.0
+                sgd_update(W, W, W, lr=0.0, velocity=np.zeros_like(W), momentum=momentum,
+                           n_threads=1)
+    return True
+
+
 def _kernel():
     """The compiled kernels by kind, or None when numba cannot be imported."""
     if "kernels" not in _STATE:

@@ -260,6 +260,16 @@ def test_results_do_not_depend_on_the_thread_count():
 
 
 @needs_numba
+def test_warm_up():
+    assert _kernels.warm_up((np.float32, np.float64), ("adam", "sgd", "momentum"))
+
+
+def test_warm_up_switched_off(monkeypatch):
+    monkeypatch.setenv(_kernels.ENV_VAR, "0")
+    assert _kernels.warm_up() is False
+
+
+@needs_numba
 def test_row_parts():
     assert list(_kernels.row_bounds(1)) == [0, 1]
     bounds = _kernels.row_bounds(30_000)
