@@ -2,6 +2,7 @@
 
     python benchmarks/bench_kernels.py                  # everything (~3-5 min on 2 cores)
     python benchmarks/bench_kernels.py --part steps     # per-step times only
+    python benchmarks/bench_kernels.py --part crossover # by batch size, one thread each
     python benchmarks/bench_kernels.py --part small     # where the kernel stops paying
     python benchmarks/bench_kernels.py --part compile   # first-use compile / cache load
     python benchmarks/bench_kernels.py --part loky      # do loky workers reuse the cache?
@@ -23,6 +24,10 @@ steps
                     traffic and no arithmetic (Adam: read+write W, m, v;
                     SGD: read+write W), i.e. the one-pass bandwidth floor
     copy GB/s       2-thread copy bandwidth (compiled loop, b[:] = a)
+
+crossover
+    numpy vs kernel by batch size (10 ... 256) on one thread each, CPU time:
+    where the kernel's simple gradient loop stops beating BLAS.
 
 small
     numpy vs kernel (1 and 2 threads) for the smaller layers of the study
@@ -176,11 +181,12 @@ class Case:
         return A, self.D[j], X_next
 
     def numpy(self, forward=False):
+        # BLAS threads are limited around the whole timing (see _blas): a
+        # threadpool_limits per call costs milliseconds
         A, D, X_next = self.batches()
-        with threadpool_limits(self.blas_threads, user_api="blas"):
-            self.opt.update_params([self.W], [OuterGradient(A, D, self.W, 0.0)])
-            if forward:
-                np.matmul(X_next, self.W, out=self.out)
+        self.opt.update_params([self.W], [OuterGradient(A, D, self.W, 0.0)])
+        if forward:
+            np.matmul(X_next, self.W, out=self.out)
 
     def kernel(self, forward=False):
         A, D, X_next = self.batches()
@@ -192,6 +198,11 @@ class Case:
                                  **extra)
         else:
             _kernels.sgd_update(self.W, A, D, lr=self.opt.learning_rate, n_threads=2, **extra)
+
+
+def _blas(batch):
+    """BLAS threads as the estimator sets them: 1 for batches <= 64, else 2."""
+    return threadpool_limits(1 if batch <= SMALL_BATCH else 2, user_api="blas")
 
 
 def time_interleaved(fns, repeats, warmup=2, cpu=None):
@@ -239,7 +250,8 @@ def bench_steps(shapes, batches, solvers, repeats, forward=True):
                 load = _load()
                 cpu = {}
                 n_rep = repeats if batch <= SMALL_BATCH else max(3, repeats // 3)
-                med = time_interleaved(fns, n_rep, cpu=cpu)
+                with _blas(batch):
+                    med = time_interleaved(fns, n_rep, cpu=cpu)
                 row = {"shape": list(shape), "batch": batch, "solver": solver, "load": load,
                        **{k: v * 1e3 for k, v in med.items()},
                        "cpu": {k: v * 1e3 for k, v in cpu.items()}}
@@ -256,6 +268,53 @@ def _fmt_step(row):
     return (f"{tuple(row['shape'])!s:13} b{row['batch']:<4d} {row['solver']:5s} ms/step wall: "
             + "  ".join(parts) + f"  | numpy/kernel {ratio:4.1f}x  (load {row['load']:.1f})\n"
             + " " * 25 + "CPU:  " + cpu)
+
+
+# ------------------------------------------------------------ crossover ----
+
+
+def bench_crossover(repeats, batches=(10, 16, 32, 64, 128, 256), shape=(30_000, 384)):
+    """One thread each (BLAS 1 thread, n_threads=1): CPU ms per step of the
+    NumPy path and the kernel by batch size. Single-threaded CPU time is the
+    measure least disturbed by other jobs on the machine, and it is the work
+    that two threads share."""
+    rng = np.random.default_rng(2)
+    rows = []
+    for solver in ("adam", "sgd"):
+        for batch in batches:
+            c_np, c_k = Case(solver, shape, batch, rng), Case(solver, shape, batch, rng)
+            c_np.opt.n_threads, c_np.blas_threads = 1, 1
+            if solver == "sgd":
+                c_np.opt.fused_gemm = False  # the blocked path (fused_gemm: see "steps")
+
+            def kernel(c=c_k):
+                A, D, _ = c.batches()
+                if c.solver == "adam":
+                    c.opt._start_step()
+                    _kernels.adam_update(c.W, A, D, c.m, c.v, lr=c.opt.learning_rate,
+                                         eps=c.opt._eps_t, n_threads=1)
+                else:
+                    _kernels.sgd_update(c.W, A, D, lr=1e-4, n_threads=1)
+
+            fns = {"numpy": c_np.numpy, "kernel": kernel}
+            if solver == "sgd":  # the estimator's plain-SGD path at batch <= 64
+                c_gemm = Case(solver, shape, batch, rng)
+                c_gemm.opt.n_threads, c_gemm.blas_threads = 1, 1
+                c_gemm.opt.fused_gemm = True
+                fns["numpy gemm step"] = c_gemm.numpy
+            cpu = {}
+            n_rep = repeats if batch <= SMALL_BATCH else max(3, repeats // 3)
+            with threadpool_limits(1, user_api="blas"):
+                time_interleaved(fns, n_rep, cpu=cpu)
+            row = {"shape": list(shape), "batch": batch, "solver": solver, "load": _load(),
+                   **{k: v * 1e3 for k, v in cpu.items()}}
+            rows.append(row)
+            print(f"{tuple(shape)!s:13} b{batch:<4d} {solver:5s} CPU ms/step, 1 thread: "
+                  f"numpy {row['numpy']:8.2f}  kernel {row['kernel']:8.2f}  "
+                  + (f"numpy gemm step {row['numpy gemm step']:8.2f}  " if solver == "sgd" else "")
+                  + f"numpy/kernel {row['numpy'] / row['kernel']:5.2f}x  (load {row['load']:.1f})",
+                  flush=True)
+    return rows
 
 
 # ------------------------------------------------------------ small ----
@@ -283,8 +342,9 @@ def bench_small(repeats):
                     else:
                         _kernels.sgd_update(c.W, A, D, lr=1e-4, n_threads=1)
 
-                med = time_interleaved({"numpy": c_np.numpy, "kernel 1 thr": k1,
-                                        "kernel 2 thr": c_k2.kernel}, repeats)
+                with _blas(batch):
+                    med = time_interleaved({"numpy": c_np.numpy, "kernel 1 thr": k1,
+                                            "kernel 2 thr": c_k2.kernel}, repeats)
                 row = {"shape": list(shape), "batch": batch, "solver": solver,
                        **{k: v * 1e6 for k, v in med.items()}}
                 rows.append(row)
@@ -439,8 +499,8 @@ def bench_loky():
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--part", nargs="+", default=["steps", "small", "compile", "loky"],
-                   choices=["steps", "small", "compile", "loky"])
+    parts = ["steps", "crossover", "small", "compile", "loky"]
+    p.add_argument("--part", nargs="+", default=parts, choices=parts)
     p.add_argument("--repeats", type=int, default=15)
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = p.parse_args(argv)
@@ -457,6 +517,8 @@ def main(argv=None):
                                        ["adam", "sgd"], args.repeats)
         results["copy_gbs"] = copy_bandwidth()
         print(f"copy bandwidth, 2 threads: {results['copy_gbs']:.1f} GB/s", flush=True)
+    if "crossover" in args.part:
+        results["crossover"] = bench_crossover(args.repeats)
     if "small" in args.part:
         results["small"] = bench_small(max(args.repeats, 30))
     if "compile" in args.part:
