@@ -393,9 +393,11 @@ def _run(kind, W, A, delta, middle, l2, X_next, out, n_threads):
 
     n_helpers = min(int(n_threads), n_parts) - 1
     helpers = [_pool(n_helpers).submit(work) for _ in range(n_helpers)]
-    work()
-    for helper in helpers:
-        helper.result()
+    try:
+        work()
+    finally:  # never return while a helper still writes into the arrays
+        for helper in helpers:
+            helper.result()
     if n_next:
         np.sum(out_parts, axis=0, out=out)
     return float(sq_parts.sum()) if l2 else 0.0
