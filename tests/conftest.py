@@ -1,6 +1,20 @@
 """Shared test configuration."""
 
+import sys
+
 import pytest
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--without-numba", action="store_true",
+        help="run as if numba were not installed (the pure NumPy path; CI runs both)",
+    )
+
+
+def pytest_configure(config):
+    if config.getoption("--without-numba"):
+        sys.modules["numba"] = None  # "import numba" now raises ImportError
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,535 @@
+"""Micro-benchmark of the fused compiled kernels (skoffice31._kernels, issue 10).
+
+    python benchmarks/bench_kernels.py                  # everything (~3-5 min on 2 cores)
+    python benchmarks/bench_kernels.py --part steps     # per-step times only
+    python benchmarks/bench_kernels.py --part crossover # by batch size, one thread each
+    python benchmarks/bench_kernels.py --part small     # where the kernel stops paying
+    python benchmarks/bench_kernels.py --part compile   # first-use compile / cache load
+    python benchmarks/bench_kernels.py --part loky      # do loky workers reuse the cache?
+
+steps
+    One optimizer step of a dense layer (weights W of n_in x n_out, float32,
+    input A = the minibatch, raw 0..255 pixels), in ms, median over
+    ``--repeats`` steps, all variants interleaved step by step in the same run:
+
+    numpy           the real optimizer class (AdamOptimizer / SGDOptimizer with
+                    an OuterGradient), set up as the estimator sets it: at
+                    batch <= 64 one BLAS thread and n_threads=2 (and, for
+                    plain SGD, the one-GEMM step ``fused_gemm``); above,
+                    BLAS on 2 threads and n_threads=1
+    kernel          adam_update / sgd_update, 2 threads
+    numpy+fwd       numpy, then the next batch's forward product X_next @ W
+    kernel+fwd      the kernel computing X_next @ W from the updated rows
+    floor           a compiled 2-thread pass with exactly the step's memory
+                    traffic and no arithmetic (Adam: read+write W, m, v;
+                    SGD: read+write W), i.e. the one-pass bandwidth floor
+    copy GB/s       2-thread copy bandwidth (compiled loop, b[:] = a)
+
+crossover
+    numpy vs kernel by batch size (10 ... 256) on one thread each, CPU time:
+    where the kernel's simple gradient loop stops beating BLAS.
+
+small
+    numpy vs kernel (1 and 2 threads) for the smaller layers of the study
+    layouts and for the intercept-sized vectors, batch 10 and 256.
+
+compile
+    Fresh processes with an empty ``NUMBA_CACHE_DIR``: numba import time,
+    first call (compile + run) per dtype, then the same in a new process
+    (cache load), with the cache next to the source, and with a read-only
+    package folder (a read-only bind mount in a private mount namespace,
+    when run as root: root ignores file permissions).
+
+loky
+    joblib/loky workers (n_jobs=2), first kernel call in each worker, with a
+    cold cache, then in fresh workers with the cache written.
+
+The machine is shared (2 cores, other jobs running): every figure is a
+median of interleaved runs, and the load average is printed with it; treat
+differences below ~20 % as noise.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+from skoffice31 import _kernels  # noqa: E402
+from skoffice31._optimizers import AdamOptimizer, OuterGradient, SGDOptimizer  # noqa: E402
+
+SMALL_BATCH = 64  # as skoffice31._multihead.SMALL_BATCH
+
+
+def _load():
+    return os.getloadavg()[0]
+
+
+# ------------------------------------------------------------ probes ----
+
+_PROBES = {}
+
+
+def _probes():
+    """Compiled serial passes over ``[lo, hi)``, run by two Python threads
+    (the kernels' own threading; a numba ``parallel=True`` pool would leave
+    OpenMP threads spinning into the next variant's BLAS calls)."""
+    if not _PROBES:
+        import numba
+
+        jit = numba.njit(cache=True, nogil=True)
+
+        @jit
+        def touch1(a, lo, hi):  # read + write every element once
+            for i in range(lo, hi):
+                a[i] = a[i] + 1
+
+        @jit
+        def touch3(a, b, c, lo, hi):
+            for i in range(lo, hi):
+                a[i] = a[i] + 1
+                b[i] = b[i] + 1
+                c[i] = c[i] + 1
+
+        @jit
+        def copy(src, dst, lo, hi):
+            for i in range(lo, hi):
+                dst[i] = src[i]
+
+        _PROBES.update(touch1=touch1, touch3=touch3, copy=copy)
+    return _PROBES
+
+
+def _two_threads(fn, args, n):
+    from concurrent.futures import ThreadPoolExecutor
+
+    if "pool" not in _PROBES:
+        _PROBES["pool"] = ThreadPoolExecutor(1)
+    half = n // 2
+    future = _PROBES["pool"].submit(fn, *args, half, n)
+    fn(*args, 0, half)
+    future.result()
+
+
+def _touch_fn(arrays):
+    """A 2-thread pass with the traffic of an update of ``arrays`` (read +
+    write each once): the one-pass bandwidth floor of a step."""
+    flat = [a.reshape(-1) for a in arrays]
+    touch = _probes()["touch%d" % len(flat)]
+
+    def run():
+        _two_threads(touch, flat, flat[0].size)
+
+    return run
+
+
+def copy_bandwidth(n_bytes=46_080_000, repeats=9):
+    """GB/s of a 2-thread compiled copy (1 read + 1 write per element)."""
+    copy = _probes()["copy"]
+    a = np.ones(n_bytes // 4, np.float32)
+    b = np.empty_like(a)
+    _two_threads(copy, (a, b), a.size)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        _two_threads(copy, (a, b), a.size)
+        times.append(time.perf_counter() - t0)
+    return 2 * a.nbytes / float(np.median(times)) / 1e9
+
+
+# ------------------------------------------------------------ steps ----
+
+
+class Case:
+    """The state of one variant: its own W (and moments), its own optimizer."""
+
+    def __init__(self, solver, shape, batch, rng):
+        self.solver, self.batch = solver, batch
+        n_in, n_out = shape
+        self.X = (rng.random((4 * batch, n_in), dtype=np.float32) * 255).astype(np.float32)
+        self.D = [rng.normal(0, 1e-3, (batch, n_out)).astype(np.float32) for _ in range(4)]
+        self.W = rng.normal(0, 0.03, shape).astype(np.float32)
+        self.out = np.empty((batch, n_out), np.float32)
+        self.k = 0
+        if solver == "adam":
+            self.opt = AdamOptimizer([self.W], 1e-4)
+            self.m, self.v = self.opt.ms[0], self.opt.vs[0]
+        else:
+            self.opt = SGDOptimizer([self.W], 1e-4, momentum=0.0, nesterov=False)
+        small = batch <= SMALL_BATCH
+        self.opt.n_threads = 2 if small else 1
+        if solver == "sgd":
+            self.opt.fused_gemm = small
+        self.blas_threads = 1 if small else 2
+
+    def batches(self):
+        j = self.k % 4
+        self.k += 1
+        A = self.X[j * self.batch:(j + 1) * self.batch]
+        X_next = self.X[((j + 1) % 4) * self.batch:((j + 1) % 4 + 1) * self.batch]
+        return A, self.D[j], X_next
+
+    def numpy(self, forward=False):
+        # BLAS threads are limited around the whole timing (see _blas): a
+        # threadpool_limits per call costs milliseconds
+        A, D, X_next = self.batches()
+        self.opt.update_params([self.W], [OuterGradient(A, D, self.W, 0.0)])
+        if forward:
+            np.matmul(X_next, self.W, out=self.out)
+
+    def kernel(self, forward=False):
+        A, D, X_next = self.batches()
+        extra = dict(X_next=X_next, out=self.out) if forward else {}
+        if self.solver == "adam":
+            self.opt._start_step()
+            _kernels.adam_update(self.W, A, D, self.m, self.v, lr=self.opt.learning_rate,
+                                 eps=self.opt._eps_t, flush=self.opt._flush, n_threads=2,
+                                 **extra)
+        else:
+            _kernels.sgd_update(self.W, A, D, lr=self.opt.learning_rate, n_threads=2, **extra)
+
+
+def _blas(batch):
+    """BLAS threads as the estimator sets them: 1 for batches <= 64, else 2."""
+    return threadpool_limits(1 if batch <= SMALL_BATCH else 2, user_api="blas")
+
+
+def time_interleaved(fns, repeats, warmup=2, cpu=None):
+    """Median wall seconds of each function, run in turn ``repeats`` times.
+
+    With a dict ``cpu``, also fills it with the median CPU seconds (all
+    threads of the process): on a loaded machine the CPU time is the steadier
+    measure of the work, the wall time what a user waits.
+    """
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times = {name: [] for name in fns}
+    cpus = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0, c0 = time.perf_counter(), time.process_time()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+            cpus[name].append(time.process_time() - c0)
+    if cpu is not None:
+        cpu.update({name: float(np.median(t)) for name, t in cpus.items()})
+    return {name: float(np.median(t)) for name, t in times.items()}
+
+
+def bench_steps(shapes, batches, solvers, repeats, forward=True):
+    rng = np.random.default_rng(0)
+    rows = []
+    for shape in shapes:
+        for batch in batches:
+            for solver in solvers:
+                cases = {name: Case(solver, shape, batch, rng) for name in
+                         ("numpy", "kernel", "numpy+fwd", "kernel+fwd")}
+                fns = {
+                    "numpy": cases["numpy"].numpy,
+                    "kernel": cases["kernel"].kernel,
+                }
+                if forward:
+                    fns["numpy+fwd"] = lambda c=cases["numpy+fwd"]: c.numpy(forward=True)
+                    fns["kernel+fwd"] = lambda c=cases["kernel+fwd"]: c.kernel(forward=True)
+                W = cases["numpy"].W
+                state = [W, cases["numpy"].m, cases["numpy"].v] if solver == "adam" else [W]
+                floor_arrays = [a.copy() for a in state]
+                fns["floor"] = _touch_fn(floor_arrays)
+                load = _load()
+                cpu = {}
+                n_rep = repeats if batch <= SMALL_BATCH else max(3, repeats // 3)
+                with _blas(batch):
+                    med = time_interleaved(fns, n_rep, cpu=cpu)
+                row = {"shape": list(shape), "batch": batch, "solver": solver, "load": load,
+                       **{k: v * 1e3 for k, v in med.items()},
+                       "cpu": {k: v * 1e3 for k, v in cpu.items()}}
+                rows.append(row)
+                print(_fmt_step(row), flush=True)
+    return rows
+
+
+def _fmt_step(row):
+    cols = ["numpy", "kernel", "numpy+fwd", "kernel+fwd", "floor"]
+    parts = [f"{c} {row[c]:7.2f}" for c in cols if c in row]
+    ratio = row["numpy"] / row["kernel"]
+    cpu = "  ".join(f"{c} {row['cpu'][c]:7.2f}" for c in cols if c in row["cpu"])
+    return (f"{tuple(row['shape'])!s:13} b{row['batch']:<4d} {row['solver']:5s} ms/step wall: "
+            + "  ".join(parts) + f"  | numpy/kernel {ratio:4.1f}x  (load {row['load']:.1f})\n"
+            + " " * 25 + "CPU:  " + cpu)
+
+
+# ------------------------------------------------------------ crossover ----
+
+
+def bench_crossover(repeats, batches=(10, 16, 32, 64, 128, 256), shape=(30_000, 384)):
+    """One thread each (BLAS 1 thread, n_threads=1): CPU ms per step of the
+    NumPy path and the kernel by batch size. Single-threaded CPU time is the
+    measure least disturbed by other jobs on the machine, and it is the work
+    that two threads share."""
+    rng = np.random.default_rng(2)
+    rows = []
+    for solver in ("adam", "sgd"):
+        for batch in batches:
+            c_np, c_k = Case(solver, shape, batch, rng), Case(solver, shape, batch, rng)
+            c_np.opt.n_threads, c_np.blas_threads = 1, 1
+            if solver == "sgd":
+                c_np.opt.fused_gemm = False  # the blocked path (fused_gemm: see "steps")
+
+            def kernel(c=c_k):
+                A, D, _ = c.batches()
+                if c.solver == "adam":
+                    c.opt._start_step()
+                    _kernels.adam_update(c.W, A, D, c.m, c.v, lr=c.opt.learning_rate,
+                                         eps=c.opt._eps_t, n_threads=1)
+                else:
+                    _kernels.sgd_update(c.W, A, D, lr=1e-4, n_threads=1)
+
+            fns = {"numpy": c_np.numpy, "kernel": kernel}
+            if solver == "sgd":  # the estimator's plain-SGD path at batch <= 64
+                c_gemm = Case(solver, shape, batch, rng)
+                c_gemm.opt.n_threads, c_gemm.blas_threads = 1, 1
+                c_gemm.opt.fused_gemm = True
+                fns["numpy gemm step"] = c_gemm.numpy
+            cpu = {}
+            n_rep = repeats if batch <= SMALL_BATCH else max(3, repeats // 3)
+            with threadpool_limits(1, user_api="blas"):
+                time_interleaved(fns, n_rep, cpu=cpu)
+            row = {"shape": list(shape), "batch": batch, "solver": solver, "load": _load(),
+                   **{k: v * 1e3 for k, v in cpu.items()}}
+            rows.append(row)
+            print(f"{tuple(shape)!s:13} b{batch:<4d} {solver:5s} CPU ms/step, 1 thread: "
+                  f"numpy {row['numpy']:8.2f}  kernel {row['kernel']:8.2f}  "
+                  + (f"numpy gemm step {row['numpy gemm step']:8.2f}  " if solver == "sgd" else "")
+                  + f"numpy/kernel {row['numpy'] / row['kernel']:5.2f}x  (load {row['load']:.1f})",
+                  flush=True)
+    return rows
+
+
+# ------------------------------------------------------------ small ----
+
+
+def bench_small(repeats):
+    """Per-parameter step time of numpy vs kernel for small layers / vectors."""
+    rng = np.random.default_rng(1)
+    shapes = [(3072, 512), (384, 192), (192, 64), (64, 32), (32, 34), (1, 384), (1, 34)]
+    rows = []
+    for batch in (10, 256):
+        for solver in ("adam", "sgd"):
+            for shape in shapes:
+                c_np = Case(solver, shape, batch, rng)
+                c_np.opt.n_threads = 1  # small parameters: the optimizer does not split them
+                c_k1 = Case(solver, shape, batch, rng)
+                c_k2 = Case(solver, shape, batch, rng)
+
+                def k1(c=c_k1):
+                    A, D, _ = c.batches()
+                    if solver == "adam":
+                        c.opt._start_step()
+                        _kernels.adam_update(c.W, A, D, c.m, c.v, lr=c.opt.learning_rate,
+                                             eps=c.opt._eps_t, n_threads=1)
+                    else:
+                        _kernels.sgd_update(c.W, A, D, lr=1e-4, n_threads=1)
+
+                with _blas(batch):
+                    med = time_interleaved({"numpy": c_np.numpy, "kernel 1 thr": k1,
+                                            "kernel 2 thr": c_k2.kernel}, repeats)
+                row = {"shape": list(shape), "batch": batch, "solver": solver,
+                       **{k: v * 1e6 for k, v in med.items()}}
+                rows.append(row)
+                print(f"{tuple(shape)!s:12} b{batch:<4d} {solver:5s} us/step: "
+                      + "  ".join(f"{k} {v:9.1f}" for k, v in med.items() for v in [v * 1e6])
+                      + f"  | numpy/best kernel {med['numpy'] / min(med['kernel 1 thr'], med['kernel 2 thr']):5.2f}x",
+                      flush=True)
+    return rows
+
+
+# ------------------------------------------------------------ compile ----
+
+_COMPILE_SNIPPET = r"""
+import json, sys, time
+t0 = time.perf_counter()
+import numba
+t_import = time.perf_counter() - t0
+import numpy as np
+from skoffice31 import _kernels
+res = {"import_numba_s": t_import, "skoffice31_file": _kernels.__file__}
+for dtype in (np.float32, np.float64):
+    W = np.zeros((50, 7), dtype); A = np.ones((3, 50), dtype); D = np.ones((3, 7), dtype)
+    t0, c0 = time.perf_counter(), time.process_time()
+    _kernels.adam_update(W, A, D, np.zeros_like(W), np.zeros_like(W), lr=1e-3, eps=1e-8)
+    res["first_call_s_" + np.dtype(dtype).name] = time.perf_counter() - t0
+    res["first_call_cpu_s_" + np.dtype(dtype).name] = time.process_time() - c0
+    t0 = time.perf_counter()
+    _kernels.adam_update(W, A, D, np.zeros_like(W), np.zeros_like(W), lr=1e-3, eps=1e-8)
+    res["second_call_s_" + np.dtype(dtype).name] = time.perf_counter() - t0
+print("RESULT" + json.dumps(res))
+"""
+
+
+def _run_snippet(env, cwd, read_only=None):
+    """Run the compile snippet in a fresh process; with ``read_only`` (a
+    folder), inside a mount namespace where that folder is mounted read-only
+    (root ignores file permissions, so chmod would prove nothing)."""
+    script = Path(cwd) / "snippet.py"
+    script.write_text(_COMPILE_SNIPPET)
+    cmd = [sys.executable, str(script)]
+    if read_only is not None:
+        ro = str(read_only)
+        cmd = ["unshare", "-m", "sh", "-c",
+               f"mount --bind {ro} {ro} && mount -o remount,ro,bind {ro} {ro} && "
+               f"exec {sys.executable} {script}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd, timeout=600)
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT"):
+            return json.loads(line[len("RESULT"):])
+    return {"error": proc.stderr.strip().splitlines()[-3:]}
+
+
+def _cache_files(folder):
+    files = sorted(Path(folder).rglob("*_kernels*.nb*"))
+    return f"{len(files)} files in {sorted({str(p.parent.relative_to(folder)) for p in files})}"
+
+
+def bench_compile():
+    rows = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        # 1. a private copy of the package, cache in a fresh NUMBA_CACHE_DIR
+        pkg = tmp / "src"
+        shutil.copytree(ROOT / "skoffice31", pkg / "skoffice31",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        env = dict(os.environ, PYTHONPATH=str(pkg), NUMBA_CACHE_DIR=str(tmp / "cache"))
+        env.pop(_kernels.ENV_VAR, None)
+        rows["cold (empty NUMBA_CACHE_DIR)"] = _run_snippet(env, tmp)
+        rows["warm (new process, same cache)"] = _run_snippet(env, tmp)
+        rows["cache files"] = _cache_files(tmp / "cache")
+        # 2. no NUMBA_CACHE_DIR: the cache goes next to the source (__pycache__)
+        env_tree = dict(env)
+        env_tree.pop("NUMBA_CACHE_DIR")
+        rows["in-tree cold"] = _run_snippet(env_tree, tmp)
+        rows["in-tree warm"] = _run_snippet(env_tree, tmp)
+        rows["in-tree cache files"] = _cache_files(pkg)
+        # 3. read-only package folder, no NUMBA_CACHE_DIR
+        ro = tmp / "ro"
+        shutil.copytree(ROOT / "skoffice31", ro / "skoffice31",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        home = tmp / "home"
+        home.mkdir()
+        env_ro = dict(env_tree, PYTHONPATH=str(ro), HOME=str(home),
+                      XDG_CACHE_HOME=str(home / ".cache"), PYTHONDONTWRITEBYTECODE="1")
+        if os.geteuid() == 0 and shutil.which("unshare"):
+            rows["read-only package, cold"] = _run_snippet(env_ro, tmp, read_only=ro)
+            rows["read-only package, warm"] = _run_snippet(env_ro, tmp, read_only=ro)
+            rows["read-only: files in package"] = _cache_files(ro)
+            rows["read-only: files in user cache"] = _cache_files(home)
+        else:
+            rows["read-only package"] = "skipped (needs root and unshare for a read-only mount)"
+    for name, value in rows.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+                              for k, v in value.items() if k != "skoffice31_file")
+        print(f"{name:34s} {value}", flush=True)
+    return rows
+
+
+# ------------------------------------------------------------ loky ----
+
+
+def _worker_first_call(dtype_name):
+    import time as _time
+
+    t0 = _time.perf_counter()
+    from skoffice31 import _kernels as k
+
+    k.kernels_available()
+    t_import = _time.perf_counter() - t0
+    dtype = np.dtype(dtype_name)
+    W = np.zeros((50, 7), dtype)
+    A, D = np.ones((3, 50), dtype), np.ones((3, 7), dtype)
+    t0 = _time.perf_counter()
+    k.sgd_update(W, A, D, lr=1e-3)
+    return {"pid": os.getpid(), "import_s": t_import, "first_call_s": _time.perf_counter() - t0}
+
+
+def bench_loky():
+    from joblib import Parallel, delayed
+    from joblib.externals.loky import get_reusable_executor
+
+    rows = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        old = os.environ.get("NUMBA_CACHE_DIR")
+        os.environ["NUMBA_CACHE_DIR"] = tmp  # loky workers inherit the environment
+        try:
+            for label in ("cold cache", "cache written, fresh workers"):
+                get_reusable_executor().shutdown(wait=True)
+                rows[label] = Parallel(n_jobs=2, backend="loky")(
+                    delayed(_worker_first_call)("float32") for _ in range(2)
+                )
+            rows["same workers again"] = Parallel(n_jobs=2, backend="loky")(
+                delayed(_worker_first_call)("float32") for _ in range(2)
+            )
+            get_reusable_executor().shutdown(wait=True)
+        finally:
+            if old is None:
+                os.environ.pop("NUMBA_CACHE_DIR")
+            else:
+                os.environ["NUMBA_CACHE_DIR"] = old
+    for name, value in rows.items():
+        print(f"{name:30s} " + "; ".join(
+            f"pid {r['pid']} import {r['import_s']:.2f} s first call {r['first_call_s']:.2f} s"
+            for r in value), flush=True)
+    return rows
+
+
+# ------------------------------------------------------------ main ----
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    parts = ["steps", "crossover", "small", "compile", "loky"]
+    p.add_argument("--part", nargs="+", default=parts, choices=parts)
+    p.add_argument("--repeats", type=int, default=15)
+    p.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = p.parse_args(argv)
+    if not _kernels.kernels_available():
+        sys.exit("numba is not installed (or SKOFFICE31_KERNELS=0): nothing to measure.")
+    import numba
+
+    print(f"numba {numba.__version__}, numpy {np.__version__}, "
+          f"{os.cpu_count()} CPUs, load {_load():.1f}", flush=True)
+    results = {}
+    if "steps" in args.part:
+        print(f"copy bandwidth, 2 threads: {copy_bandwidth():.1f} GB/s", flush=True)
+        results["steps"] = bench_steps([(30_000, 384), (3_072, 512)], [10, 256],
+                                       ["adam", "sgd"], args.repeats)
+        results["copy_gbs"] = copy_bandwidth()
+        print(f"copy bandwidth, 2 threads: {results['copy_gbs']:.1f} GB/s", flush=True)
+    if "crossover" in args.part:
+        results["crossover"] = bench_crossover(args.repeats)
+    if "small" in args.part:
+        results["small"] = bench_small(max(args.repeats, 30))
+    if "compile" in args.part:
+        results["compile"] = bench_compile()
+    if "loky" in args.part:
+        results["loky"] = bench_loky()
+    if args.json:
+        from skoffice31._fileio import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(results, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()

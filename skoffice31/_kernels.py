@@ -1,0 +1,501 @@
+"""Fused compiled update kernels for wide dense layers (optional, numba).
+
+A training step of a wide first layer (30,000 x 384 float32 weights, 46 MB)
+is bound by memory traffic: the NumPy path of :mod:`skoffice31._optimizers`
+computes the weight gradient ``A.T @ delta + l2 * W`` in row blocks and
+updates the block with about ten ufunc passes. The kernels here do the same
+mathematics in one compiled loop per row of ``W``:
+
+1. the gradient row ``g = A[:, r] @ delta (+ l2 * W[r])`` is computed into a
+   small buffer that stays in the L1 cache,
+2. it is consumed at once by the optimizer's update (Adam with the subnormal
+   flush, SGD with momentum or Nesterov's momentum, plain SGD), with the
+   operations in the same order as the NumPy path, so that for the same
+   gradient row the update is the same to the last bit,
+3. optionally, the updated row is multiplied into the *next* minibatch's
+   forward product ``X_next @ W`` (the rows of the next batch are known in
+   advance), so that ``W`` is streamed from memory once per step instead of
+   twice.
+
+The full gradient is never materialised. Each kernel returns ``||W||^2`` of
+the weights as they were read (before the update) when ``l2 > 0`` -- the loss's
+L2 term -- and 0 otherwise.
+
+The rows are split into at most :data:`N_PARTS` contiguous parts, run by
+``n_threads`` threads (the caller and Python threads; the compiled code
+releases the GIL), each taking the next part when done with one. The
+partition depends on the shape only, not on the number of threads, so every
+result (the forward product's summation order included) is the same with
+one thread or two.
+
+Switching the kernels off
+-------------------------
+numba is an optional dependency (the ``fast`` extra). Importing
+``skoffice31`` never imports numba; it is imported, and the kernels compiled
+(once per machine, then loaded from numba's on-disk cache), on the first
+call of :func:`kernels_available` that finds them enabled. To force the
+pure NumPy path, set the environment variable ``SKOFFICE31_KERNELS=0``
+(also ``false``, ``no`` or ``off``); it is read at every call of
+:func:`kernels_available`, so it can be changed inside a session.
+
+Compiled code is cached next to this file (``__pycache__``) or, when the
+package folder is read-only, in numba's per-user cache folder; the
+``NUMBA_CACHE_DIR`` environment variable overrides both.
+"""
+
+import os
+
+import numpy as np
+
+#: Environment variable that switches the kernels off ("0", "false", "no", "off").
+ENV_VAR = "SKOFFICE31_KERNELS"
+
+#: Upper bound on the number of row parts of one call (see the module docstring).
+N_PARTS = 16
+
+#: Optimizer kinds understood by the kernel.
+ADAM, SGD, MOMENTUM, NESTEROV = 0, 1, 2, 3
+
+_STATE = {}
+
+def kernels_enabled():
+    """Whether the kernels are switched on (``SKOFFICE31_KERNELS`` is not "0").
+
+    Returns
+    -------
+    enabled : bool
+    """
+    value = os.environ.get(ENV_VAR, "1").strip().lower()
+    return value not in ("0", "false", "no", "off")
+
+
+def kernels_available():
+    """Whether the compiled kernels can be used: enabled and numba importable.
+
+    The first call that finds them enabled imports numba (0.5-1 s) and
+    prepares the kernels; compilation itself happens at the first update of
+    each dtype (about 3 s for Adam in float32, once per machine) and is
+    cached on disk (0.2 s to load in a new process).
+
+    Returns
+    -------
+    available : bool
+    """
+    return kernels_enabled() and _kernel() is not None
+
+
+def warm_up(dtypes=(np.float32,), solvers=("adam", "sgd")):
+    """Compile (or load from the on-disk cache) the kernels of these dtypes
+    and solvers now, with a tiny call.
+
+    Worth calling in the parent process before starting parallel workers
+    (joblib/loky, dask): with a cold cache every worker would otherwise
+    compile the same kernels at the same time.
+
+    Parameters
+    ----------
+    dtypes : tuple of dtype, default=(np.float32,)
+    solvers : tuple of {"adam", "sgd", "momentum"}, default=("adam", "sgd")
+
+    Returns
+    -------
+    available : bool
+        Whether the kernels are available (nothing is done otherwise).
+    """
+    if not kernels_available():
+        return False
+    for dtype in dtypes:
+        W = np.zeros((2, 2), dtype)
+        for solver in solvers:
+            if solver == "adam":
+                adam_update(W, W, W, np.zeros_like(W), np.zeros_like(W), lr=0.0, eps=1.0,
+                            n_threads=1)
+            else:
+                momentum = 0.5 if solver == "momentum" else 0.0
+                sgd_update(W, W, W, lr=0.0, velocity=np.zeros_like(W), momentum=momentum,
+                           n_threads=1)
+    return True
+
+
+def _kernel():
+    """The compiled kernels by kind, or None when numba cannot be imported."""
+    if "kernels" not in _STATE:
+        try:
+            import numba
+        except ImportError:
+            _STATE["kernels"] = None
+        else:
+            _STATE["kernels"] = _build(numba)
+    return _STATE["kernels"]
+
+
+#: The functions compiled by :func:`_build`, helpers first.
+_COMPILED = ("_grad_row", "_l2_row", "_adam_row", "_sgd_row", "_momentum_row",
+             "_forward_rows", "_start_part", "_adam_part", "_sgd_part", "_momentum_part")
+
+
+def _build(numba):
+    """Compile lazily (at the first call of each dtype) with the on-disk cache.
+
+    The compiled functions replace their Python versions in this module's
+    namespace, so that a kernel calls the compiled helpers. They are serial
+    and release the GIL: the two threads of a step are Python threads, each
+    running parts of the rows (no numba threading layer, no ``parallel=True``
+    whose compilation alone took ~3 s).
+    """
+    module = globals()
+    for name in _COMPILED:
+        if not isinstance(module[name], numba.core.dispatcher.Dispatcher):
+            module[name] = numba.njit(
+                cache=True, fastmath=False, nogil=True, error_model="numpy"
+            )(module[name])
+    return {ADAM: module["_adam_part"], SGD: module["_sgd_part"],
+            MOMENTUM: module["_momentum_part"], NESTEROV: module["_momentum_part"]}
+
+
+def _pool(n_workers):
+    """A thread pool of at least ``n_workers`` threads, kept for later calls."""
+    pool = _STATE.get("pool")
+    if pool is None or pool._max_workers < n_workers:
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(n_workers, thread_name_prefix="skoffice31-kernel")
+        _STATE["pool"] = pool
+    return pool
+
+
+# ------------------------------------------------------------------ kernels
+# Plain Python (NumPy scalars and loops) that numba compiles; the Python
+# interpreter runs it too, very slowly (the tests do, on tiny arrays).
+
+
+def _grad_row(A, delta, r, g):
+    """``g = A[:, r] @ delta``, summed over the samples in order, four at a time."""
+    n = A.shape[0]
+    n_out = g.shape[0]
+    for j in range(n_out):
+        g[j] = 0
+    k = 0
+    while k + 4 <= n:
+        a0, a1, a2, a3 = A[k, r], A[k + 1, r], A[k + 2, r], A[k + 3, r]
+        d0, d1, d2, d3 = delta[k], delta[k + 1], delta[k + 2], delta[k + 3]
+        for j in range(n_out):
+            g[j] = g[j] + a0 * d0[j] + a1 * d1[j] + a2 * d2[j] + a3 * d3[j]
+        k += 4
+    while k < n:
+        a = A[k, r]
+        d = delta[k]
+        for j in range(n_out):
+            g[j] += a * d[j]
+        k += 1
+
+
+def _l2_row(w, g, l2, sq):
+    """``g += l2 * w``; ``sq += w**2`` (float64, per column) before the update."""
+    for j in range(g.shape[0]):
+        wj = w[j]
+        sq[j] += np.float64(wj) * np.float64(wj)
+        g[j] += l2 * wj
+
+
+def _adam_row(w, g, m, v, coef, flush):
+    """Adam on one row, in the operation order of ``AdamOptimizer._update_block``."""
+    b1, c1, b2, c2, lr, eps, tiny, zero = (
+        coef[0], coef[1], coef[2], coef[3], coef[4], coef[5], coef[6], coef[7]
+    )
+    for j in range(g.shape[0]):
+        gj = g[j]
+        mj = m[j] * b1 + gj * c1
+        vj = v[j] * b2 + (gj * gj) * c2
+        if flush:
+            if abs(mj) < tiny:
+                mj = zero
+            if vj < tiny:
+                vj = zero
+        m[j] = mj
+        v[j] = vj
+        w[j] = w[j] - (mj / (np.sqrt(vj) + eps)) * lr
+
+
+def _sgd_row(w, g, lr):
+    for j in range(g.shape[0]):
+        w[j] = w[j] - g[j] * lr
+
+
+def _momentum_row(w, g, vel, lr, mu, nesterov):
+    """Momentum / Nesterov, in the operation order of ``SGDOptimizer._update_block``."""
+    if nesterov:
+        for j in range(g.shape[0]):
+            step = g[j] * lr
+            vj = vel[j] * mu - step
+            vel[j] = vj
+            w[j] = (w[j] - step) + vj * mu
+    else:
+        for j in range(g.shape[0]):
+            vj = vel[j] * mu - g[j] * lr
+            vel[j] = vj
+            w[j] = w[j] + vj
+
+
+def _forward_rows(W, X_next, acc, r0, r1):
+    """``acc += X_next[:, r0:r1] @ W[r0:r1]``, summed over the rows in order,
+    four rows at a time."""
+    n_out = W.shape[1]
+    if r1 - r0 == 4:
+        w0, w1, w2, w3 = W[r0], W[r0 + 1], W[r0 + 2], W[r0 + 3]
+        for k in range(X_next.shape[0]):
+            x0, x1 = X_next[k, r0], X_next[k, r0 + 1]
+            x2, x3 = X_next[k, r0 + 2], X_next[k, r0 + 3]
+            o = acc[k]
+            for j in range(n_out):
+                o[j] = o[j] + x0 * w0[j] + x1 * w1[j] + x2 * w2[j] + x3 * w3[j]
+    else:
+        for r in range(r0, r1):
+            w = W[r]
+            for k in range(X_next.shape[0]):
+                a = X_next[k, r]
+                o = acc[k]
+                for j in range(n_out):
+                    o[j] += a * w[j]
+
+
+def _start_part(W, X_next, acc):
+    for k in range(X_next.shape[0]):
+        for j in range(W.shape[1]):
+            acc[k, j] = 0
+    return np.empty(W.shape[1], W.dtype), np.zeros(W.shape[1], np.float64)
+
+
+# One part (rows lo:hi) per optimizer: gradient row, L2 term, update, and the
+# forward product of each group of four updated rows; returns ||W[lo:hi]||^2.
+
+
+def _adam_part(W, A, delta, m, v, l2, coef, flush, X_next, acc, lo, hi):
+    g, sq = _start_part(W, X_next, acc)
+    for r0 in range(lo, hi, 4):
+        r1 = min(r0 + 4, hi)
+        for r in range(r0, r1):
+            _grad_row(A, delta, r, g)
+            if l2 != 0:
+                _l2_row(W[r], g, l2, sq)
+            _adam_row(W[r], g, m[r], v[r], coef, flush)
+        if X_next.shape[0]:
+            _forward_rows(W, X_next, acc, r0, r1)
+    return sq.sum()
+
+
+def _sgd_part(W, A, delta, l2, lr, X_next, acc, lo, hi):
+    g, sq = _start_part(W, X_next, acc)
+    for r0 in range(lo, hi, 4):
+        r1 = min(r0 + 4, hi)
+        for r in range(r0, r1):
+            _grad_row(A, delta, r, g)
+            if l2 != 0:
+                _l2_row(W[r], g, l2, sq)
+            _sgd_row(W[r], g, lr)
+        if X_next.shape[0]:
+            _forward_rows(W, X_next, acc, r0, r1)
+    return sq.sum()
+
+
+def _momentum_part(W, A, delta, vel, l2, lr, mu, nesterov, X_next, acc, lo, hi):
+    g, sq = _start_part(W, X_next, acc)
+    for r0 in range(lo, hi, 4):
+        r1 = min(r0 + 4, hi)
+        for r in range(r0, r1):
+            _grad_row(A, delta, r, g)
+            if l2 != 0:
+                _l2_row(W[r], g, l2, sq)
+            _momentum_row(W[r], g, vel[r], lr, mu, nesterov)
+        if X_next.shape[0]:
+            _forward_rows(W, X_next, acc, r0, r1)
+    return sq.sum()
+
+
+def row_bounds(n_rows):
+    """The row partition of a kernel call: ``min(n_rows, N_PARTS)`` parts.
+
+    Parameters
+    ----------
+    n_rows : int
+
+    Returns
+    -------
+    bounds : ndarray of shape (n_parts + 1,)
+    """
+    n_parts = max(1, min(int(n_rows), N_PARTS))
+    return np.linspace(0, n_rows, n_parts + 1).astype(np.intp)
+
+
+def _check(name, arr, shape, dtype):
+    if not isinstance(arr, np.ndarray) or arr.shape != shape or arr.dtype != dtype:
+        got = (getattr(arr, "shape", None), getattr(arr, "dtype", type(arr).__name__))
+        raise ValueError(
+            f"{name} must be an array of shape {shape} and dtype {dtype}, got {got}."
+        )
+    if not (arr.flags.c_contiguous and arr.flags.writeable):
+        raise ValueError(
+            f"{name} must be C-contiguous and writeable (it is updated in place); "
+            "pass np.ascontiguousarray(...) of it."
+        )
+
+
+def _operand(name, arr, n_cols, dtype):
+    """A read-only operand (A, delta, X_next) as a C-contiguous array of ``dtype``."""
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    if arr.ndim != 2 or arr.shape[1] != n_cols:
+        raise ValueError(f"{name} must have shape (n, {n_cols}), got {arr.shape}.")
+    return arr
+
+
+def _run(kind, W, A, delta, middle, l2, X_next, out, n_threads):
+    """Check the operands; run ``kind``'s kernel on every row part as
+    ``(W, A, delta, *middle, X_next, out_parts[p], bounds[p], bounds[p + 1])``."""
+    kernels = _kernel()
+    if kernels is None:
+        raise RuntimeError(
+            "The compiled kernels need numba: pip install 'skoffice31[fast]' "
+            "(or check kernels_available() and use the NumPy optimizers)."
+        )
+    dtype = W.dtype
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"W must be float32 or float64, got {dtype}.")
+    _check("W", W, W.shape, dtype)
+    n_in, n_out = W.shape
+    A = _operand("A", A, n_in, dtype)
+    delta = _operand("delta", delta, n_out, dtype)
+    if A.shape[0] != delta.shape[0]:
+        raise ValueError(
+            f"A and delta must have the same number of rows (samples), got "
+            f"{A.shape[0]} and {delta.shape[0]}."
+        )
+    if (X_next is None) != (out is None):
+        raise ValueError("X_next and out go together: pass both or neither.")
+    if X_next is None:
+        X_next = np.empty((0, n_in), dtype)
+        n_next = 0
+    else:
+        X_next = _operand("X_next", X_next, n_in, dtype)
+        n_next = X_next.shape[0]
+        _check("out", out, (n_next, n_out), dtype)
+    bounds = row_bounds(n_in)
+    n_parts = len(bounds) - 1
+    out_parts = np.empty((n_parts, n_next, n_out), dtype)
+    sq_parts = np.zeros(n_parts, np.float64)
+    kernel = kernels[kind]
+    parts = iter(range(n_parts))  # shared by the threads: next() is atomic
+
+    def work():
+        # each thread takes the next part until none is left, so a thread
+        # slowed down by another process on the machine takes fewer parts
+        for p in parts:
+            sq_parts[p] = kernel(W, A, delta, *middle, X_next, out_parts[p],
+                                 bounds[p], bounds[p + 1])
+
+    n_helpers = min(int(n_threads), n_parts) - 1
+    helpers = [_pool(n_helpers).submit(work) for _ in range(n_helpers)]
+    try:
+        work()
+    finally:  # never return while a helper still writes into the arrays
+        for helper in helpers:
+            helper.result()
+    if n_next:
+        np.sum(out_parts, axis=0, out=out)
+    return float(sq_parts.sum()) if l2 else 0.0
+
+
+def adam_update(W, A, delta, m, v, *, lr, eps, beta_1=0.9, beta_2=0.999, l2=0.0,
+                flush=False, X_next=None, out=None, n_threads=2):
+    """One Adam step of a dense layer's weights, fused with its gradient.
+
+    With ``g = A.T @ delta + l2 * W`` (row by row, never materialised)::
+
+        m = beta_1 * m + (1 - beta_1) * g
+        v = beta_2 * v + (1 - beta_2) * g**2
+        W -= lr * m / (sqrt(v) + eps)
+
+    where ``lr`` and ``eps`` are the step's bias-corrected values
+    (``AdamOptimizer.learning_rate`` and ``AdamOptimizer._eps_t`` after its
+    ``_start_step``).
+
+    Parameters
+    ----------
+    W, m, v : ndarray of shape (n_in, n_out)
+        Weights and moments, float32 or float64, C-contiguous; updated in place.
+    A : ndarray of shape (n_samples, n_in)
+        The layer's input activations.
+    delta : ndarray of shape (n_samples, n_out)
+        Loss gradient with respect to the layer's output.
+    lr, eps : float
+        Bias-corrected learning rate and epsilon of this step.
+    beta_1, beta_2 : float, default=0.9, 0.999
+    l2 : float, default=0.0
+        L2 coefficient (0 skips the term).
+    flush : bool, default=False
+        Set moments below the smallest normal number to zero (after their
+        update, in the same pass), as ``AdamOptimizer`` does every
+        ``flush_every`` steps.
+    X_next : ndarray of shape (n_next, n_in), default=None
+        The next minibatch's input; with ``out``, receives its forward
+        product through the *updated* weights.
+    out : ndarray of shape (n_next, n_out), default=None
+        Written with ``X_next @ W`` (``W`` after this step).
+    n_threads : int, default=2
+        Threads sharing the rows: the caller plus ``n_threads - 1`` Python
+        threads of a pool kept by this module.
+
+    Returns
+    -------
+    sq_norm : float
+        ``||W||^2`` before the step when ``l2 > 0``, else 0.
+    """
+    _check("m", m, W.shape, W.dtype)
+    _check("v", v, W.shape, W.dtype)
+    tiny = np.finfo(W.dtype).tiny
+    coef = np.array([beta_1, 1 - beta_1, beta_2, 1 - beta_2, lr, eps, tiny, 0.0], W.dtype)
+    middle = (m, v, W.dtype.type(l2), coef, bool(flush))
+    return _run(ADAM, W, A, delta, middle, l2, X_next, out, n_threads)
+
+
+def sgd_update(W, A, delta, *, lr, velocity=None, momentum=0.0, nesterov=False, l2=0.0,
+               X_next=None, out=None, n_threads=2):
+    """One SGD step (plain, momentum or Nesterov) of a dense layer's weights.
+
+    With ``g = A.T @ delta + l2 * W`` (row by row): plain SGD
+    ``W -= lr * g``; with momentum ``velocity = momentum * velocity - lr * g``
+    then ``W += velocity``, or with Nesterov's momentum
+    ``W += momentum * velocity - lr * g`` (as ``SGDOptimizer``).
+
+    Parameters
+    ----------
+    W : ndarray of shape (n_in, n_out)
+        Weights, float32 or float64, C-contiguous; updated in place.
+    A : ndarray of shape (n_samples, n_in)
+    delta : ndarray of shape (n_samples, n_out)
+    lr : float
+        Learning rate.
+    velocity : ndarray of shape (n_in, n_out), default=None
+        Required when ``momentum > 0``; updated in place.
+    momentum : float, default=0.0
+    nesterov : bool, default=False
+    l2 : float, default=0.0
+    X_next, out : ndarray, default=None
+        As in :func:`adam_update`.
+    n_threads : int, default=2
+
+    Returns
+    -------
+    sq_norm : float
+        ``||W||^2`` before the step when ``l2 > 0``, else 0.
+    """
+    if momentum:
+        if velocity is None:
+            raise ValueError("momentum > 0 needs the velocity array (velocity=...).")
+        _check("velocity", velocity, W.shape, W.dtype)
+        kind = NESTEROV if nesterov else MOMENTUM
+        t = W.dtype.type
+        middle = (velocity, t(l2), t(lr), t(momentum), bool(nesterov))
+    else:
+        kind = SGD
+        middle = (W.dtype.type(l2), W.dtype.type(lr))
+    return _run(kind, W, A, delta, middle, l2, X_next, out, n_threads)
