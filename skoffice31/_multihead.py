@@ -1078,13 +1078,13 @@ def _clean_column(col, name):
 
 def _unique_labels(col, name):
     col = _clean_column(col, name)
-    kind = type_of_target(col)  # one column at a time: mixed 2-D y would raise
-    if kind in ("continuous", "continuous-multioutput"):
-        raise ValueError(
-            f"Unknown label type: {kind}. Head {name!r} of y holds continuous "
-            "values; a classifier needs class labels."
-        )
-    try:
+    try:  # type_of_target sorts the labels too: mixed str/number raises TypeError
+        kind = type_of_target(col)  # one column at a time: mixed 2-D y would raise
+        if kind in ("continuous", "continuous-multioutput"):
+            raise ValueError(
+                f"Unknown label type: {kind}. Head {name!r} of y holds continuous "
+                "values; a classifier needs class labels."
+            )
         classes = np.unique(col)
     except TypeError:
         raise ValueError(
