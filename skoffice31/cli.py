@@ -34,6 +34,14 @@ class UsageError(Exception):
     """A mistake on the command line or in the inputs: one line, exit code 2."""
 
 
+class Failure(Exception):
+    """The command could not do its work (training diverged, disk full): one line, exit code 1."""
+
+
+#: Set this environment variable to get the full traceback of an unexpected error.
+DEBUG_ENV = "SKOFFICE31_DEBUG"
+
+
 # --------------------------------------------------------------------------
 # argument parsing
 # --------------------------------------------------------------------------
@@ -48,13 +56,20 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parse_hidden(text):
-    """``"64,32,10"`` -> ``(64, 32, 10)``; ``"none"`` or ``""`` -> ``()``."""
+    """``"64,32,10"`` -> ``(64, 32, 10)``; ``"none"`` -> ``()`` (no hidden layer).
+
+    Every part must be a positive integer: ``"64,,32"``, ``"64,0"`` and
+    ``"0"`` are refused (``0`` used to mean "no hidden layer" silently; say
+    ``none`` for that). A tuple is returned as it is (already parsed).
+    """
+    if isinstance(text, tuple):
+        return text
     original = text
     text = text.strip().strip("()[]").replace(" ", "")
-    if text.lower() in ("", "none", "0"):
+    if text.lower() == "none":
         return ()
     try:
-        sizes = tuple(int(part) for part in text.split(",") if part != "")
+        sizes = tuple(int(part) for part in text.split(","))
     except ValueError:
         sizes = None
     if not sizes or any(s <= 0 for s in sizes):
@@ -63,6 +78,35 @@ def _parse_hidden(text):
             "sizes such as 10 or 64,32,10 (or 'none' for no hidden layer)"
         )
     return sizes
+
+
+def _number(kind, flag, rule, ok):
+    """An argparse ``type=``: parse ``kind`` (int or float), refuse NaN/inf and bad values.
+
+    The error is argparse's one line with exit code 2, at parse time.
+    """
+
+    def parse(text):
+        try:
+            value = kind(text)
+        except (TypeError, ValueError):
+            raise argparse.ArgumentTypeError(f"invalid {kind.__name__} value: {text!r}") from None
+        if kind is float and not np.isfinite(value):
+            raise argparse.ArgumentTypeError(f"bad {flag} {text}: must be a finite number, {rule}")
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"bad {flag} {text}: {rule}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _hidden_arg(text):
+    try:
+        _parse_hidden(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def _parse_size(text):
@@ -97,8 +141,9 @@ def _add_training_options(p, *, grid):
     p.add_argument(
         "--hidden",
         action="append",
+        type=_hidden_arg,
         metavar="SIZES",
-        help="hidden layer sizes, e.g. 64,32,10" + many,
+        help="hidden layer sizes, e.g. 64,32,10, or 'none' for no hidden layer" + many,
     )
     p.add_argument(
         "--solver",
@@ -106,28 +151,41 @@ def _add_training_options(p, *, grid):
         choices=list(study.DEFAULT_SOLVERS),
         help="'sgd' or 'adam'" + many,
     )
-    p.add_argument("--epochs", type=int, metavar="N", help="training epochs (max_iter)")
-    p.add_argument("--lr", type=float, metavar="X", help="learning_rate_init (all solvers)")
-    p.add_argument("--batch-size", type=int, metavar="N", help="minibatch size")
-    p.add_argument("--alpha", type=float, metavar="X", help="L2 penalty")
-    p.add_argument("--seed", type=int, metavar="N", help="seed of the split and the weights")
+    p.add_argument("--epochs", type=_number(int, "--epochs", "must be >= 1", lambda v: v >= 1),
+                   metavar="N", help="training epochs (max_iter)")
+    p.add_argument("--lr", type=_number(float, "--lr", "must be > 0", lambda v: v > 0),
+                   metavar="X", help="learning_rate_init (all solvers)")
+    p.add_argument("--batch-size", type=_number(int, "--batch-size", "must be >= 1",
+                                                lambda v: v >= 1),
+                   metavar="N", help="minibatch size")
+    p.add_argument("--alpha", type=_number(float, "--alpha", "must be >= 0", lambda v: v >= 0),
+                   metavar="X", help="L2 penalty")
+    p.add_argument("--seed", type=_number(int, "--seed", "must be >= 0", lambda v: v >= 0),
+                   metavar="N", help="seed of the split and the weights")
     p.add_argument(
         "--size",
         metavar="PX",
         help=f"image side in pixels, e.g. 100 or 100x100 (default {study.OFFICE31_SIZE} "
         f"with --data, {study.BUILTIN_SIZE} for the built-in data)",
     )
-    p.add_argument("--train-size", type=float, metavar="F", help="training fraction of the split")
-    p.add_argument("--test-size", type=float, metavar="F", help="test fraction of the split")
+    p.add_argument("--train-size", type=_number(float, "--train-size", "must be between 0 and 1",
+                                                lambda v: 0 < v < 1),
+                   metavar="F", help="training fraction of the split")
+    p.add_argument("--test-size", type=_number(float, "--test-size", "must be between 0 and 1",
+                                               lambda v: 0 < v < 1),
+                   metavar="F", help="test fraction of the split")
     p.add_argument(
         "--blas-threads",
-        type=int,
+        type=_number(int, "--blas-threads", "must be >= 0", lambda v: v >= 0),
         default=0,
         metavar="N",
         help="limit BLAS threads per fit (default: 0 = no limit; the estimator itself runs "
         "minibatches of <= 64 on one BLAS thread and gives the second core to the weight "
         "update; use --n-jobs to fit configurations in parallel)",
     )
+    p.add_argument("--no-cache", action="store_true",
+                   help="do not read or write the decoded-image cache in the data home "
+                   "(SKOFFICE31_DATA); use it when that folder is read-only")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
 
 
@@ -150,7 +208,9 @@ def build_parser():
         "configuration) and figures to --out.",
     )
     _add_training_options(rep, grid=True)
-    rep.add_argument("--n-jobs", type=int, metavar="N", help="configurations fitted at once (joblib n_jobs)")
+    rep.add_argument("--n-jobs", type=_number(int, "--n-jobs",
+                                              "use a positive number, or -1 for all cores",
+                                              lambda v: v != 0), metavar="N", help="configurations fitted at once (joblib n_jobs)")
     rep.add_argument(
         "--scheduler",
         metavar="ADDR",
@@ -159,7 +219,8 @@ def build_parser():
     )
     rep.add_argument("--out", metavar="DIR", default="skoffice31-results",
                      help="output folder (default: %(default)s)")
-    rep.add_argument("--samples", type=int, default=3, metavar="K",
+    rep.add_argument("--samples", type=_number(int, "--samples", "must be >= 0", lambda v: v >= 0),
+                     default=3, metavar="K",
                      help="sample test predictions shown per configuration (default: %(default)s)")
     rep.set_defaults(func=cmd_reproduce)
 
@@ -167,21 +228,27 @@ def build_parser():
         "train",
         help="train one network and save it (images in, (domain, object) out)",
         description="Train one MultiHeadMLPClassifier on the training part of the split, "
-        "report its test accuracy and save Pipeline(ImageFlattener, classifier) with joblib.",
+        "report its test accuracy and save Pipeline(ImageFlattener, classifier) as a .skops "
+        "file (skops format: loading it runs no code from the file).",
     )
     _add_training_options(tr, grid=False)
-    tr.add_argument("--model", metavar="FILE", default="model.joblib",
-                    help="where to save the model (default: %(default)s)")
+    tr.add_argument("--model", metavar="FILE", default="model.skops",
+                    help="where to save the model, in the safe skops format "
+                    "(default: %(default)s)")
     tr.set_defaults(func=cmd_train)
 
     pr = sub.add_parser(
         "predict",
         help="predict domain and object of image files with a saved model",
-        description="Print the predicted domain and object (with probabilities) of each image.",
+        description="Print the predicted domain and object (with probabilities) of each image. "
+        "MODEL must be a .skops file saved by 'skoffice31 train': it is loaded with "
+        "skops.io.load and only skoffice31's and scikit-learn's own types are trusted; "
+        "pickle and joblib files are refused, because loading one runs code from the file.",
     )
-    pr.add_argument("model", metavar="MODEL", help="a model saved by 'skoffice31 train'")
+    pr.add_argument("model", metavar="MODEL", help="a .skops model saved by 'skoffice31 train'")
     pr.add_argument("images", metavar="IMAGE", nargs="+", help="image files")
-    pr.add_argument("--top", type=int, default=1, metavar="K",
+    pr.add_argument("--top", type=_number(int, "--top", "must be >= 1", lambda v: v >= 1),
+                    default=1, metavar="K",
                     help="show the K most probable labels per head (default: %(default)s)")
     pr.set_defaults(func=cmd_predict)
     return parser
@@ -232,14 +299,27 @@ def settings_from_args(args, *, grid):
         raise UsageError(f"bad settings: {exc}") from None
 
 
+#: How many skipped file names the skipped-files warning line shows.
+SHOW_SKIPPED = 3
+
+
 def _load_data(args, settings):
-    """:func:`skoffice31.study.load_study_data`, its problems as one-line errors."""
+    """:func:`skoffice31.study.load_study_data`, its problems as one-line errors.
+
+    The loader's warnings are printed one line each: a
+    :class:`~skoffice31.datasets.SkippedFilesWarning` as the number of
+    skipped files and the first few with their reasons, a
+    :class:`~skoffice31.datasets.CacheWarning` naming the cache folder and
+    ``--no-cache``.
+    """
     data = args.data
+    cache = not getattr(args, "no_cache", False)
     try:
         with warnings.catch_warnings(record=data is not None) as caught:
             if data is not None:  # the photos' warnings become one line each
                 warnings.simplefilter("always")
-            result = study.load_study_data(settings, data, n_jobs=getattr(args, "n_jobs", None))
+            result = study.load_study_data(settings, data, n_jobs=getattr(args, "n_jobs", None),
+                                           cache=cache)
     except (FileNotFoundError, NotADirectoryError) as exc:
         if data is not None and not Path(data).expanduser().is_dir():
             raise UsageError(_first_line(exc)) from None
@@ -247,10 +327,39 @@ def _load_data(args, settings):
     except ValueError as exc:
         raise UsageError(_not_office31(data, exc)) from None
     except OSError as exc:
-        raise UsageError(f"cannot read {data}: {exc.strerror or _first_line(exc)}") from None
+        # name the path that failed (a cache file, one image, a sub-folder), not just --data
+        where = exc.filename if exc.filename is not None else data
+        from .datasets._base import printable
+
+        raise UsageError(f"cannot read {printable(where)}: "
+                         f"{exc.strerror or _first_line(exc)}") from None
     for w in caught or ():
-        sys.stderr.write(f"warning: {_first_line(w.message)}\n")
+        sys.stderr.write(f"warning: {_warning_line(w.message)}\n")
     return result
+
+
+def _warning_line(message):
+    """One line for a warning of the loaders or the estimator."""
+    from . import TrainingCollapseWarning
+    from .datasets import CacheWarning, SkippedFilesWarning
+    from .datasets._base import printable
+
+    if isinstance(message, SkippedFilesWarning) and message.files:
+        files, reasons = message.files, message.reasons
+        shown = "; ".join(
+            f"{printable(f)} ({r})" if r else printable(f)
+            for f, r in zip(files[:SHOW_SKIPPED], list(reasons[:SHOW_SKIPPED])
+                            + [""] * SHOW_SKIPPED)
+        )
+        more = f"; and {len(files) - SHOW_SKIPPED} more" if len(files) > SHOW_SKIPPED else ""
+        return f"skipped {len(files)} file(s) that could not be loaded: {shown}{more}"
+    if isinstance(message, CacheWarning):
+        error = f" ({message.error})" if message.error else ""
+        return (f"cannot use the image cache in {printable(message.path)}{error}; loaded "
+                "without it (point SKOFFICE31_DATA to a writable folder, or pass --no-cache)")
+    if isinstance(message, TrainingCollapseWarning):
+        return " ".join(str(message).split())  # the estimator's advice, on one line
+    return _first_line(message)
 
 
 def _not_office31(data, exc):
@@ -294,7 +403,7 @@ def _fmt_scale(scale):
 
 def cmd_reproduce(args):
     settings = settings_from_args(args, grid=True)
-    if args.n_jobs is not None and args.n_jobs == 0:
+    if args.n_jobs is not None and args.n_jobs == 0:  # (also refused at parse time)
         raise UsageError("bad --n-jobs 0: use a positive number, or -1 for all cores")
     if args.samples < 0:
         raise UsageError(f"bad --samples {args.samples}: must be >= 0")
@@ -317,7 +426,7 @@ def cmd_reproduce(args):
     info = study.run_info(settings, data, command=["skoffice31", *args.argv],
                           started=started, scheduler=args.scheduler)
     position = {c: i for i, c in enumerate(configs)}
-    rows, interrupted, failure = [], False, None
+    rows, interrupted, failure, write_error, n_saved = [], False, None, None, 0
 
     def grid_order(rows):
         return sorted(rows, key=lambda r: position[(tuple(r["hidden"]), r["solver"])])
@@ -339,7 +448,12 @@ def cmd_reproduce(args):
                 if progress is not None:
                     progress.done(row)
                 _finish(info, False, None)
-                study.write_results(out, info, grid_order(rows), partial=True)
+                try:
+                    study.write_results(out, info, grid_order(rows), partial=True)
+                    n_saved = len(rows)
+                except OSError as exc:  # disk full, --out became read-only: stop here
+                    write_error = exc
+                    break
         except KeyboardInterrupt:
             interrupted = True
         except Exception as exc:  # e.g. the dask scheduler went away
@@ -350,21 +464,50 @@ def cmd_reproduce(args):
             failure = f"{type(exc).__name__}: {_first_line(exc)}"
 
     rows = grid_order(rows)
+    if write_error is not None:
+        failure = f"cannot write the results to {out}/: {_os_reason(write_error)}"
     _finish(info, interrupted, failure)
-    study.write_results(out, info, rows)
     _print_report(rows, settings)
-    figures = study.plot_results(out, rows, data.images, study=settings.preset == "study")
-    files = ["results.csv", "results.json", *figures]
-    print(f"\nWrote {', '.join(files)} to {out}/ (wall time {fmt_seconds(time.time() - started)})")
+    files = []
+    if write_error is None:
+        try:
+            study.write_results(out, info, rows)
+            files = ["results.csv", "results.json"]
+            files += study.plot_results(out, rows, data.images, study=settings.preset == "study")
+        except OSError as exc:
+            write_error = exc
+            failure = f"cannot write the results to {out}/: {_os_reason(exc)}"
+    wall = fmt_seconds(time.time() - started)
+    if files:
+        print(f"\nWrote {', '.join(files)} to {out}/ (wall time {wall})")
+    n_ok = sum(r.get("status") == "ok" for r in rows)
+    n_failed = len(rows) - n_ok
+    n_missing = len(configs) - len(rows)
+    summary = (f"{n_ok} of {len(configs)} configurations succeeded, {n_failed} failed"
+               + (f", {n_missing} not run" if n_missing else ""))
+    if write_error is not None:
+        kept = (f"the {n_saved} configuration(s) saved before are kept in {out}/" if n_saved
+                else "no results file was written")
+        sys.stderr.write(f"skoffice31 reproduce: error: {failure}; {kept} ({summary}, the "
+                         "table above shows them all)\n")
+        return 1
     if interrupted:
         sys.stderr.write(
             f"skoffice31: interrupted; {len(rows)} of {len(configs)} configurations "
-            f"finished and saved in {out}/\n"
+            f"finished and saved in {out}/ ({summary})\n"
         )
         return 130
     if failure:
-        sys.stderr.write(f"skoffice31: error: {failure}; finished configurations saved in {out}/\n")
+        sys.stderr.write(f"skoffice31 reproduce: error: {failure}; {summary}; finished "
+                         f"configurations saved in {out}/\n")
         return 1
+    if n_ok == 0:
+        first = next((r["status"] for r in rows if r.get("status", "ok") != "ok"), "")
+        first = first[len("failed: "):] if first.startswith("failed: ") else first
+        sys.stderr.write(f"skoffice31 reproduce: error: no configuration succeeded ({summary}; "
+                         f"first error: {first}); see {out}/results.csv\n")
+        return 1
+    print(summary + (f" (see the status column of {out}/results.csv)" if n_failed else ""))
     return 0
 
 
@@ -471,12 +614,12 @@ def cmd_train(args):
         raise UsageError(f"cannot write model {args.model}: folder {parent} is not writable")
     data = _load_data(args, settings)
     print(data.description, flush=True)
+    _check_two_classes_per_head(data)
 
-    import joblib
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.pipeline import Pipeline
 
-    from ._fileio import atomic_path
+    from . import TrainingCollapseWarning
     from ._image import ImageFlattener
     from .callbacks import EpochReporter
     from .metrics import exact_match_accuracy, head_accuracies
@@ -498,13 +641,22 @@ def cmd_train(args):
             from threadpoolctl import threadpool_limits
 
             stack.enter_context(threadpool_limits(settings.blas_threads, user_api="blas"))
-        stack.enter_context(warnings.catch_warnings())
+        caught = stack.enter_context(warnings.catch_warnings(record=True))
+        # a fixed number of epochs: reaching max_iter is expected; a collapse is not
         warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("always", TrainingCollapseWarning)
         t0 = time.perf_counter()
-        model.fit(images[train], _named_target(y[train]))
+        try:
+            model.fit(images[train], _named_target(y[train]))
+        except (ValueError, ArithmeticError) as exc:  # divergence, bad labels
+            raise Failure(f"training failed: {_first_line(exc)}") from None
+        finally:
+            if not args.quiet:
+                progress.close()
         seconds = time.perf_counter() - t0
-    if not args.quiet:
-        progress.close()
+    for w in caught:
+        if issubclass(w.category, TrainingCollapseWarning):
+            sys.stderr.write(f"warning: {_warning_line(w.message)}\n")
     clf.set_callbacks()  # the display does not belong in the saved model
     pred = model.predict(images[test])
     accs = [float(a) for a in head_accuracies(y[test], pred)]
@@ -515,13 +667,60 @@ def cmd_train(args):
                               "data": data.description,
                               "test_accuracy": {"domain": accs[0], "object": accs[1],
                                                 "both": both}}
-    try:
-        with atomic_path(model_path) as tmp:
-            joblib.dump(model, tmp)
-    except OSError as exc:
-        raise UsageError(f"cannot write model {args.model}: {exc.strerror or exc}") from None
+    _save_model(model, model_path, args.model)
     print(f"Saved the model to {args.model} (use: skoffice31 predict {args.model} IMAGE...)")
     return 0
+
+
+def _check_two_classes_per_head(data):
+    """Refuse, in one line, data whose training part has a single domain or object."""
+    for h, name in enumerate(study.HEADS):
+        overall = np.unique(data.y[:, h])
+        in_train = np.unique(data.y[data.train, h])
+        if len(overall) < 2:
+            folders = ("domain folders, e.g. amazon and webcam" if name == "domain"
+                       else "object folders")
+            raise UsageError(
+                f"the images have only one {name} ({overall[0] if len(overall) else 'none'}); "
+                f"the {name} head needs at least two classes (use data with two or more "
+                f"{folders})"
+            )
+        if len(in_train) < 2:
+            raise UsageError(
+                f"too few images: the training part of the split ({len(data.train)} of "
+                f"{len(data.y)} images) has only one {name}; use more images per folder or a "
+                "larger --train-size"
+            )
+
+
+def _save_model(model, path, shown=None):
+    """Save ``model`` to ``path`` as a .skops file; a failure is one line (exit code 1).
+
+    The file is written next to ``path`` and moved into place at the end
+    (:func:`skoffice31.persistence.save_model`): a full disk or a folder
+    that became read-only leaves neither a partial model nor a temporary
+    file, and an older model at ``path`` stays as it was.
+    """
+    from .persistence import save_model
+
+    shown = str(path) if shown is None else shown
+    info = getattr(model, "skoffice31_info_", None)
+    try:
+        save_model(model, path, info=info)
+    except OSError as exc:
+        raise Failure(f"cannot write model {shown}: {_os_reason(exc)}") from None
+    return Path(path)
+
+
+def _os_reason(exc):
+    """The reason of an ``OSError`` in words, with what to do for the usual ones."""
+    import errno
+
+    if getattr(exc, "errno", None) == errno.ENOSPC:
+        return "no space left on the disk (free some space or choose another folder)"
+    if getattr(exc, "errno", None) in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"{exc.strerror} (choose a writable folder)"
+    return exc.strerror or _first_line(exc)
 
 
 def _named_target(y):
@@ -533,20 +732,55 @@ def _named_target(y):
     return pd.DataFrame(y, columns=list(study.HEADS))
 
 
-def cmd_predict(args):
-    import joblib
+def _load_model_or_exit(path, shown=None):
+    """The model saved by ``skoffice31 train`` at ``path``, or a one-line :class:`UsageError`.
 
-    path = Path(args.model).expanduser()
+    Loaded only through :func:`skoffice31.persistence.load_model`
+    (``skops.io.load`` with the package's explicit trusted types): a pickle
+    or joblib file is refused before anything in it runs, a skops file with
+    other types is refused naming them, and anything that is not
+    ``Pipeline(ImageFlattener, MultiHeadMLPClassifier)`` is refused saying
+    what it is. A version mismatch is one warning line.
+    """
+    from . import MultiHeadMLPClassifier
+    from .persistence import ModelFileError, ModelVersionWarning, load_model
+
+    shown = str(path) if shown is None else shown
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise UsageError(f"model file not found: {shown}")
     if not path.is_file():
-        raise UsageError(f"model file not found: {args.model}")
+        raise UsageError(f"cannot load model {shown}: it is a folder, expected a .skops file "
+                         "saved by 'skoffice31 train'")
     try:
-        model = joblib.load(path)
-    except Exception as exc:
-        raise UsageError(f"cannot load model {args.model}: {_first_line(exc)}") from None
-    if not hasattr(model, "predict_proba") or not hasattr(model, "steps"):
-        raise UsageError(f"{args.model} is not a model saved by 'skoffice31 train'")
-    if args.top < 1:
-        raise UsageError(f"bad --top {args.top}: must be >= 1")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ModelVersionWarning)
+            model = load_model(path)
+    except ModelFileError as exc:
+        text = str(exc)
+        if text.startswith(str(path)):
+            text = "it" + text[len(str(path)):]
+        raise UsageError(f"cannot load model {shown}: {text}") from None
+    except OSError as exc:
+        raise UsageError(f"cannot load model {shown}: {exc.strerror or _first_line(exc)}") from None
+    for w in caught:
+        if issubclass(w.category, ModelVersionWarning):
+            sys.stderr.write(f"warning: {_first_line(w.message)}\n")
+    steps = getattr(model, "steps", None)
+    if not (steps and isinstance(model[-1], MultiHeadMLPClassifier)
+            and hasattr(model[-1], "classes_")):
+        what = type(model).__name__
+        if steps:
+            what += "(" + ", ".join(type(s).__name__ for _, s in steps) + ")"
+        raise UsageError(
+            f"cannot load model {shown}: it holds a {what}, not a model saved by 'skoffice31 "
+            "train' (expected a fitted Pipeline(ImageFlattener, MultiHeadMLPClassifier))"
+        )
+    return model
+
+
+def cmd_predict(args):
+    model = _load_model_or_exit(args.model)
     info = getattr(model, "skoffice31_info_", {})
     transformer, clf = model[:-1], model[-1]
     names = list(info.get("heads") or [_head_label(h) for h in clf.head_names_])
@@ -593,11 +827,24 @@ def main(argv=None):
     except UsageError as exc:
         sys.stderr.write(f"skoffice31 {args.command}: error: {exc}\n")
         return 2
+    except Failure as exc:
+        sys.stderr.write(f"skoffice31 {args.command}: error: {exc}\n")
+        return 1
     except KeyboardInterrupt:
         sys.stderr.write("skoffice31: interrupted\n")
         return 130
     except MemoryError:
         sys.stderr.write("skoffice31: error: out of memory (try a smaller --size)\n")
+        return 1
+    except OSError as exc:  # disk full, a folder that became read-only, ...
+        where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+        sys.stderr.write(f"skoffice31 {args.command}: error:{where} {_os_reason(exc)}\n")
+        return 1
+    except Exception as exc:  # anything else: one line, the traceback on request
+        if os.environ.get(DEBUG_ENV):
+            raise
+        sys.stderr.write(f"skoffice31 {args.command}: error: {type(exc).__name__}: "
+                         f"{_first_line(exc)} (set {DEBUG_ENV}=1 for the traceback)\n")
         return 1
 
 

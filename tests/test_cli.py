@@ -373,10 +373,10 @@ def trained_model(tmp_path_factory):
 
 
 def test_train_saves_a_pipeline(trained_model, capsys):
-    import joblib
+    from skoffice31.persistence import load_model
 
     model, paths, _ = trained_model
-    pipe = joblib.load(model)
+    pipe = load_model(model)  # train saves the safe .skops format
     assert [name for name, _ in pipe.steps] == ["imageflattener", "multiheadmlpclassifier"]
     clf = pipe[-1]
     assert clf.hidden == (16,) and clf.solver == "adam" and clf.max_iter == 3

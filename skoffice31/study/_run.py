@@ -59,7 +59,7 @@ class StudyData:
         return [(self.train, self.test)]
 
 
-def load_study_data(settings, data=None, *, n_jobs=None):
+def load_study_data(settings, data=None, *, n_jobs=None, cache=True):
     """Load Office-31 photos (or the built-in stand-in) and split them.
 
     Parameters
@@ -71,6 +71,9 @@ def load_study_data(settings, data=None, *, n_jobs=None):
         loads :func:`skoffice31.datasets.load_office_digits`.
     n_jobs : int, default=None
         Parallel image decoding of the photos.
+    cache : bool, default=True
+        Use the decoded-image cache of :func:`skoffice31.datasets.load_office31`
+        (``False``: neither read nor write it).
 
     Returns
     -------
@@ -95,7 +98,7 @@ def load_study_data(settings, data=None, *, n_jobs=None):
             raise NotADirectoryError(
                 f"the data must be a folder with the Office-31 layout, got a file: {data}"
             )
-        bunch = datasets.load_office31(path, size=size, n_jobs=n_jobs)
+        bunch = datasets.load_office31(path, size=size, n_jobs=n_jobs, cache=cache)
         what = f"Office-31 photos from {data}"
         source = str(path.resolve())
     else:
