@@ -3,11 +3,18 @@ Saving a model and predicting new image files
 =============================================
 
 A fitted ``Pipeline(ImageFlattener, MultiHeadMLPClassifier)`` is saved with
-:func:`joblib.dump` and loaded back wherever it is needed. Because the
-flattener is part of the pipeline, the loaded model takes image *files*
-and prepares them exactly as in training (here: shrunk to 16x16, converted to
-RGB, scaled to ``[0, 1]``). This
-is what ``skoffice31 train`` and ``skoffice31 predict`` do.
+:func:`skoffice31.persistence.save_model` as a ``.skops`` file and loaded
+back with :func:`skoffice31.persistence.load_model` wherever it is needed.
+Because the flattener is part of the pipeline, the loaded model takes image
+*files* and prepares them exactly as in training (here: shrunk to 16x16,
+converted to RGB, scaled to ``[0, 1]``). This is what ``skoffice31 train``
+and ``skoffice31 predict`` do.
+
+Why not :func:`joblib.dump`? Loading a pickle or joblib file runs code from
+the file, so a model file from someone else could run anything on your
+machine. A ``.skops`` file only describes the objects, and
+:func:`~skoffice31.persistence.load_model` checks every type it names
+against a trusted list before building anything (see :ref:`persistence`).
 """
 
 # %%
@@ -28,6 +35,7 @@ from sklearn.pipeline import make_pipeline
 
 from skoffice31 import ImageFlattener, MultiHeadMLPClassifier
 from skoffice31.datasets import load_office_digits
+from skoffice31.persistence import ModelFileError, load_model, save_model
 
 # The examples train for a fixed number of epochs on purpose.
 warnings.filterwarnings("ignore", category=ConvergenceWarning)
@@ -44,7 +52,7 @@ model = make_pipeline(
 model.fit(images_train, y_train)
 
 folder = Path(tempfile.mkdtemp())
-joblib.dump(model, folder / "model.joblib")
+save_model(model, folder / "model.skops", info={"note": "16x16 digits, 30 epochs"})
 print("saved:", sorted(p.name for p in folder.iterdir()))
 
 # %%
@@ -63,7 +71,8 @@ for i, img in enumerate(images_new):
 # ----------------
 # ``predict_proba`` gives one probability table per head; the class order is
 # the classifier's ``classes_``.
-loaded = joblib.load(folder / "model.joblib")
+loaded, meta = load_model(folder / "model.skops", return_info=True)
+print("saved with", meta["versions"], "-", meta["info"]["note"])
 pred = loaded.predict(paths)
 proba_domain, proba_object = loaded.predict_proba(paths)
 assert np.array_equal(pred, model.predict(images_new))  # same as before saving
@@ -93,3 +102,15 @@ try:
     loaded.predict([paths[0], str(folder / "missing.jpg")])
 except ValueError as exc:
     print("ValueError:", exc)
+
+# %%
+# A pickle is refused, unread
+# ---------------------------
+# A joblib file is recognised by its first bytes and refused with a message
+# that says why; nothing in it runs. Convert a pickle *you made yourself*
+# once with ``save_model(joblib.load(path), "model.skops")``.
+joblib.dump(model, folder / "model.joblib")
+try:
+    load_model(folder / "model.joblib")
+except ModelFileError as exc:
+    print("ModelFileError:", exc)

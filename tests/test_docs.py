@@ -23,7 +23,8 @@ def _public_objects():
     """Every name in the ``__all__`` of the public modules."""
     names = []
     for module in ("skoffice31", "skoffice31.datasets", "skoffice31.metrics",
-                   "skoffice31.callbacks", "skoffice31.study", "skoffice31.parallel"):
+                   "skoffice31.callbacks", "skoffice31.study", "skoffice31.parallel",
+                   "skoffice31.persistence"):
         mod = importlib.import_module(module)
         names += [f"{module}.{n}" for n in mod.__all__ if not n.startswith("_")]
     return names
