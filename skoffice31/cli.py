@@ -447,6 +447,9 @@ def cmd_reproduce(args):
                 rows.append(row)
                 if progress is not None:
                     progress.done(row)
+                for message in row.get("warnings") or ():
+                    sys.stderr.write(f"warning: hidden {fmt_hidden(row['hidden'])} "
+                                     f"{row['solver']}: {message}\n")
                 _finish(info, False, None)
                 try:
                     study.write_results(out, info, grid_order(rows), partial=True)

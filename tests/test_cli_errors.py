@@ -139,6 +139,19 @@ def test_train_collapse_is_one_warning_line(tmp_path, capsys):
     assert model.exists()
 
 
+def test_reproduce_collapse_is_one_warning_line_per_message(tmp_path, capsys):
+    out = tmp_path / "res"
+    code = cli.main(["reproduce", *TINY, "--preset", "study", "--lr", "10", "--solver", "adam",
+                     "--out", str(out), "-q"])
+    assert code == 0
+    err = lines_of(capsys.readouterr().err)
+    assert err and all(ln.startswith("warning: hidden (10) adam: ") for ln in err), err
+    import json
+
+    doc = json.loads((out / "results.json").read_text())
+    assert [f"warning: hidden (10) adam: {m}" for m in doc["results"][0]["warnings"]] == err
+
+
 def test_train_single_domain_folder(tmp_path, capsys):
     data = make_office_folder(tmp_path / "one", domains=("dslr",))
     code = cli.main(["train", "--data", str(data), "--size", "8", "--epochs", "1",

@@ -169,6 +169,7 @@ def empty_row(settings, config):
         "finished": math.nan,
         "status": "ok",
         "error": None,
+        "warnings": [],
     }
     if settings.preset == "study" and tuple(config) in STUDY_RESULTS:
         d, o, sec = STUDY_RESULTS[tuple(config)]
@@ -212,12 +213,15 @@ def fit_and_evaluate(settings, config, X, y, train, test, *, n_samples=3, callba
         ``loss_curve`` and ``head_loss_curves`` (per epoch, training loss);
         ``samples`` (row, true and predicted labels, probability of each
         head); ``status`` (``"ok"`` or ``"failed: ..."``) and ``error``
-        (the exception or ``None``); with the study preset also the
+        (the exception or ``None``); ``warnings``, the messages of the
+        :class:`~skoffice31.TrainingCollapseWarning` of the fit; with the
+        study preset also the
         study's own ``study_domain_acc``, ``study_object_acc`` and
         ``study_seconds``.
     """
     from sklearn.exceptions import ConvergenceWarning
 
+    from .._multihead import TrainingCollapseWarning
     from ..metrics import exact_match_scorer, head_accuracy_scorer
 
     config = Configuration(tuple(config[0]), config[1])
@@ -234,10 +238,18 @@ def fit_and_evaluate(settings, config, X, y, train, test, *, n_samples=3, callba
 
                 stack.enter_context(threadpool_limits(settings.blas_threads, user_api="blas"))
             stack.enter_context(warnings.catch_warnings())
-            # the study trains a fixed number of epochs: reaching max_iter is expected
+            # the study trains a fixed number of epochs: reaching max_iter is expected;
+            # a collapse is not: it is kept in the row (the CLI prints it)
             warnings.simplefilter("ignore", ConvergenceWarning)
             t0 = time.perf_counter()
-            clf.fit(X[train], _named(y[train]))
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", TrainingCollapseWarning)
+                clf.fit(X[train], _named(y[train]))
+            for w in caught:
+                if issubclass(w.category, TrainingCollapseWarning):
+                    row["warnings"].append(" ".join(str(w.message).split()))
+                else:  # the others as they would have been shown
+                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
             row["fit_seconds"] = time.perf_counter() - t0
             t0 = time.perf_counter()
             names = list(clf.head_names_)  # ("domain", "object") with pandas, else head0, head1
