@@ -208,9 +208,10 @@ def build_parser():
         "configuration) and figures to --out.",
     )
     _add_training_options(rep, grid=True)
-    rep.add_argument("--n-jobs", type=_number(int, "--n-jobs",
-                                              "use a positive number, or -1 for all cores",
-                                              lambda v: v != 0), metavar="N", help="configurations fitted at once (joblib n_jobs)")
+    rep.add_argument("--n-jobs", metavar="N",
+                     type=_number(int, "--n-jobs", "use a positive number, or -1 for all cores",
+                                  lambda v: v != 0),
+                     help="configurations fitted at once (joblib n_jobs)")
     rep.add_argument(
         "--scheduler",
         metavar="ADDR",
