@@ -200,6 +200,8 @@ def _what_is(path, head):
     """A phrase describing a file that is not a ``.skops`` file."""
     if not head:
         return "an empty file"
+    if head.startswith(b"PK"):
+        return "a damaged or truncated zip file (a .skops file cut short?)"
     for magic, what in _PICKLE_MAGIC:
         if head.startswith(magic):
             return what

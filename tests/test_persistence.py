@@ -166,6 +166,17 @@ def test_other_files_say_what_they_are(tmp_path, capsys):
     assert_one_line_error(capsys.readouterr().err, "it is a folder")
 
 
+def test_truncated_skops_file(fitted, tmp_path, capsys):
+    models, _ = fitted
+    whole = save_model(models["sgd"], tmp_path / "whole.skops").read_bytes()
+    cut = tmp_path / "cut.skops"
+    cut.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ModelFileError, match="damaged or truncated"):
+        load_model(cut)
+    assert cli.main(["predict", str(cut), "x.png"]) == 2
+    assert_one_line_error(capsys.readouterr().err, "truncated")
+
+
 def test_predict_refuses_another_pipeline(tmp_path, capsys):
     """Item 9: a scikit-learn Pipeline not made by train is named, not an AttributeError."""
     X, y = np.random.RandomState(0).rand(20, 3), np.arange(20) % 2
