@@ -159,6 +159,56 @@ def test_reproduce_samples_are_the_models_predictions(tmp_path, capsys):
     assert row["domain_acc"] == pytest.approx(np.mean(clf.predict(X[test])[:, 0] == y[test, 0]))
 
 
+    # the confusion matrices and per-class accuracies are this model's on the test rows
+    from sklearn.metrics import confusion_matrix
+
+    full = clf.predict(X[test])
+    per_class = read_csv(out / "per_class.csv")
+    for h, head in enumerate(["domain", "object"]):
+        cm = row["confusion"][head]
+        assert cm["labels"] == [str(c) for c in clf.classes_[h]]
+        assert np.array_equal(cm["matrix"], confusion_matrix(y[test, h], full[:, h],
+                                                             labels=clf.classes_[h]))
+        mine = [r for r in per_class if r["head"] == head and r["solver"] == "adam"]
+        for r, label in zip(mine, clf.classes_[h]):
+            rows_k = y[test, h] == label
+            assert r["class"] == label and int(r["support"]) == rows_k.sum()
+            assert int(r["correct"]) == np.sum(full[rows_k, h] == label)
+        assert (out / f"confusion_{head}.png").stat().st_size > 1000
+    # majority-class levels: what DummyClassifier(strategy="most_frequent") scores
+    from sklearn.dummy import DummyClassifier
+
+    for h, head in enumerate(["domain", "object"]):
+        dummy = DummyClassifier(strategy="most_frequent").fit(X[train], y[train, h])
+        base = doc["baselines"][head]
+        assert base["majority"] == pytest.approx(dummy.score(X[test], y[test, h]))
+        assert base["chance"] == pytest.approx(1 / len(np.unique(y[:, h])))
+
+
+def test_accuracy_figure_marks_majority_and_chance_levels(tmp_path, monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from skoffice31 import study
+
+    captured = []
+    monkeypatch.setattr(plt, "close", lambda fig: captured.append(fig))
+    row = {"hidden": [4], "solver": "adam", "status": "ok", "domain_acc": 0.7,
+           "object_acc": 0.2, "both_acc": 0.1}
+    base = {"domain": {"majority": 0.48, "chance": 1 / 3, "majority_class": "product"},
+            "object": {"majority": 0.11, "chance": 0.1, "majority_class": "three"}}
+    assert study.plot_results(tmp_path, [row], None, baselines=base) == ["accuracy.png"]
+    ax = captured[0].axes[0]
+    levels = {line.get_label(): (line.get_ydata()[0], line.get_linestyle())
+              for line in ax.get_lines()}
+    assert levels["domain majority class (0.48)"] == (0.48, "--")
+    assert levels["domain chance (0.33)"] == (pytest.approx(1 / 3), ":")
+    assert levels["object majority class (0.11)"] == (0.11, "--")
+    assert levels["object chance (0.10)"] == (0.1, ":")
+
+
 def test_reproduce_tuned_preset_and_overrides(tmp_path, capsys):
     out = tmp_path / "res"
     code = cli.main(["reproduce", *TINY, "--preset", "tuned", "--solver", "sgd",
