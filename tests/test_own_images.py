@@ -211,3 +211,20 @@ def test_detect_layout(own, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert detect_layout(tmp_path / "amazon") == "office31"  # the loader then explains
+
+
+def test_readme_section_commands_parse_and_name_the_three_layouts():
+    import shlex
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Train on your own images", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+    commands = [shlex.split(line.split("#")[0]) for line in block.splitlines() if line.strip()]
+    assert [c[:2] for c in commands] == [["skoffice31", "train"], ["skoffice31", "train"],
+                                         ["skoffice31", "predict"]]
+    parser = cli.build_parser()
+    args = [parser.parse_args(c[1:]) for c in commands]
+    assert args[0].head_name == "animal" and args[0].out == "animals.joblib"
+    assert args[1].data == "labels.csv" and args[1].out == "mine.joblib"
+    assert args[2].format == "json" and args[2].images == ["new_photos/"]
