@@ -228,3 +228,16 @@ def test_readme_section_commands_parse_and_name_the_three_layouts():
     assert args[0].head_name == "animal" and args[0].out == "animals.joblib"
     assert args[1].data == "labels.csv" and args[1].out == "mine.joblib"
     assert args[2].format == "json" and args[2].images == ["new_photos/"]
+
+
+def test_layout_flag_overrides_the_detection(own, tmp_path, capsys):
+    root, _ = own
+    out = str(tmp_path / "m.joblib")
+    assert cli.main(["train", "--data", str(root / "folder"), "--layout", "table",
+                     "--out", out]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "not a CSV/TSV file" in err
+    # the ImageFolder tree read as Office-31: its class folders would be domains
+    assert cli.main(["train", "--data", str(root / "folder"), "--layout", "office31",
+                     "--out", out]) == 2
+    assert "is not an Office-31 folder" in capsys.readouterr().err
