@@ -333,8 +333,8 @@ def plot_confusion_matrices(out, confusion, *, prefix="confusion_", title=""):
         Folder to write to.
     confusion : dict
         From :func:`head_confusion`.
-    prefix : str, default="confusion_"
-        File name prefix.
+    prefix : str, optional
+        File name prefix; default ``"confusion_"``.
     title : str, default=""
         Added to each figure's title (e.g. the configuration).
 
