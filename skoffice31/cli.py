@@ -5,9 +5,13 @@ A thin shell over :mod:`skoffice31.study`: it parses the options into a
 ``skoffice31 reproduce`` re-runs the Office-31 two-head study (three hidden
 layouts x {plain SGD, Adam}) with :func:`skoffice31.study.run_study`,
 prints the study's table next to ours and writes ``results.csv``,
-``results.json`` and (with matplotlib) figures.  ``skoffice31 train`` fits
-one network and saves an image-to-labels :class:`~sklearn.pipeline.Pipeline`;
-``skoffice31 predict`` applies it to image files.
+``results.json``, ``per_class.csv`` and (with matplotlib) figures.
+``skoffice31 train`` fits one network on Office-31 or on your own images (an
+ImageFolder tree or a CSV/TSV of paths and labels, any number of heads) and
+saves an image-to-labels :class:`~sklearn.pipeline.Pipeline`;
+``skoffice31 predict`` applies it to image files and folders (table, CSV or
+JSON).  The model is saved and loaded by ``_save_model`` / ``_load_model``
+only.
 
 Run ``skoffice31 COMMAND --help`` for the options.
 """
