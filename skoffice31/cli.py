@@ -5,9 +5,13 @@ A thin shell over :mod:`skoffice31.study`: it parses the options into a
 ``skoffice31 reproduce`` re-runs the Office-31 two-head study (three hidden
 layouts x {plain SGD, Adam}) with :func:`skoffice31.study.run_study`,
 prints the study's table next to ours and writes ``results.csv``,
-``results.json`` and (with matplotlib) figures.  ``skoffice31 train`` fits
-one network and saves an image-to-labels :class:`~sklearn.pipeline.Pipeline`;
-``skoffice31 predict`` applies it to image files.
+``results.json``, ``per_class.csv`` and (with matplotlib) figures.
+``skoffice31 train`` fits one network on Office-31 or on your own images (an
+ImageFolder tree or a CSV/TSV of paths and labels, any number of heads) and
+saves an image-to-labels :class:`~sklearn.pipeline.Pipeline`;
+``skoffice31 predict`` applies it to image files and folders (table, CSV or
+JSON).  The model is saved and loaded by ``_save_model`` / ``_load_model``
+only.
 
 Run ``skoffice31 COMMAND --help`` for the options.
 """
@@ -28,6 +32,8 @@ from . import study
 from .study._output import fmt_hidden, fmt_seconds
 
 __all__ = ["main", "build_parser"]
+
+DEFAULT_MODEL = "model.skops"
 
 
 class UsageError(Exception):
@@ -124,12 +130,35 @@ def _parse_size(text):
 
 
 def _add_training_options(p, *, grid):
-    p.add_argument(
-        "--data",
-        metavar="DIR",
-        help="Office-31 folder (<domain>/images/<object>/*.jpg); "
-        "default: the built-in office-digits dataset",
-    )
+    if grid:
+        p.add_argument(
+            "--data",
+            metavar="DIR",
+            help="Office-31 folder (<domain>/images/<object>/*.jpg); "
+            "default: the built-in office-digits dataset",
+        )
+    else:
+        p.add_argument(
+            "--data",
+            metavar="PATH",
+            help="your images, in one of three layouts (detected): an Office-31 folder "
+            "<domain>/images/<object>/*.jpg (heads domain and object); an ImageFolder "
+            "<class>/*.jpg (one head, see --head-name); or a CSV/TSV file "
+            "path,<head1>,<head2>,... (any number of heads; relative paths are resolved "
+            "against the file's folder). Default: the built-in office-digits dataset",
+        )
+        p.add_argument(
+            "--layout",
+            choices=list(study.LAYOUTS),
+            default="auto",
+            help="the layout of --data (default: %(default)s = detected)",
+        )
+        p.add_argument(
+            "--head-name",
+            metavar="NAME",
+            default="class",
+            help="name of the one head of an ImageFolder layout (default: %(default)s)",
+        )
     p.add_argument(
         "--preset",
         choices=sorted(study.PRESETS),
@@ -227,30 +256,41 @@ def build_parser():
 
     tr = sub.add_parser(
         "train",
-        help="train one network and save it (images in, (domain, object) out)",
-        description="Train one MultiHeadMLPClassifier on the training part of the split, "
-        "report its test accuracy and save Pipeline(ImageFlattener, classifier) as a .skops "
-        "file (skops format: loading it runs no code from the file).",
+        help="train one network on Office-31 or your own images and save it",
+        description="Train one MultiHeadMLPClassifier (one head per label column of the "
+        "data) on the training part of the split, report each head's test accuracy next to "
+        "its majority-class and chance levels, save Pipeline(ImageFlattener, classifier) to "
+        "--out as a .skops file (skops format: loading it runs no code from the file), and write next to it <name>_per_class.csv and (with matplotlib) one "
+        "<name>_confusion_<head>.png per head.",
     )
     _add_training_options(tr, grid=False)
-    tr.add_argument("--model", metavar="FILE", default="model.skops",
-                    help="where to save the model, in the safe skops format "
-                    "(default: %(default)s)")
+    tr.add_argument("--out", metavar="FILE", default=None,
+                    help=f"where to save the model, in the safe skops format (default: {DEFAULT_MODEL})")
+    tr.add_argument("--model", metavar="FILE", default=None, dest="model",
+                    help="deprecated alias of --out")
     tr.set_defaults(func=cmd_train)
 
     pr = sub.add_parser(
         "predict",
-        help="predict domain and object of image files with a saved model",
-        description="Print the predicted domain and object (with probabilities) of each image. "
+        help="predict the heads of image files or folders with a saved model",
+        description="Predict every head (label and probability) of each image: the files "
+        "given and the images in the folders given (recursively, sorted). One row per "
+        "image; an image that cannot be read gets a row with its error (exit code 1). "
         "MODEL must be a .skops file saved by 'skoffice31 train': it is loaded with "
         "skops.io.load and only skoffice31's and scikit-learn's own types are trusted; "
         "pickle and joblib files are refused, because loading one runs code from the file.",
     )
     pr.add_argument("model", metavar="MODEL", help="a .skops model saved by 'skoffice31 train'")
-    pr.add_argument("images", metavar="IMAGE", nargs="+", help="image files")
+    pr.add_argument("images", metavar="IMAGE", nargs="+", help="image files or folders")
     pr.add_argument("--top", type=_number(int, "--top", "must be >= 1", lambda v: v >= 1),
                     default=1, metavar="K",
-                    help="show the K most probable labels per head (default: %(default)s)")
+                    help="the K most probable labels per head in the table and JSON "
+                    "(default: %(default)s)")
+    pr.add_argument("--format", choices=["table", "csv", "json"], default="table",
+                    help="output: an aligned table (default), CSV (path, <head>, "
+                    "<head>_probability, ..., error) or JSON (a list of such rows)")
+    pr.add_argument("--out", metavar="FILE", default=None,
+                    help="write the output to FILE instead of the standard output")
     pr.set_defaults(func=cmd_predict)
     return parser
 
@@ -315,17 +355,32 @@ def _load_data(args, settings):
     """
     data = args.data
     cache = not getattr(args, "no_cache", False)
+    layout = getattr(args, "layout", "office31" if data is not None else "auto")
+    if data is not None and layout == "auto":
+        try:
+            layout = study.detect_layout(data)
+        except FileNotFoundError as exc:
+            raise UsageError(_first_line(exc)) from None
     try:
         with warnings.catch_warnings(record=data is not None) as caught:
             if data is not None:  # the photos' warnings become one line each
                 warnings.simplefilter("always")
-            result = study.load_study_data(settings, data, n_jobs=getattr(args, "n_jobs", None),
-                                           cache=cache)
-    except (FileNotFoundError, NotADirectoryError) as exc:
+            result = study.load_study_data(
+                settings, data, n_jobs=getattr(args, "n_jobs", None), layout=layout,
+                head_name=getattr(args, "head_name", "class"), cache=cache,
+            )
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
+        if data is not None and not Path(data).expanduser().exists():
+            raise UsageError(_first_line(exc)) from None
+        if layout != "office31":
+            raise UsageError(f"cannot load --data {data}: {_first_line(exc)}") from None
         if data is not None and not Path(data).expanduser().is_dir():
             raise UsageError(_first_line(exc)) from None
         raise UsageError(_not_office31(data, exc)) from None
-    except ValueError as exc:
+    except (ValueError, UnicodeDecodeError) as exc:
+        if layout != "office31":
+            raise UsageError(f"cannot load --data {data} ({_LAYOUT_NAMES[layout]}): "
+                             f"{_first_line(exc)}") from None
         raise UsageError(_not_office31(data, exc)) from None
     except OSError as exc:
         # name the path that failed (a cache file, one image, a sub-folder), not just --data
@@ -361,6 +416,11 @@ def _warning_line(message):
     if isinstance(message, TrainingCollapseWarning):
         return " ".join(str(message).split())  # the estimator's advice, on one line
     return _first_line(message)
+
+
+_LAYOUT_NAMES = {"folder": "ImageFolder layout <class>/<image>.jpg",
+                 "table": "a CSV/TSV file path,<head1>,<head2>,...",
+                 "office31": "Office-31 layout"}
 
 
 def _not_office31(data, exc):
@@ -426,6 +486,8 @@ def cmd_reproduce(args):
     )
     info = study.run_info(settings, data, command=["skoffice31", *args.argv],
                           started=started, scheduler=args.scheduler)
+    baselines = study.head_baselines(data.y[data.train], data.y[data.test], data.heads)
+    info["baselines"] = baselines
     position = {c: i for i, c in enumerate(configs)}
     rows, interrupted, failure, write_error, n_saved = [], False, None, None, 0
 
@@ -472,12 +534,19 @@ def cmd_reproduce(args):
         failure = f"cannot write the results to {out}/: {_os_reason(write_error)}"
     _finish(info, interrupted, failure)
     _print_report(rows, settings)
+    print(_baseline_line(baselines))
     files = []
     if write_error is None:
         try:
             study.write_results(out, info, rows)
             files = ["results.csv", "results.json"]
-            files += study.plot_results(out, rows, data.images, study=settings.preset == "study")
+            per_class = [(r["hidden"], r["solver"], r["confusion"])
+                         for r in rows if r.get("confusion")]
+            if per_class:
+                study.write_per_class(out / "per_class.csv", per_class)
+                files.append("per_class.csv")
+            files += study.plot_results(out, rows, data.images,
+                                        study=settings.preset == "study", baselines=baselines)
         except OSError as exc:
             write_error = exc
             failure = f"cannot write the results to {out}/: {_os_reason(exc)}"
@@ -513,6 +582,12 @@ def cmd_reproduce(args):
         return 1
     print(summary + (f" (see the status column of {out}/results.csv)" if n_failed else ""))
     return 0
+
+
+def _baseline_line(baselines):
+    return "Baselines on the test rows: " + "; ".join(
+        f"{head} majority class {b['majority']:.3f} ({b['majority_class']}), "
+        f"chance {b['chance']:.3f}" for head, b in baselines.items())
 
 
 def _progress(settings, data, configs, n_jobs):
@@ -606,16 +681,27 @@ def _print_report(rows, settings):
 # --------------------------------------------------------------------------
 
 
+def _model_path(args):
+    """``--out`` (or the deprecated ``--model``), checked before any work."""
+    if args.model is not None:
+        if args.out is not None and args.out != args.model:
+            raise UsageError("give the model file once: --out (--model is its deprecated alias)")
+        sys.stderr.write("skoffice31 train: warning: --model is deprecated; use --out\n")
+    name = args.out or args.model or DEFAULT_MODEL
+    path = Path(name).expanduser()
+    parent = path.parent
+    if path.is_dir():
+        raise UsageError(f"--out must be a file name, got a folder: {name}")
+    if not parent.is_dir():
+        raise UsageError(f"cannot write model {name}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise UsageError(f"cannot write model {name}: folder {parent} is not writable")
+    return name, path
+
+
 def cmd_train(args):
     settings = settings_from_args(args, grid=False)
-    model_path = Path(args.model).expanduser()
-    parent = model_path.parent
-    if model_path.is_dir():
-        raise UsageError(f"--model must be a file name, got a folder: {args.model}")
-    if not parent.is_dir():
-        raise UsageError(f"cannot write model {args.model}: folder {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise UsageError(f"cannot write model {args.model}: folder {parent} is not writable")
+    name, model_path = _model_path(args)
     data = _load_data(args, settings)
     print(data.description, flush=True)
     _check_two_classes_per_head(data)
@@ -628,7 +714,7 @@ def cmd_train(args):
     from .callbacks import EpochReporter
     from .metrics import exact_match_accuracy, head_accuracies
 
-    images, y, train, test = data.images, data.y, data.train, data.test
+    images, y, train, test, heads = data.images, data.y, data.train, data.test, data.heads
     config = settings.configurations()[0]
     clf = settings.make_estimator(config)
     size = (int(images.shape[2]), int(images.shape[1]))
@@ -636,7 +722,8 @@ def cmd_train(args):
                       ("multiheadmlpclassifier", clf)])
     print(f"Training hidden {fmt_hidden(config.hidden)} {config.solver} (preset "
           f"{settings.preset}, {settings.epochs} epochs, batch {settings.batch_size}, lr "
-          f"{settings.learning_rate(config.solver):g}) on {len(train)} images...", flush=True)
+          f"{settings.learning_rate(config.solver):g}) on {len(train)} images, "
+          f"head{'s' if len(heads) != 1 else ''} {', '.join(heads)}...", flush=True)
     if not args.quiet:
         progress = study.StudyProgress([config], {config: 1.0}, [config], 1)
         clf.set_callbacks(EpochReporter(progress.epoch, tag=config))
@@ -651,7 +738,7 @@ def cmd_train(args):
         warnings.simplefilter("always", TrainingCollapseWarning)
         t0 = time.perf_counter()
         try:
-            model.fit(images[train], _named_target(y[train]))
+            model.fit(images[train], _named_target(y[train], heads))
         except (ValueError, ArithmeticError) as exc:  # divergence, bad labels
             raise Failure(f"training failed: {_first_line(exc)}") from None
         finally:
@@ -662,28 +749,57 @@ def cmd_train(args):
         if issubclass(w.category, TrainingCollapseWarning):
             sys.stderr.write(f"warning: {_warning_line(w.message)}\n")
     clf.set_callbacks()  # the display does not belong in the saved model
-    pred = model.predict(images[test])
+    pred = np.asarray(model.predict(images[test]), dtype=object).reshape(len(test), -1)
     accs = [float(a) for a in head_accuracies(y[test], pred)]
-    both = exact_match_accuracy(y[test], pred)
-    print(f"Test accuracy on {len(test)} held-out images: domain {accs[0]:.3f}, "
-          f"object {accs[1]:.3f}, both right {both:.3f} (trained in {fmt_seconds(seconds)})")
-    model.skoffice31_info_ = {"heads": list(study.HEADS), "settings": settings.to_dict(),
-                              "data": data.description,
-                              "test_accuracy": {"domain": accs[0], "object": accs[1],
-                                                "both": both}}
-    _save_model(model, model_path, args.model)
-    print(f"Saved the model to {args.model} (use: skoffice31 predict {args.model} IMAGE...)")
+    both = float(exact_match_accuracy(y[test], pred))
+    baselines = study.head_baselines(y[train], y[test], heads)
+    parts = [f"{h} {a:.3f} (majority class {baselines[h]['majority']:.3f}, chance "
+             f"{baselines[h]['chance']:.3f})" for h, a in zip(heads, accs)]
+    if len(heads) > 1:
+        parts.append(f"all heads right {both:.3f}")
+    print(f"Test accuracy on {len(test)} held-out images: " + ", ".join(parts)
+          + f" (trained in {fmt_seconds(seconds)})")
+    test_accuracy = dict(zip(heads, accs))
+    test_accuracy["all" if len(heads) != 2 else "both"] = both
+    model.skoffice31_info_ = {"heads": list(heads), "settings": settings.to_dict(),
+                              "data": data.description, "test_accuracy": test_accuracy,
+                              "baselines": baselines}
+    _save_model(model, model_path, name)
+    print(f"Saved the model to {name} (use: skoffice31 predict {name} IMAGE_OR_FOLDER...)")
+    written = _write_train_report(model_path, clf, y[test], pred, heads)
+    if written:
+        print(f"Wrote {', '.join(written)} to {model_path.parent}/")
     return 0
 
 
+def _write_train_report(model_path, clf, y_true, y_pred, heads):
+    """Per-class accuracies and per-head confusion matrices next to the model."""
+    classes = clf.classes_ if isinstance(clf.classes_, list) else [clf.classes_]
+    confusion = study.head_confusion(y_true, y_pred, classes, heads)
+    stem = model_path.name.rsplit(".", 1)[0] if "." in model_path.name else model_path.name
+    folder = model_path.parent
+    hidden, solver = clf.hidden, clf.solver
+    try:
+        study.write_per_class(folder / f"{stem}_per_class.csv", [(hidden, solver, confusion)])
+        written = [f"{stem}_per_class.csv"]
+        written += study.plot_confusion_matrices(
+            folder, confusion, prefix=f"{stem}_confusion_",
+            title=f"hidden {fmt_hidden(hidden)} {solver}")
+    except OSError as exc:  # the model is saved; the report is a bonus
+        sys.stderr.write(f"skoffice31 train: warning: cannot write the report next to the "
+                         f"model: {exc.strerror or exc}\n")
+        return []
+    return written
+
+
 def _check_two_classes_per_head(data):
-    """Refuse, in one line, data whose training part has a single domain or object."""
-    for h, name in enumerate(study.HEADS):
+    """Refuse, in one line, data whose training part has a single class in a head."""
+    for h, name in enumerate(data.heads):
         overall = np.unique(data.y[:, h])
         in_train = np.unique(data.y[data.train, h])
         if len(overall) < 2:
-            folders = ("domain folders, e.g. amazon and webcam" if name == "domain"
-                       else "object folders")
+            folders = {"domain": "domain folders, e.g. amazon and webcam",
+                       "object": "object folders"}.get(name, f"values of {name}")
             raise UsageError(
                 f"the images have only one {name} ({overall[0] if len(overall) else 'none'}); "
                 f"the {name} head needs at least two classes (use data with two or more "
@@ -692,7 +808,7 @@ def _check_two_classes_per_head(data):
         if len(in_train) < 2:
             raise UsageError(
                 f"too few images: the training part of the split ({len(data.train)} of "
-                f"{len(data.y)} images) has only one {name}; use more images per folder or a "
+                f"{len(data.y)} images) has only one {name}; use more images per class or a "
                 "larger --train-size"
             )
 
@@ -727,13 +843,125 @@ def _os_reason(exc):
     return exc.strerror or _first_line(exc)
 
 
-def _named_target(y):
-    """``y`` as a DataFrame with columns ``domain`` and ``object`` (with pandas)."""
+def _named_target(y, heads):
+    """``y`` as a DataFrame whose columns name the heads (with pandas)."""
     try:
         import pandas as pd
     except ImportError:
         return y
-    return pd.DataFrame(y, columns=list(study.HEADS))
+    return pd.DataFrame(y, columns=list(heads))
+
+
+def _expand_inputs(items):
+    """Files as given; folders replaced by their image files (recursive, sorted)."""
+    from .datasets._base import _is_hidden, _is_image_name
+
+    out = []
+    for item in items:
+        path = Path(item).expanduser()
+        if path.is_dir():
+            found = []
+            for root, dirs, files in os.walk(path, followlinks=False):
+                dirs[:] = sorted(d for d in dirs if not _is_hidden(d))
+                found += [os.path.join(root, f) for f in sorted(files)
+                          if _is_image_name(f) and not _is_hidden(f)]
+            if not found:
+                out.append((str(item), "folder holds no image file"))
+            out += [(f, None) for f in found]
+        elif not path.exists():
+            out.append((str(item), "no such file"))
+        elif not path.is_file():
+            out.append((str(item), "not a file"))
+        else:
+            out.append((str(item), None))
+    return out
+
+
+def _predict_rows(model, inputs, heads, top):
+    """One dict per input: ``path``, per head the label and probability, ``error``."""
+    transformer, clf = model[:-1], model[-1]
+    error_of = {p: why for p, why in inputs if why is not None}
+    good, parts = [], []
+    for path, why in inputs:
+        if why is not None:
+            continue
+        try:  # one image at a time: a bad one costs only its own row
+            parts.append(transformer.transform([path]))
+            good.append(path)
+        except Exception as exc:
+            error_of[path] = _first_line(exc)
+    proba = []
+    if good:
+        proba = clf.predict_proba(np.concatenate(parts))
+        if not isinstance(proba, list):
+            proba = [proba]
+    classes = clf.classes_ if isinstance(clf.classes_, list) else [clf.classes_]
+    where = {p: i for i, p in enumerate(good)}
+    rows = []
+    for path, _ in inputs:
+        row = {"path": path}
+        i = where.get(path) if path not in error_of else None
+        for h, name in enumerate(heads):
+            if i is None:
+                row[name], row[f"{name}_probability"] = None, None
+                continue
+            order = np.argsort(proba[h][i])[::-1][:top]
+            row[name] = str(classes[h][order[0]])
+            row[f"{name}_probability"] = round(float(proba[h][i][order[0]]), 6)
+            if top > 1:
+                row[f"{name}_top"] = [{"label": str(classes[h][j]),
+                                       "probability": round(float(proba[h][i][j]), 6)}
+                                      for j in order]
+        row["error"] = error_of.get(path)
+        rows.append(row)
+    return rows
+
+
+def _format_table(rows, heads, top):
+    """Aligned columns ``path``, one per head (``label (probability)``, top K).
+
+    The row of an unreadable image holds ``error: ...`` after its path (it
+    does not widen the heads' columns).
+    """
+    header = ["path", *heads]
+    lines = []
+    for r in rows:
+        if r["error"] is not None:
+            lines.append([r["path"], f"error: {r['error']}"])
+            continue
+        cells = [r["path"]]
+        for h in heads:
+            best = r.get(f"{h}_top") or [{"label": r[h], "probability": r[f"{h}_probability"]}]
+            cells.append(", ".join(f"{b['label']} ({b['probability']:.2f})" for b in best[:top]))
+        lines.append(cells)
+    widths = [len(c) for c in header]
+    for cells in lines:
+        full = len(cells) == len(header)
+        for k, c in enumerate(cells if full else cells[:1]):
+            widths[k] = max(widths[k], len(c))
+    out = []
+    for cells in [header, *lines]:
+        out.append("  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip())
+    return "\n".join(out) + "\n"
+
+
+def _format_csv(rows, heads):
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    cols = ["path"] + [c for h in heads for c in (h, f"{h}_probability")] + ["error"]
+    writer.writerow(cols)
+    for r in rows:
+        writer.writerow(["" if r.get(c) is None else r[c] for c in cols])
+    return buf.getvalue()
+
+
+def _format_json(rows):
+    import json
+
+    return json.dumps(rows, indent=2, ensure_ascii=False) + "\n"
 
 
 def _load_model_or_exit(path, shown=None):
@@ -784,31 +1012,39 @@ def _load_model_or_exit(path, shown=None):
 
 
 def cmd_predict(args):
+    if args.top < 1:
+        raise UsageError(f"bad --top {args.top}: must be >= 1")
+    out_path = None
+    if args.out is not None:
+        out_path = Path(args.out).expanduser()
+        if out_path.is_dir():
+            raise UsageError(f"--out must be a file name, got a folder: {args.out}")
+        if not out_path.parent.is_dir():
+            raise UsageError(f"cannot write {args.out}: folder {out_path.parent} does not exist")
     model = _load_model_or_exit(args.model)
     info = getattr(model, "skoffice31_info_", {})
-    transformer, clf = model[:-1], model[-1]
-    names = list(info.get("heads") or [_head_label(h) for h in clf.head_names_])
-    rows, failed = [], 0
-    for image in args.images:
+    clf = model[-1]
+    heads = [str(h) for h in (info.get("heads") or [_head_label(h) for h in clf.head_names_])]
+    inputs = _expand_inputs(args.images)
+    rows = _predict_rows(model, inputs, heads, args.top)
+    if args.format == "csv":
+        text = _format_csv(rows, heads)
+    elif args.format == "json":
+        text = _format_json(rows)
+    else:
+        text = _format_table(rows, heads, args.top)
+    if out_path is None:
+        sys.stdout.write(text)
+    else:
+        from ._fileio import atomic_write_text
+
         try:
-            if not Path(image).is_file():
-                raise ValueError("no such file" if not Path(image).exists() else "not a file")
-            rows.append((image, transformer.transform([image])))
-        except Exception as exc:  # one line per bad image, the others go on
-            failed += 1
-            sys.stderr.write(f"skoffice31: error: cannot read image {image}: {_first_line(exc)}\n")
-    if rows:
-        X = np.concatenate([x for _, x in rows])
-        proba = clf.predict_proba(X)
-        if not isinstance(proba, list):
-            proba = [proba]
-        for i, (image, _) in enumerate(rows):
-            parts = []
-            for h, name in enumerate(names):
-                order = np.argsort(proba[h][i])[::-1][: args.top]
-                labels = ", ".join(f"{clf.classes_[h][j]} ({proba[h][i][j]:.2f})" for j in order)
-                parts.append(f"{name} {labels}")
-            print(f"{image}: " + "; ".join(parts))
+            atomic_write_text(out_path, text)
+        except OSError as exc:
+            raise UsageError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+    failed = [r for r in rows if r["error"] is not None]
+    for r in failed:  # also on stderr: a script reading stdout still sees them
+        sys.stderr.write(f"skoffice31: error: cannot read image {r['path']}: {r['error']}\n")
     return 1 if failed else 0
 
 

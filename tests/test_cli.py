@@ -159,6 +159,56 @@ def test_reproduce_samples_are_the_models_predictions(tmp_path, capsys):
     assert row["domain_acc"] == pytest.approx(np.mean(clf.predict(X[test])[:, 0] == y[test, 0]))
 
 
+    # the confusion matrices and per-class accuracies are this model's on the test rows
+    from sklearn.metrics import confusion_matrix
+
+    full = clf.predict(X[test])
+    per_class = read_csv(out / "per_class.csv")
+    for h, head in enumerate(["domain", "object"]):
+        cm = row["confusion"][head]
+        assert cm["labels"] == [str(c) for c in clf.classes_[h]]
+        assert np.array_equal(cm["matrix"], confusion_matrix(y[test, h], full[:, h],
+                                                             labels=clf.classes_[h]))
+        mine = [r for r in per_class if r["head"] == head and r["solver"] == "adam"]
+        for r, label in zip(mine, clf.classes_[h]):
+            rows_k = y[test, h] == label
+            assert r["class"] == label and int(r["support"]) == rows_k.sum()
+            assert int(r["correct"]) == np.sum(full[rows_k, h] == label)
+        assert (out / f"confusion_{head}.png").stat().st_size > 1000
+    # majority-class levels: what DummyClassifier(strategy="most_frequent") scores
+    from sklearn.dummy import DummyClassifier
+
+    for h, head in enumerate(["domain", "object"]):
+        dummy = DummyClassifier(strategy="most_frequent").fit(X[train], y[train, h])
+        base = doc["baselines"][head]
+        assert base["majority"] == pytest.approx(dummy.score(X[test], y[test, h]))
+        assert base["chance"] == pytest.approx(1 / len(np.unique(y[:, h])))
+
+
+def test_accuracy_figure_marks_majority_and_chance_levels(tmp_path, monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from skoffice31 import study
+
+    captured = []
+    monkeypatch.setattr(plt, "close", lambda fig: captured.append(fig))
+    row = {"hidden": [4], "solver": "adam", "status": "ok", "domain_acc": 0.7,
+           "object_acc": 0.2, "both_acc": 0.1}
+    base = {"domain": {"majority": 0.48, "chance": 1 / 3, "majority_class": "product"},
+            "object": {"majority": 0.11, "chance": 0.1, "majority_class": "three"}}
+    assert study.plot_results(tmp_path, [row], None, baselines=base) == ["accuracy.png"]
+    ax = captured[0].axes[0]
+    levels = {line.get_label(): (line.get_ydata()[0], line.get_linestyle())
+              for line in ax.get_lines()}
+    assert levels["domain majority class (0.48)"] == (0.48, "--")
+    assert levels["domain chance (0.33)"] == (pytest.approx(1 / 3), ":")
+    assert levels["object majority class (0.11)"] == (0.11, "--")
+    assert levels["object chance (0.10)"] == (0.1, ":")
+
+
 def test_reproduce_tuned_preset_and_overrides(tmp_path, capsys):
     out = tmp_path / "res"
     code = cli.main(["reproduce", *TINY, "--preset", "tuned", "--solver", "sgd",
@@ -358,7 +408,7 @@ def test_reproduce_real_office31_smoke(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def trained_model(tmp_path_factory):
     folder = tmp_path_factory.mktemp("model")
-    model = folder / "model.joblib"
+    model = folder / "model.skops"
     code = cli.main(["train", "--epochs", "3", "--hidden", "16", "--size", "8",
                      "--model", str(model), "-q"])
     assert code == 0
@@ -386,7 +436,7 @@ def test_train_saves_a_pipeline(trained_model, capsys):
 
 
 def test_train_prints_data_line_and_accuracy(tmp_path, capsys):
-    model = tmp_path / "m.joblib"
+    model = tmp_path / "m.skops"
     assert cli.main(["train", "--epochs", "1", "--hidden", "4", "--size", "8", "--preset",
                      "study", "--solver", "sgd", "--model", str(model)]) == 0
     out = capsys.readouterr()
@@ -397,15 +447,27 @@ def test_train_prints_data_line_and_accuracy(tmp_path, capsys):
 
 
 def test_predict(trained_model, capsys):
+    """The default output is an aligned table: a header, one row per image."""
+    from skoffice31.persistence import load_model
+
     model, paths, _ = trained_model
     code = cli.main(["predict", str(model), *map(str, paths), "--top", "2"])
     out = capsys.readouterr()
     assert code == 0, out.err
     lines = out.out.splitlines()
-    assert len(lines) == 3
-    for path, line in zip(paths, lines):
-        assert line.startswith(f"{path}: domain ") and "; object " in line
+    assert len(lines) == 4
+    assert lines[0].split() == ["path", "domain", "object"]
+    columns = [lines[0].index(" domain") + 1, lines[0].index(" object") + 1]
+    pipe = load_model(model)
+    proba = pipe.predict_proba([str(p) for p in paths])
+    for i, (path, line) in enumerate(zip(paths, lines[1:])):
+        assert line.startswith(f"{path} ")
+        for col in columns:  # aligned: every head's cell starts under its header
+            assert line[col - 2:col] == "  " and line[col] != " "
         assert line.count("(") == 4  # two labels with probabilities per head
+        for h in range(2):  # the first label shown is the most probable one
+            best = pipe[-1].classes_[h][np.argmax(proba[h][i])]
+            assert f" {best} ({proba[h][i].max():.2f})" in line
 
 
 def test_predict_bad_images_are_reported_and_others_predicted(trained_model, capsys):
@@ -414,39 +476,123 @@ def test_predict_bad_images_are_reported_and_others_predicted(trained_model, cap
                      str(folder / "broken.jpg"), str(paths[1])])
     out = capsys.readouterr()
     assert code == 1
-    assert [ln.split(":")[0] for ln in out.out.splitlines()] == [str(paths[0]), str(paths[1])]
+    rows = out.out.splitlines()[1:]
+    assert [ln.split()[0] for ln in rows] == [str(paths[0]), str(folder / "missing.png"),
+                                              str(folder / "broken.jpg"), str(paths[1])]
+    assert "error: no such file" in rows[1] and "error: " in rows[2]
+    assert "error" not in rows[0] and "error" not in rows[3]
     err = out.err.splitlines()
     assert len(err) == 2 and "Traceback" not in out.err
     assert "missing.png" in err[0] and "broken.jpg" in err[1]
 
 
+def test_predict_csv_and_json_formats_agree_with_the_model(trained_model, tmp_path, capsys):
+    from skoffice31.persistence import load_model
+
+    model, paths, folder = trained_model
+    images = [str(p) for p in paths] + [str(folder / "broken.jpg")]
+    assert cli.main(["predict", str(model), *images, "--format", "csv"]) == 1
+    rows = list(csv.DictReader(capsys.readouterr().out.splitlines()))
+    assert list(rows[0]) == ["path", "domain", "domain_probability", "object",
+                             "object_probability", "error"]
+    out = tmp_path / "pred.json"
+    assert cli.main(["predict", str(model), *images, "--format", "json", "--out", str(out)]) == 1
+    assert capsys.readouterr().out == ""  # --out: nothing on stdout
+    doc = json.loads(out.read_text())
+    pipe = load_model(model)
+    pred, proba = pipe.predict(images[:3]), pipe.predict_proba(images[:3])
+    assert [r["path"] for r in doc] == [r["path"] for r in rows] == images
+    for i in range(3):
+        assert doc[i]["error"] is None and rows[i]["error"] == ""
+        for h, head in enumerate(["domain", "object"]):
+            assert doc[i][head] == rows[i][head] == pred[i, h]
+            assert doc[i][f"{head}_probability"] == pytest.approx(proba[h][i].max(), abs=1e-6)
+            assert float(rows[i][f"{head}_probability"]) == pytest.approx(proba[h][i].max(),
+                                                                          abs=1e-6)
+    assert doc[3]["domain"] is None and "broken.jpg" in doc[3]["error"]
+    assert rows[3]["domain"] == "" and rows[3]["error"]
+
+
+def test_predict_takes_folders(trained_model, capsys):
+    model, paths, folder = trained_model
+    assert cli.main(["predict", str(model), str(folder), "--format", "json"]) == 1  # broken.jpg
+    doc = json.loads(capsys.readouterr().out)
+    listed = sorted(str(p) for p in folder.iterdir() if p.suffix in (".png", ".jpg"))
+    assert [r["path"] for r in doc] == listed  # images only, sorted; model.skops ignored
+    assert [r["error"] is None for r in doc] == [not p.endswith("broken.jpg") for p in listed]
+
+
+def test_train_model_is_a_deprecated_alias_of_out(tmp_path, capsys):
+    out = tmp_path / "a.skops"
+    assert cli.main(["train", "--epochs", "1", "--hidden", "4", "--size", "8", "-q",
+                     "--out", str(out)]) == 0
+    assert out.exists() and "deprecated" not in capsys.readouterr().err
+    old = tmp_path / "b.skops"
+    assert cli.main(["train", "--epochs", "1", "--hidden", "4", "--size", "8", "-q",
+                     "--model", str(old)]) == 0
+    assert old.exists() and "--model is deprecated; use --out" in capsys.readouterr().err
+    assert cli.main(["train", "--out", str(out), "--model", str(old)]) == 2
+    assert_one_line_error(capsys.readouterr().err, "--out")
+
+
+def test_train_writes_per_class_accuracies_and_confusion_figures(tmp_path, capsys):
+    from skoffice31.persistence import load_model
+
+    out = tmp_path / "m.skops"
+    assert cli.main(["train", "--epochs", "2", "--hidden", "8", "--size", "8", "-q",
+                     "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "majority class" in text and "chance" in text
+    rows = read_csv(tmp_path / "m_per_class.csv")
+    for head in ("domain", "object"):
+        assert (tmp_path / f"m_confusion_{head}.png").stat().st_size > 0
+        mine = [r for r in rows if r["head"] == head]
+        assert [r["class"] for r in mine] == [str(c) for c in
+                                              load_model(out)[-1].classes_[head == "object"]]
+        for r in mine:
+            assert int(r["correct"]) <= int(r["support"])
+            if int(r["support"]):
+                assert float(r["accuracy"]) == pytest.approx(int(r["correct"]) / int(r["support"]),
+                                                    abs=1e-6)
+    # the per-class rows add up to the printed test accuracy of each head
+    for head in ("domain", "object"):
+        mine = [r for r in rows if r["head"] == head]
+        acc = sum(int(r["correct"]) for r in mine) / sum(int(r["support"]) for r in mine)
+        assert f"{head} {acc:.3f} (majority class" in text
+
+
 def test_train_predict_console_script_roundtrip(tmp_path, office_folder):
-    model = tmp_path / "m.joblib"
+    model = tmp_path / "m.skops"
     res = run_cli(["train", "--data", office_folder, "--epochs", "2", "--hidden", "8",
                    "--size", "8", "--model", model, "-q"])
     assert res.returncode == 0, res.stderr
     image = next(office_folder.glob("webcam/images/pen/*.jpg"))
     res = run_cli(["predict", model, image])
     assert res.returncode == 0, res.stderr
-    line = res.stdout.strip()
-    assert line.startswith(str(image)) and "domain " in line and "object " in line
+    header, line = res.stdout.strip().splitlines()
+    assert header.split() == ["path", "domain", "object"]
+    assert line.startswith(str(image))
     assert any(d in line for d in ("amazon", "webcam"))
 
 
 @pytest.mark.parametrize(
     "argv, words",
     [
-        (["predict", "{tmp}/none.joblib", "x.png"], ["model file not found"]),
+        (["predict", "{tmp}/none.skops", "x.png"], ["model file not found"]),
         (["predict", "{bad}", "x.png"], ["cannot load model"]),
-        (["train", "--model", "{tmp}/no/such/dir/m.joblib"], ["cannot write model"]),
+        (["train", "--out", "{tmp}/no/such/dir/m.skops"], ["cannot write model"]),
+        (["train", "--data", "{tmp}/empty.csv"], ["cannot load --data", "empty"]),
+        (["predict", "{tmp}/none.skops", "x.png", "--out", "{tmp}/no/dir/p.csv"],
+         ["cannot write", "does not exist"]),
         (["train", "--hidden", "8", "--hidden", "16"], ["one --hidden"]),
         (["train", "--hidden", "abc"], ["bad --hidden"]),
         (["train", "--data", "{tmp}/missing"], ["data folder not found"]),
     ],
 )
 def test_train_predict_user_errors(tmp_path, capsys, argv, words):
-    (tmp_path / "bad.joblib").write_text("garbage")
-    argv = [a.format(tmp=tmp_path, bad=tmp_path / "bad.joblib") for a in argv]
+    (tmp_path / "bad.skops").write_text("garbage")
+    (tmp_path / "empty.csv").write_text("")
+    argv = [a.format(tmp=tmp_path, bad=tmp_path / "bad.skops") for a in argv]
     assert cli.main(argv) == 2
     assert_one_line_error(capsys.readouterr().err, *words)
 

@@ -688,3 +688,54 @@ def test_empty_domain_and_empty_domain_list(office):
     with pytest.raises(ValueError, match=r"Unknown domain 'dslr'.*available: "
                                          r"\['amazon', 'webcam'\]"):
         load_office31(office, size=(4, 4), domains="dslr")
+
+
+# ------------------------------------------------------------------ shuffle
+
+
+@pytest.mark.parametrize("loader", ["digits", "office31"])
+def test_shuffle_permutes_every_array_alike(office, loader):
+    if loader == "digits":
+        def load(**kw):
+            return load_office_digits(size=8, **kw)
+    else:
+        def load(**kw):
+            return load_office31(office, size=(8, 8), cache=False, **kw)
+    plain = load()
+    # sorted by domain by default: the reason every CV in the docs shuffles
+    doms = list(plain.target[:, 0])
+    assert doms == sorted(doms)
+    a = load(shuffle=True, random_state=0)
+    b = load(shuffle=True, random_state=0)
+    c = load(shuffle=True, random_state=1)
+    assert np.array_equal(a.target, b.target) and not np.array_equal(a.target, c.target)
+    assert list(a.target[:, 0]) != sorted(a.target[:, 0])
+    order = [list(plain.filenames).index(f) for f in a.filenames]
+    assert sorted(order) == list(range(len(order)))
+    assert np.array_equal(a.images, plain.images[order])
+    assert np.array_equal(a.data, plain.data[order])
+    assert np.array_equal(a.target, plain.target[order])
+    X, y = load(shuffle=True, random_state=0, return_X_y=True)
+    assert np.array_equal(X, a.data) and np.array_equal(y, a.target)
+    frame = load(shuffle=True, random_state=0, as_frame=True)
+    assert np.array_equal(frame.target.to_numpy(), a.target)
+    assert list(frame.target.columns) == ["domain", "object"]
+
+
+def test_shuffle_random_state_instance():
+    rng = np.random.RandomState(5)
+    a = load_office_digits(size=8, shuffle=True, random_state=rng)
+    expected = np.random.RandomState(5).permutation(len(a.target))
+    plain = load_office_digits(size=8)
+    assert np.array_equal(a.target, plain.target[expected])
+
+
+def test_as_frame_target_names_the_heads_of_a_model():
+    """The loader's target, as returned with ``as_frame=True``, names the heads."""
+    from skoffice31 import MultiHeadMLPClassifier
+
+    X, y = load_office_digits(size=8, as_frame=True, return_X_y=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf = MultiHeadMLPClassifier(hidden=(4,), max_iter=1, random_state=0).fit(X, y)
+    assert clf.head_names_ == ("domain", "object")

@@ -278,8 +278,9 @@ def scan_image_folder(path):
 
 
 def make_bunch(images, domain_labels, object_labels, target_names, filenames,
-               descr, *, scale=1 / 255, return_X_y=False, as_frame=False):
-    """Assemble the common two-head ``Bunch`` of the image loaders.
+               descr, *, scale=1 / 255, return_X_y=False, as_frame=False,
+               shuffle=False, random_state=None):
+    """Assemble the common two-head ``Bunch`` of the Office-31 style loaders.
 
     Parameters
     ----------
@@ -299,25 +300,73 @@ def make_bunch(images, domain_labels, object_labels, target_names, filenames,
         Return ``(data, target)`` instead of the Bunch.
     as_frame : bool, default=False
         Give ``data`` and ``target`` as pandas objects.
+    shuffle, random_state
+        See :func:`make_heads_bunch`.
 
     Returns
     -------
     bunch : Bunch or tuple
     """
-    from sklearn.utils import Bunch
+    return make_heads_bunch(
+        images, {"domain": domain_labels, "object": object_labels}, target_names,
+        filenames, descr, scale=scale, return_X_y=return_X_y, as_frame=as_frame,
+        shuffle=shuffle, random_state=random_state,
+    )
 
+
+def make_heads_bunch(images, labels, target_names, filenames, descr, *,
+                     scale=1 / 255, return_X_y=False, as_frame=False,
+                     shuffle=False, random_state=None):
+    """Assemble the ``Bunch`` of an image loader with any number of heads.
+
+    Parameters
+    ----------
+    images : ndarray of shape (n, H, W, C), uint8
+        The images.
+    labels : dict
+        ``{head_name: sequence of n labels}``, in head order.
+    target_names : dict
+        ``{head_name: array}`` of sorted class names.
+    filenames : sequence of str
+        Per-image source names.
+    descr : str
+        Dataset description.
+    scale : float, default=1/255
+        Factor applied to the pixel values in ``data``.
+    return_X_y : bool, default=False
+        Return ``(data, target)`` instead of the Bunch.
+    as_frame : bool, default=False
+        Give ``data`` and ``target`` as pandas objects (``target`` a
+        DataFrame whose columns are the head names).
+    shuffle : bool, default=False
+        Permute the rows (``data``, ``images``, ``target``, ``filenames``
+        alike) instead of keeping the loader's sorted order.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the permutation when ``shuffle`` is True.
+
+    Returns
+    -------
+    bunch : Bunch or tuple
+    """
+    from sklearn.utils import Bunch, check_random_state
+
+    names = tuple(str(h) for h in labels)
     n = images.shape[0]
+    target = np.empty((n, len(names)), dtype=object)
+    for j, name in enumerate(names):
+        target[:, j] = list(labels[name])
+    filenames = np.asarray(filenames, dtype=object)
+    if shuffle:
+        order = check_random_state(random_state).permutation(n)
+        images, target, filenames = images[order], target[order], filenames[order]
     data = flatten_scaled(images, scale)
-    target = np.empty((n, 2), dtype=object)
-    target[:, 0] = list(domain_labels)
-    target[:, 1] = list(object_labels)
     frame = None
     cols = pixel_feature_names(*images.shape[1:])
     if as_frame:
         import pandas as pd
 
         data = pd.DataFrame(data, columns=cols, copy=False)
-        target = pd.DataFrame(target, columns=list(HEAD_NAMES))
+        target = pd.DataFrame(target, columns=list(names))
         frame = pd.concat([data, target], axis=1)
     if return_X_y:
         return data, target
@@ -326,9 +375,9 @@ def make_bunch(images, domain_labels, object_labels, target_names, filenames,
         images=images,
         target=target,
         target_names=target_names,
-        head_names=HEAD_NAMES,
+        head_names=names,
         feature_names=cols,
-        filenames=np.asarray(filenames, dtype=object),
+        filenames=filenames,
         frame=frame,
         DESCR=descr,
     )

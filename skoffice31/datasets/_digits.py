@@ -129,7 +129,8 @@ def _render(domain, src, size, rng):
 
 
 def load_office_digits(*, size=(32, 32), domains=None, mode="RGB",
-                       return_X_y=False, as_frame=False):
+                       return_X_y=False, as_frame=False, shuffle=False,
+                       random_state=None):
     """Load Office-digits, the built-in stand-in for Office-31.
 
     A deterministic, multi-domain image dataset made in well under a second
@@ -158,7 +159,14 @@ def load_office_digits(*, size=(32, 32), domains=None, mode="RGB",
     return_X_y : bool, default=False
         If True, return ``(data, target)`` instead of a Bunch.
     as_frame : bool, default=False
-        If True, ``data`` and ``target`` are pandas DataFrames.
+        If True, ``data`` and ``target`` are pandas DataFrames; the columns
+        of ``target`` (``domain`` and ``object``) then name the heads of a
+        model fitted on it.
+    shuffle : bool, default=False
+        Permute the rows. By default they are sorted by domain, so an
+        unshuffled cross-validation tests on a domain it never trained on.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the permutation when ``shuffle`` is True.
 
     Returns
     -------
@@ -231,4 +239,5 @@ def load_office_digits(*, size=(32, 32), domains=None, mode="RGB",
         "object": np.asarray(sorted(DIGIT_NAMES), dtype=object),
     }
     return make_bunch(images, doms, objs, target_names, names, DESCR,
-                      return_X_y=return_X_y, as_frame=as_frame)
+                      return_X_y=return_X_y, as_frame=as_frame, shuffle=shuffle,
+                      random_state=random_state)

@@ -222,6 +222,8 @@ def load_office31(
     n_jobs=None,
     resample="bilinear",
     data_home=None,
+    shuffle=False,
+    random_state=None,
 ):
     """Load the Office-31 images from a folder as a two-head dataset.
 
@@ -274,6 +276,14 @@ def load_office31(
         Pillow filter used to resize (see :class:`~skoffice31.ImageFlattener`).
     data_home : str or path-like, default=None
         Where the cache lives; see :func:`get_data_home`.
+    shuffle : bool, default=False
+        Permute the rows (``data``, ``images``, ``target`` and ``filenames``
+        alike). By default the rows are sorted by domain, class and file
+        name, so a cross-validation that does not shuffle (scikit-learn's
+        default ``KFold`` for a 2-column ``y``) tests on domains it never
+        trained on: shuffle here, or pass a shuffled or stratified ``cv``.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the permutation when ``shuffle`` is True.
 
     Returns
     -------
@@ -344,7 +354,8 @@ def load_office31(
 
     Notes
     -----
-    Samples are ordered by domain, class and file name. Loading the full set
+    Samples are ordered by domain, class and file name unless ``shuffle``
+    is True. Loading the full set
     at 100x100 decodes 4,110 JPEGs; large JPEGs are decoded in draft mode
     (see :class:`~skoffice31.ImageFlattener`), and ``n_jobs=2`` spreads the
     work over two processes. The second load of the same folder with the
@@ -477,7 +488,8 @@ def load_office31(
     }
     return make_bunch(
         images, doms, objects, target_names, filenames, DESCR,
-        return_X_y=return_X_y, as_frame=as_frame,
+        return_X_y=return_X_y, as_frame=as_frame, shuffle=shuffle,
+        random_state=random_state,
     )
 
 

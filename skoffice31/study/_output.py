@@ -16,7 +16,13 @@ import numpy as np
 from .._fileio import atomic_path, atomic_write_text
 from ._settings import HEADS
 
-__all__ = ["CSV_COLUMNS", "format_table", "plot_results", "run_info", "write_results"]
+__all__ = [
+    "CSV_COLUMNS", "PER_CLASS_COLUMNS", "format_table", "head_baselines", "head_confusion",
+    "per_class_accuracies", "plot_confusion_matrices", "plot_results", "run_info",
+    "write_per_class", "write_results",
+]
+
+PER_CLASS_COLUMNS = ["hidden", "solver", "head", "class", "support", "correct", "accuracy"]
 
 CSV_COLUMNS = [
     "hidden", "solver", "learning_rate_init", "batch_size", "epochs", "n_iter",
@@ -215,6 +221,171 @@ def write_results(out, info, rows, *, partial=False):
     atomic_write_text(out / "results.json", json.dumps(doc, indent=2) + "\n")
 
 
+def head_confusion(y_true, y_pred, classes, heads):
+    """The confusion matrix of every head, over all of its classes, as lists.
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like of shape (n_samples, n_heads)
+        True and predicted labels.
+    classes : list of array-like
+        The classes of each head (``classes_`` of the model): the order of
+        the matrix's rows and columns, classes absent from the test rows
+        included.
+    heads : list of str
+        The head names.
+
+    Returns
+    -------
+    confusion : dict
+        ``{head: {"labels": [str, ...], "matrix": [[int, ...], ...]}}``;
+        ``matrix[i][j]`` counts the rows of true class ``labels[i]``
+        predicted as ``labels[j]`` (:func:`sklearn.metrics.confusion_matrix`).
+    """
+    from sklearn.metrics import confusion_matrix
+
+    y_true = np.asarray(y_true, dtype=object).reshape(len(y_true), -1)
+    y_pred = np.asarray(y_pred, dtype=object).reshape(len(y_pred), -1)
+    out = {}
+    for h, name in enumerate(heads):
+        labels = [str(c) for c in classes[h]]
+        m = confusion_matrix(y_true[:, h].astype(str), y_pred[:, h].astype(str), labels=labels)
+        out[str(name)] = {"labels": labels, "matrix": m.astype(int).tolist()}
+    return out
+
+
+def per_class_accuracies(confusion):
+    """Per-class accuracy (recall) of each head from :func:`head_confusion`.
+
+    Returns
+    -------
+    rows : list of dict
+        ``head``, ``class``, ``support`` (test rows of that class),
+        ``correct`` and ``accuracy`` (``correct / support``; NaN without
+        support), one per head and class.
+    """
+    rows = []
+    for head, cm in confusion.items():
+        m = np.asarray(cm["matrix"], dtype=np.int64).reshape(len(cm["labels"]), -1)
+        for i, label in enumerate(cm["labels"]):
+            support, correct = int(m[i].sum()), int(m[i, i])
+            rows.append({"head": head, "class": label, "support": support, "correct": correct,
+                         "accuracy": correct / support if support else math.nan})
+    return rows
+
+
+def write_per_class(path, entries):
+    """Write the per-class accuracies of one or more fits to a CSV file.
+
+    Parameters
+    ----------
+    path : path-like
+        The CSV file (written atomically), columns :data:`PER_CLASS_COLUMNS`.
+    entries : list of (hidden, solver, confusion)
+        A configuration and its :func:`head_confusion`.
+    """
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(PER_CLASS_COLUMNS)
+    for hidden, solver, confusion in entries:
+        for r in per_class_accuracies(confusion):
+            acc = "" if math.isnan(r["accuracy"]) else round(r["accuracy"], 6)
+            writer.writerow([fmt_hidden(hidden), solver, r["head"], r["class"], r["support"],
+                             r["correct"], acc])
+    atomic_write_text(path, buf.getvalue())
+
+
+def head_baselines(y_train, y_test, heads):
+    """Majority-class and chance accuracy of every head on the test rows.
+
+    Parameters
+    ----------
+    y_train, y_test : array-like of shape (n_samples, n_heads)
+        Labels of the training and test rows.
+    heads : list of str
+
+    Returns
+    -------
+    baselines : dict
+        ``{head: {"majority": float, "chance": float, "majority_class": str}}``:
+        the test accuracy of always predicting the most frequent training
+        class (what :class:`sklearn.dummy.DummyClassifier` gives), and
+        ``1 / n_classes`` over the classes seen in training or test.
+    """
+    y_train = np.asarray(y_train, dtype=object).reshape(len(y_train), -1).astype(str)
+    y_test = np.asarray(y_test, dtype=object).reshape(len(y_test), -1).astype(str)
+    out = {}
+    for h, name in enumerate(heads):
+        values, counts = np.unique(y_train[:, h], return_counts=True)
+        top = values[np.argmax(counts)]  # ties: the first in sorted order, as DummyClassifier
+        n_classes = len(set(y_train[:, h]) | set(y_test[:, h]))
+        out[str(name)] = {"majority": float(np.mean(y_test[:, h] == top)) if len(y_test) else
+                          math.nan, "chance": 1.0 / n_classes, "majority_class": str(top)}
+    return out
+
+
+def plot_confusion_matrices(out, confusion, *, prefix="confusion_", title=""):
+    """One confusion-matrix figure per head, ``<prefix><head>.png`` (needs matplotlib).
+
+    Parameters
+    ----------
+    out : path-like
+        Folder to write to.
+    confusion : dict
+        From :func:`head_confusion`.
+    prefix : str, optional
+        File name prefix; default ``"confusion_"``.
+    title : str, default=""
+        Added to each figure's title (e.g. the configuration).
+
+    Returns
+    -------
+    written : list of str
+        The file names written (none without matplotlib).
+    """
+    plt = _pyplot()
+    if plt is None:
+        return []
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    written = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for head, cm in confusion.items():
+            labels = cm["labels"]
+            m = np.asarray(cm["matrix"], dtype=np.int64).reshape(len(labels), -1)
+            k = len(labels)
+            side = min(16.0, max(4.5, 0.32 * k + 2.5))
+            fig, ax = plt.subplots(figsize=(side, side * 0.9))
+            ConfusionMatrixDisplay(m, display_labels=labels).plot(
+                ax=ax, include_values=k <= 12, xticks_rotation="vertical", colorbar=k <= 12,
+                cmap="Blues")
+            acc = np.trace(m) / m.sum() if m.sum() else math.nan
+            ax.set_title(f"{head}: test accuracy {fmt_acc(acc)}" + (f" ({title})" if title else ""))
+            if k > 12:
+                ax.tick_params(labelsize=7)
+            fig.tight_layout()
+            safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in head)
+            name = f"{prefix}{safe}.png"
+            with atomic_path(Path(out) / name, suffix=".png") as tmp:
+                fig.savefig(tmp, dpi=100)
+            plt.close(fig)
+            written.append(name)
+    return written
+
+
+def _pyplot():
+    try:
+        import matplotlib
+
+        if "matplotlib.pyplot" not in sys.modules:
+            matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    return plt
+
+
 def format_table(rows, study=False):
     """The study's table (Markdown) from result rows; ``study`` adds its own figures."""
     head = ["hidden", "solver", "domain acc", "object acc", "both right", "train s"]
@@ -237,8 +408,12 @@ def format_table(rows, study=False):
     return "\n".join(lines)
 
 
-def plot_results(out, rows, images, *, study=False):
-    """``accuracy.png``, ``loss_curves.png`` and ``samples.png`` (needs matplotlib).
+def plot_results(out, rows, images, *, study=False, baselines=None):
+    """``accuracy.png``, ``loss_curves.png``, ``samples.png``, confusion matrices.
+
+    Needs matplotlib. The confusion matrices (``confusion_<head>.png``, see
+    :func:`plot_confusion_matrices`) are those of the configuration with the
+    best exact-match (both heads right) test accuracy.
 
     Parameters
     ----------
@@ -250,6 +425,9 @@ def plot_results(out, rows, images, *, study=False):
         The images the rows' ``samples`` refer to.
     study : bool, default=False
         Show the study's own accuracies next to ours.
+    baselines : dict, default=None
+        From :func:`head_baselines`: the accuracy figure draws each head's
+        majority-class level (dashed) and chance level (dotted).
 
     Returns
     -------
@@ -259,15 +437,10 @@ def plot_results(out, rows, images, *, study=False):
     ok_rows = [r for r in rows if r.get("status") == "ok"]
     if not ok_rows:
         return []
-    try:
-        import matplotlib
-
-        if "matplotlib.pyplot" not in sys.modules:
-            matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = _pyplot()
+    if plt is None:
         return []
-    figures = [("accuracy.png", lambda: _plot_accuracy(plt, ok_rows, study))]
+    figures = [("accuracy.png", lambda: _plot_accuracy(plt, ok_rows, study, baselines))]
     if any(r.get("loss_curve") for r in ok_rows):
         figures.append(("loss_curves.png", lambda: _plot_losses(plt, ok_rows)))
     if any(r.get("samples") for r in ok_rows):
@@ -281,10 +454,15 @@ def plot_results(out, rows, images, *, study=False):
                 fig.savefig(tmp, dpi=100)
             plt.close(fig)
             written.append(name)
+    with_cm = [r for r in ok_rows if r.get("confusion")]
+    if with_cm:
+        best = max(with_cm, key=lambda r: -1.0 if math.isnan(r["both_acc"]) else r["both_acc"])
+        written += plot_confusion_matrices(
+            out, best["confusion"], title=f"hidden {fmt_hidden(best['hidden'])} {best['solver']}")
     return written
 
 
-def _plot_accuracy(plt, rows, study):
+def _plot_accuracy(plt, rows, study, baselines=None):
     labels = [f"{fmt_hidden(r['hidden'])}\n{r['solver']}" for r in rows]
     series = [("domain", "domain_acc", "C0"), ("object", "object_acc", "C1"),
               ("both right", "both_acc", "C2")]
@@ -292,20 +470,29 @@ def _plot_accuracy(plt, rows, study):
         series += [("study domain", "study_domain_acc", "C0"),
                    ("study object", "study_object_acc", "C1")]
     width = 0.8 / len(series)
-    fig, ax = plt.subplots(figsize=(max(6, 2.0 * len(rows)), 4.2))
+    fig, ax = plt.subplots(figsize=(max(6, 2.0 * len(rows)) + 3.2, 4.2))
     x = np.arange(len(rows))
     for j, (name, key, color) in enumerate(series):
         vals = [r.get(key, np.nan) for r in rows]
         hatch = "//" if name.startswith("study") else None
         ax.bar(x + (j - (len(series) - 1) / 2) * width, vals, width, label=name, color=color,
                alpha=0.5 if hatch else 1.0, hatch=hatch, edgecolor="k" if hatch else None)
+    for name, color in (("domain", "C0"), ("object", "C1")):
+        base = (baselines or {}).get(name)
+        if not base:
+            continue
+        ax.axhline(base["majority"], color=color, linestyle="--", linewidth=1,
+                   label=f"{name} majority class ({base['majority']:.2f})")
+        ax.axhline(base["chance"], color=color, linestyle=":", linewidth=1,
+                   label=f"{name} chance ({base['chance']:.2f})")
     ax.set_xticks(x, labels, fontsize=8)
-    ax.set_ylim(0, 1.18)
+    ax.set_ylim(0, 1.05)
     ax.set_yticks(np.linspace(0, 1, 6))
     ax.set_ylabel("test accuracy")
     ax.set_title("Accuracy per configuration and head"
-                 + (" (hatched: the study's Office-31 figures)" if study else ""))
-    ax.legend(fontsize="small", ncol=len(series), loc="upper center")
+                 + (" (hatched: the study's Office-31 figures)" if study else ""), fontsize=10)
+    # outside the axes, so that no bar or level line hides behind it
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return fig
 

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ._output import head_confusion
 from ._settings import HEADS, STUDY_RESULTS, Configuration, expected_cost
 
 __all__ = [
-    "StudyData", "empty_row", "fit_and_evaluate", "load_study_data", "order_by_cost", "run_study",
+    "LAYOUTS", "StudyData", "detect_layout", "empty_row", "fit_and_evaluate", "load_study_data", "order_by_cost", "run_study",
 ]
 
 
@@ -38,6 +39,8 @@ class StudyData:
         The folder of the photos, or ``"builtin:load_office_digits"``.
     description : str
         One line: what the data is, how many images, domains, objects, pixels.
+    heads : tuple of str, default=("domain", "object")
+        The names of the columns of ``y``.
     """
 
     X: np.ndarray
@@ -48,6 +51,7 @@ class StudyData:
     test: np.ndarray
     source: str
     description: str
+    heads: tuple = HEADS
 
     @property
     def n_outputs(self):
@@ -59,18 +63,72 @@ class StudyData:
         return [(self.train, self.test)]
 
 
-def load_study_data(settings, data=None, *, n_jobs=None, cache=True):
-    """Load Office-31 photos (or the built-in stand-in) and split them.
+LAYOUTS = ("auto", "office31", "folder", "table")
+
+
+def detect_layout(data):
+    """Which of the three layouts the path ``data`` holds.
+
+    Parameters
+    ----------
+    data : str or path-like
+        A folder or a file.
+
+    Returns
+    -------
+    layout : {"office31", "folder", "table"}
+        ``"table"`` for a file (CSV/TSV ``path,<head1>,...``); ``"folder"``
+        when a visible sub-folder holds image files directly (the ImageFolder
+        layout ``<class>/*.jpg``); else ``"office31"``
+        (``<domain>/[images/]<class>/*.jpg``).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``data`` does not exist.
+    """
+    from ..datasets._base import _is_hidden, _is_image_name
+
+    path = Path(data).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"data folder not found: {data}")
+    if not path.is_dir():
+        return "table"
+    try:
+        children = sorted(c for c in path.iterdir() if not _is_hidden(c.name))
+    except OSError:
+        return "office31"  # the Office-31 loader reports the problem
+    for child in children:
+        if child.name == "images" or not child.is_dir():
+            continue
+        try:
+            if any(_is_image_name(f.name) and not _is_hidden(f.name) and f.is_file()
+                   for f in child.iterdir()):
+                return "folder"
+        except OSError:
+            continue
+    return "office31"
+
+
+def load_study_data(settings, data=None, *, n_jobs=None, layout="auto", head_name="class",
+                    cache=True):
+    """Load Office-31 photos, one's own images or the built-in stand-in, and split them.
 
     Parameters
     ----------
     settings : StudySettings
         Image size, pixel scale, split fractions and seed are taken from it.
     data : str or path-like, default=None
-        An Office-31 folder (``<domain>/images/<object>/*.jpg``); ``None``
-        loads :func:`skoffice31.datasets.load_office_digits`.
+        An Office-31 folder (``<domain>/images/<object>/*.jpg``), an
+        ImageFolder tree (``<class>/*.jpg``, one head) or a CSV/TSV file
+        (``path,<head1>,<head2>,...``); ``None`` loads
+        :func:`skoffice31.datasets.load_office_digits`.
     n_jobs : int, default=None
         Parallel image decoding of the photos.
+    layout : {"auto", "office31", "folder", "table"}, default="auto"
+        The layout of ``data``; ``"auto"`` uses :func:`detect_layout`.
+    head_name : str, default="class"
+        The head's name with the ``"folder"`` layout.
     cache : bool, default=True
         Use the decoded-image cache of :func:`skoffice31.datasets.load_office31`
         (``False``: neither read nor write it).
@@ -78,28 +136,47 @@ def load_study_data(settings, data=None, *, n_jobs=None, cache=True):
     Returns
     -------
     data : StudyData
+        ``heads`` names the columns of ``y``: ``("domain", "object")`` for
+        Office-31 and the built-in data, ``(head_name,)`` for a folder, the
+        header's columns for a table.
 
     Raises
     ------
     FileNotFoundError, NotADirectoryError, ValueError
-        When ``data`` is missing, a file, or not in the Office-31 layout.
+        When ``data`` is missing or not in the layout.
     """
     from sklearn.model_selection import ShuffleSplit
 
     from .. import datasets
     from .._image import ImageFlattener
 
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {list(LAYOUTS)}; got {layout!r}.")
     size = settings.image_size(real_photos=data is not None)
+    heads = HEADS
     if data is not None:
         path = Path(data).expanduser()
         if not path.exists():
             raise FileNotFoundError(f"data folder not found: {data}")
-        if not path.is_dir():
+        if layout == "auto":
+            layout = detect_layout(path)
+        if layout == "table":
+            if path.is_dir():
+                raise IsADirectoryError(f"--data {data} is a folder, not a CSV/TSV file")
+            bunch = datasets.load_image_table(path, size=size, n_jobs=n_jobs)
+            what = f"images listed in {data}"
+        elif not path.is_dir():
             raise NotADirectoryError(
                 f"the data must be a folder with the Office-31 layout, got a file: {data}"
             )
-        bunch = datasets.load_office31(path, size=size, n_jobs=n_jobs, cache=cache)
-        what = f"Office-31 photos from {data}"
+        elif layout == "folder":
+            bunch = datasets.load_image_folder(path, head_name=head_name, size=size,
+                                               n_jobs=n_jobs)
+            what = f"ImageFolder images from {data}"
+        else:
+            bunch = datasets.load_office31(path, size=size, n_jobs=n_jobs, cache=cache)
+            what = f"Office-31 photos from {data}"
+        heads = tuple(bunch.head_names)
         source = str(path.resolve())
     else:
         bunch = datasets.load_office_digits(size=size)
@@ -114,9 +191,12 @@ def load_study_data(settings, data=None, *, n_jobs=None, cache=True):
     classes = [np.unique(y[:, h]) for h in range(y.shape[1])]
     shape = "x".join(str(d) for d in images.shape[1:3])
     channels = images.shape[3] if images.ndim == 4 else 1
+    if heads == HEADS:
+        counts = f"{len(classes[0])} domains, {len(classes[1])} objects"
+    else:
+        counts = ", ".join(f"{name} {len(c)} classes" for name, c in zip(heads, classes))
     description = (
-        f"Data: {what}: {len(images)} images, {len(classes[0])} domains, "
-        f"{len(classes[1])} objects, {shape} px x {channels} channel"
+        f"Data: {what}: {len(images)} images, {counts}, {shape} px x {channels} channel"
         f"{'s' if channels != 1 else ''}"
     )
     width, height = int(images.shape[2]), int(images.shape[1])
@@ -126,7 +206,7 @@ def load_study_data(settings, data=None, *, n_jobs=None, cache=True):
     cv = ShuffleSplit(n_splits=1, train_size=settings.train_size,
                       test_size=settings.test_size, random_state=settings.seed)
     train, test = next(cv.split(X, y))
-    return StudyData(X, y, images, classes, train, test, source, description)
+    return StudyData(X, y, images, classes, train, test, source, description, heads)
 
 
 def _named(y):
@@ -165,6 +245,7 @@ def empty_row(settings, config):
         "loss_curve": [],
         "head_loss_curves": {name: [] for name in HEADS},
         "samples": [],
+        "confusion": {},
         "started": math.nan,
         "finished": math.nan,
         "status": "ok",
@@ -212,8 +293,11 @@ def fit_and_evaluate(settings, config, X, y, train, test, *, n_samples=3, callba
         ``started`` and ``finished`` (``time.time()``); ``final_loss``,
         ``loss_curve`` and ``head_loss_curves`` (per epoch, training loss);
         ``samples`` (row, true and predicted labels, probability of each
-        head); ``status`` (``"ok"`` or ``"failed: ..."``) and ``error``
-        (the exception or ``None``); ``warnings``, the messages of the
+        head); ``confusion`` (``{head: {"labels": [...], "matrix": [[...]]}}``,
+        the test rows' confusion matrix of each head, true labels in rows,
+        predicted in columns, in ``classes_`` order); ``status`` (``"ok"`` or
+        ``"failed: ..."``) and ``error`` (the exception or ``None``);
+        ``warnings``, the messages of the
         :class:`~skoffice31.TrainingCollapseWarning` of the fit; with the
         study preset also the
         study's own ``study_domain_acc``, ``study_object_acc`` and
@@ -260,6 +344,7 @@ def fit_and_evaluate(settings, config, X, y, train, test, *, n_samples=3, callba
                     row[f"{part}{name}_acc"] = float(scorer(clf, Xp, yp))
                 row[f"{part}both_acc"] = float(exact_match_scorer(clf, Xp, yp))
             row["score_seconds"] = time.perf_counter() - t0
+            row["confusion"] = head_confusion(y[test], clf.predict(X[test]), clf.classes_, HEADS)
             row["loss_curve"] = [float(v) for v in clf.loss_curve_]
             row["head_loss_curves"] = {
                 name: [float(v) for v in clf.head_loss_curves_.get(names[h], [])]
