@@ -82,3 +82,25 @@ def test_switch_forces_the_numpy_path(monkeypatch):
     monkeypatch.setenv(_kernels.ENV_VAR, "0")
     X, y = _data(np.float32)
     assert not _fit(X, y, "adam", 0.0)._optimizer.plan.kernels
+
+
+def test_study_warms_up_the_kernels_its_fits_will_use(monkeypatch):
+    import types
+
+    from skoffice31.study import StudySettings, _run
+    from skoffice31.study._settings import Configuration
+
+    calls = []
+    monkeypatch.setattr(_kernels, "warm_up", lambda *args: calls.append(args))
+    data = types.SimpleNamespace(X=np.zeros((2, 30_000), np.float32), n_outputs=34)
+    configs = [Configuration((384, 10), "adam"), Configuration((10,), "sgd"),
+               Configuration((), "sgd")]
+    study = StudySettings.from_preset("study")  # batch 10, no momentum
+    _run._warm_up_kernels(study, configs, data)
+    assert calls == [((np.float32,), ("adam", "sgd"))]
+    calls.clear()
+    _run._warm_up_kernels(study, [Configuration((1,), "sgd")], data)  # 30,000 weights
+    assert calls == []
+    wide = StudySettings(batch_size=256)
+    _run._warm_up_kernels(wide, configs, data)
+    assert calls == []  # batch 256: the fits take the NumPy path
