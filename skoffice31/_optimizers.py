@@ -169,6 +169,7 @@ class BaseOptimizer:
             isinstance(grad, OuterGradient)
             and param.ndim == 2
             and param.size >= self.plan.kernel_min_size
+            and param.shape[1] >= self.plan.kernel_min_columns
             and param.dtype in (np.float32, np.float64)
             and param.flags.c_contiguous
             and param.flags.writeable

@@ -251,7 +251,8 @@ def test_kernel_plan_steps_like_the_numpy_path(make):
     W0, b0 = rng.normal(size=(23, 5)), rng.normal(size=5)
     A = rng.normal(size=(4, 23))
     kernel_plan = TrainingPlan(blas_threads=1, fused_gemm_sgd=True, kernels=True,
-                               kernel_min_size=1, kernel_threads=2)
+                               kernel_min_size=1, kernel_min_columns=1,
+                               kernel_threads=2)
     results = []
     for plan in (kernel_plan, TrainingPlan(blas_threads=1, fused_gemm_sgd=True)):
         W, b = W0.copy(), b0.copy()

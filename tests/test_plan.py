@@ -8,6 +8,7 @@ import pytest
 from skoffice31._plan import (
     KERNEL_MAX_BATCH,
     KERNEL_MAX_BATCH_SGD,
+    KERNEL_MIN_COLUMNS,
     KERNEL_MIN_SIZE,
     PARALLEL_MIN_SIZE,
     SERIAL_PLAN,
@@ -81,12 +82,14 @@ def test_kernels_exactly_up_to_the_measured_batch_size(solver, momentum, limit):
         assert not plan.kernels and plan.kernel_threads == 1
 
 
-def test_kernels_only_with_a_large_float_layer():
-    assert KERNEL_MIN_SIZE == 65_536
-    yes = [(KERNEL_MIN_SIZE // 64, 64), (64, 10)]
-    no = [(KERNEL_MIN_SIZE // 64 - 1, 64), (64, 10)]
+def test_kernels_only_with_a_large_wide_float_layer():
+    assert (KERNEL_MIN_SIZE, KERNEL_MIN_COLUMNS) == (65_536, 128)
+    yes = [(KERNEL_MIN_SIZE // 128, 128), (128, 10)]
+    small = [(KERNEL_MIN_SIZE // 128 - 1, 128), (128, 10)]
+    narrow = [(30_000, 64), (64, 32), (32, 10)]  # the study's (64, 32, 10): NumPy is faster
     assert _plan(solver="adam", layer_shapes=yes, kernels_available=True).kernels
-    assert not _plan(solver="adam", layer_shapes=no, kernels_available=True).kernels
+    for shapes in (small, narrow, [(30_000, 10)]):
+        assert not _plan(solver="adam", layer_shapes=shapes, kernels_available=True).kernels
     for dtype in (np.float16, np.longdouble):
         assert not _plan(solver="adam", dtype=dtype, kernels_available=True).kernels
     assert _plan(solver="adam", dtype=np.float64, kernels_available=True).kernels
