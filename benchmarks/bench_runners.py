@@ -46,13 +46,23 @@ def _warm_up_ours(X, y, cfg):
         small.fit(X[: 2 * cfg["batch"]], y[: 2 * cfg["batch"]])
 
 
-def run_ours(X, y, cfg, epochs):
-    """Fit once for ``epochs`` epochs; per-epoch times from the progress hook."""
+def run_ours(X, y, cfg, epochs, kernels=True):
+    """Fit once for ``epochs`` epochs; per-epoch times from the progress hook.
+
+    ``kernels=False`` forces the pure NumPy path (``SKOFFICE31_KERNELS=0``);
+    with ``kernels=True`` the plan decides (the result says what it chose).
+    The warm-up fit also compiles the kernels or loads them from numba's
+    cache, so that this is not timed either.
+    """
+    import os
+
+    os.environ["SKOFFICE31_KERNELS"] = "1" if kernels else "0"
     _warm_up_ours(X, y, cfg)
     est = _ours_estimator(cfg, epochs)
     total, times = timed_fit(est, X, y)
     return {"epoch_times": times, "fit_total_s": total, "n_iter": int(est.n_iter_),
-            "final_loss": float(est.loss_curve_[-1])}
+            "final_loss": float(est.loss_curve_[-1]),
+            "kernels": bool(est._optimizer.plan.kernels)}
 
 
 # --------------------------------------------------------------- sklearn ----
@@ -112,12 +122,20 @@ def _torch_optimizer(torch, params, solver, fused):
     return torch.optim.Adam(params, lr=LEARNING_RATE)
 
 
-def run_torch(X, y, cfg, epochs, fused=False, n_threads=None):
-    """Equivalent two-head network: nn.Sequential trunk + two Linear heads."""
+def run_torch(X, y, cfg, epochs, fused=False, flush_denormal=False, n_threads=None):
+    """Equivalent two-head network: nn.Sequential trunk + two Linear heads.
+
+    ``flush_denormal=True`` calls ``torch.set_flush_denormal(True)`` (the CPU
+    flushes subnormal floats to zero): without it, float32 Adam moments of
+    weights whose gradient stays zero decay into subnormals after a few
+    hundred steps and the step becomes several times slower.
+    """
     import os
 
     import torch
 
+    if flush_denormal and not torch.set_flush_denormal(True):
+        raise RuntimeError("torch.set_flush_denormal(True) is not supported on this CPU")
     torch.set_num_threads(n_threads or os.cpu_count())
     torch.manual_seed(0)
     F = torch.nn.functional
@@ -144,14 +162,22 @@ def run_torch(X, y, cfg, epochs, fused=False, n_threads=None):
         for start in range(0, Xt.shape[0], batch):
             loss = step(perm[start:start + batch])
         times.append(time.perf_counter() - t0)
-    return {"epoch_times": times, "final_loss": float(loss.detach()), "torch_threads": torch.get_num_threads()}
+    return {"epoch_times": times, "final_loss": float(loss.detach()),
+            "torch_threads": torch.get_num_threads(), "flush_denormal": flush_denormal}
 
 
-IMPORTS = {"ours": "skoffice31", "sklearn": "sklearn.neural_network", "torch": "torch", "torch_fused": "torch"}
+#: Module imported before the data is loaded, per implementation.
+IMPORTS = {"ours": "skoffice31", "ours_numpy": "skoffice31",
+           "sklearn": "sklearn.neural_network", "torch": "torch", "torch_ftz": "torch",
+           "torch_fused": "torch", "torch_fused_ftz": "torch"}
 
 RUNNERS = {
     "ours": run_ours,
+    "ours_numpy": lambda X, y, cfg, epochs: run_ours(X, y, cfg, epochs, kernels=False),
     "sklearn": run_sklearn,
     "torch": run_torch,
+    "torch_ftz": lambda X, y, cfg, epochs: run_torch(X, y, cfg, epochs, flush_denormal=True),
     "torch_fused": lambda X, y, cfg, epochs: run_torch(X, y, cfg, epochs, fused=True),
+    "torch_fused_ftz": lambda X, y, cfg, epochs: run_torch(X, y, cfg, epochs, fused=True,
+                                                          flush_denormal=True),
 }

@@ -5,8 +5,10 @@
 
 Measures, in one run on the same synthetic data of the study's shape, the
 seconds per epoch of every study layout x solver x batch size for
-skoffice31.MultiHeadMLPClassifier, sklearn's MLPClassifier (one 31-class
-head) and PyTorch CPU (plain and fused Adam, when torch is installed), plus
+skoffice31.MultiHeadMLPClassifier (with the numba kernels where the plan
+chooses them, and forced onto the NumPy path), sklearn's MLPClassifier (one
+31-class head) and PyTorch CPU (plain and fused Adam, each with and without
+``torch.set_flush_denormal(True)``, when torch is installed), plus
 GEMM / bandwidth probes and the floors derived from them.  Writes
 benchmarks/results/latest.md and latest.json.  See benchmarks/README.md.
 """
@@ -71,7 +73,8 @@ def run_worker(impl, cfg, epochs, paths, timeout):
 def available_impls(requested):
     impls = []
     for impl in requested:
-        module = {"ours": "skoffice31", "sklearn": "sklearn", "torch": "torch", "torch_fused": "torch"}[impl]
+        module = "torch" if impl.startswith("torch") else {
+            "ours": "skoffice31", "ours_numpy": "skoffice31", "sklearn": "sklearn"}[impl]
         try:
             __import__(module)
         except Exception as exc:  # noqa: BLE001 - any import failure means "skip"
@@ -94,11 +97,12 @@ def select_configs(args):
 
 
 def epochs_for(impl, args):
-    return {"ours": args.epochs, "sklearn": args.sklearn_epochs}.get(impl, args.torch_epochs)
+    return {"ours": args.epochs, "ours_numpy": args.epochs,
+            "sklearn": args.sklearn_epochs}.get(impl, args.torch_epochs)
 
 
 def applies(impl, cfg):
-    return not (impl == "torch_fused" and cfg["solver"] != "adam")
+    return not (impl.startswith("torch_fused") and cfg["solver"] != "adam")
 
 
 # ----------------------------------------------------------------- main ----
@@ -106,7 +110,8 @@ def applies(impl, cfg):
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="fewer epochs (ours 3, peers 2)")
+    p.add_argument("--quick", action="store_true",
+                   help="fewer epochs (ours 3, peers 2) and shorter probes")
     p.add_argument("--epochs", type=int, help="epochs for ours (default 12, quick 3)")
     p.add_argument("--torch-epochs", type=int, help="epochs for PyTorch (default 10, quick 2)")
     p.add_argument("--sklearn-epochs", type=int, help="epochs for sklearn (default 3, quick 2)")
@@ -150,9 +155,16 @@ def load_reused(path, impls):
     return reused
 
 
+def _uptime():
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return "load average %.2f %.2f %.2f" % os.getloadavg()
+
+
 def write_reports(out_dir, name, meta, rows):
     out_dir.mkdir(parents=True, exist_ok=True)
-    meta = {**meta, "wall_s": time.perf_counter() - meta["_t0"]}
+    meta = {**meta, "wall_s": time.perf_counter() - meta["_t0"], "uptime_after": _uptime()}
     meta.pop("_t0", None)
     report.write_json(out_dir / f"{name}.json", meta, rows)
     report.write_markdown(out_dir / f"{name}.md", meta, rows)
@@ -173,6 +185,8 @@ def main(argv=None):
         "_t0": t0,
         "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
         "quick": args.quick,
+        "command": "python benchmarks/run.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "uptime_before": _uptime(),
         "n_rows": args.rows,
         "x_mb": args.rows * common.N_FEATURES * 4 / 1e6,
         "epochs": {"ours": args.epochs, "sklearn": args.sklearn_epochs, "torch": args.torch_epochs},

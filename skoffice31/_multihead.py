@@ -19,7 +19,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from . import _callbacks
+from . import _callbacks, _kernels
 from ._activations import ACTIVATIONS, DERIVATIVES
 from ._losses import head_slices, log_softmax_heads, multihead_cross_entropy
 from ._optimizers import AdamOptimizer, OuterGradient, SGDOptimizer
@@ -593,6 +593,7 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
                 default=1,
             ),
             layer_shapes=[W.shape for W in self.coefs_],
+            kernels_available=_kernels.kernels_available,
         )
         if not incremental or not hasattr(self, "_optimizer"):
             self._optimizer = self._make_optimizer(plan)

@@ -13,9 +13,13 @@ is 46 MB in float32 and must be streamed from memory at every step):
   ``block_size`` elements and updates the parameter, the gradient block
   still being in the CPU cache: the full gradient matrix never exists.
 * Every update works in place (``out=``), so a step allocates nothing large.
-* How a step uses the machine (update threads, the fused one-GEMM SGD step)
-  is decided once by :func:`skoffice31._plan.plan_training` and given to the
-  optimizer as its ``plan``.
+* How a step uses the machine (update threads, the fused one-GEMM SGD step,
+  the compiled kernels of :mod:`skoffice31._kernels`) is decided once by
+  :func:`skoffice31._plan.plan_training` and given to the optimizer as its
+  ``plan``. With ``plan.kernels``, a large dense layer's gradient and update
+  are one compiled pass (same mathematics, same order of operations); the
+  other parameters, and every parameter without the kernels, take the NumPy
+  path below.
 
 The mathematics is unchanged: :meth:`update_params` with plain arrays gives
 the textbook update, which the tests compare with a hand computation.
@@ -24,6 +28,7 @@ the textbook update, which the tests compare with a hand computation.
 import numpy as np
 from scipy.linalg import blas
 
+from . import _kernels
 from ._plan import MAX_UPDATE_THREADS, SERIAL_PLAN
 
 #: Elements per row block of a parameter update (256 KB in float32).
@@ -135,7 +140,44 @@ class BaseOptimizer:
             weights. 0.0 when no gradient has an L2 term.
         """
         self._start_step()
-        return self._update_all(list(enumerate(zip(params, grads))))
+        sq_norm, rest = self._kernel_steps(params, grads)
+        return sq_norm + self._update_all(rest)
+
+    def _kernel_steps(self, params, grads):
+        """Step the parameters the plan gives to the compiled kernels.
+
+        Returns
+        -------
+        sq_norm : float
+            Squared L2 norm read by the kernels (0.0 without an L2 term).
+        rest : list of (int, (ndarray, gradient))
+            The items left to the NumPy path.
+        """
+        items = list(enumerate(zip(params, grads)))
+        if not self.plan.kernels:
+            return 0.0, items
+        sq_norm, rest = 0.0, []
+        for i, (param, grad) in items:
+            if self._takes_kernel(param, grad):
+                sq_norm += self._kernel_step(i, param, grad)
+            else:
+                rest.append((i, (param, grad)))
+        return sq_norm, rest
+
+    def _takes_kernel(self, param, grad):
+        return (
+            isinstance(grad, OuterGradient)
+            and param.ndim == 2
+            and param.size >= self.plan.kernel_min_size
+            and param.shape[1] >= self.plan.kernel_min_columns
+            and param.dtype in (np.float32, np.float64)
+            and param.flags.c_contiguous
+            and param.flags.writeable
+        )
+
+    def _kernel_step(self, i, param, grad):
+        """One compiled step of parameter ``i``; returns its ``||W||^2``."""
+        raise NotImplementedError
 
     def _update_all(self, items):
         """Update ``(i, (param, grad))`` items; return their squared L2 norm."""
@@ -279,15 +321,23 @@ class SGDOptimizer(BaseOptimizer):
         # Plain SGD: a dense layer's whole update is one BLAS call (below);
         # what it cannot take goes through the row blocks.
         self._start_step()
-        sq_norm = 0.0
+        sq_norm, items = self._kernel_steps(params, grads)
         rest = []
-        for i, (param, grad) in enumerate(zip(params, grads)):
+        for i, (param, grad) in items:
             done = _gemm_step(param, grad, self.learning_rate)
             if done is None:
                 rest.append((i, (param, grad)))
             else:
                 sq_norm += done
         return sq_norm + self._update_all(rest)
+
+    def _kernel_step(self, i, param, grad):
+        return _kernels.sgd_update(
+            param, grad.A, grad.delta, lr=self.learning_rate,
+            velocity=self.velocities[i] if self.momentum else None,
+            momentum=self.momentum, nesterov=self.nesterov, l2=grad.l2,
+            n_threads=self.plan.kernel_threads,
+        )
 
     def _update_block(self, i, start, stop, param, grad, tmp):
         step = np.multiply(grad, self.learning_rate, out=tmp)  # lr * g
@@ -364,6 +414,13 @@ class AdamOptimizer(BaseOptimizer):
         )
         self._eps_t = float(self.epsilon * correction_2)
         self._flush = self.flush_every and self.t % self.flush_every == 0
+
+    def _kernel_step(self, i, param, grad):
+        return _kernels.adam_update(
+            param, grad.A, grad.delta, self.ms[i], self.vs[i], lr=self.learning_rate,
+            eps=self._eps_t, beta_1=self.beta_1, beta_2=self.beta_2, l2=grad.l2,
+            flush=bool(self._flush), n_threads=self.plan.kernel_threads,
+        )
 
     def _update_block(self, i, start, stop, param, grad, tmp):
         m = self.ms[i][start:stop]

@@ -23,6 +23,32 @@ PARALLEL_MIN_SIZE = 1 << 20
 #: Most threads the update of one parameter is split over.
 MAX_UPDATE_THREADS = 2
 
+#: Largest minibatch at which the compiled kernels (:mod:`skoffice31._kernels`)
+#: beat the NumPy row blocks for Adam and momentum/Nesterov SGD. Measured on a
+#: 30,000 x 384 float32 layer, ms per step, NumPy / kernel: Adam 32.9 / 10.2
+#: at 10 rows, faster up to 32, about even at 64, 81.8 / 147.5 at 256 (the kernel's gradient
+#: row is a dot product per weight, BLAS's GEMM wins once the batch is wide).
+KERNEL_MAX_BATCH = 32
+
+#: Largest minibatch at which the kernel beats plain SGD's one-GEMM step
+#: (measured 6.5 ms vs 9.1 ms at 10 rows, 131 ms vs 53 ms at 256 rows; the
+#: crossover is kept at the study's batch size, the one measured win).
+KERNEL_MAX_BATCH_SGD = 10
+
+#: Smallest weight matrix given to the kernels. Below it (and for every
+#: intercept) the NumPy path is as fast or faster (measured crossover: about
+#: 70,000 elements for Adam; a 3,072 x 512 plain-SGD layer was 0.81 ms NumPy
+#: vs 0.90 ms kernel).
+KERNEL_MIN_SIZE = 1 << 16
+
+#: Narrowest weight matrix (output columns) given to the kernels: they work
+#: row by row, and a short row does not pay for the per-row overhead.
+#: Measured on 30,000-row float32 layers at batch 10 (loaded 2-core machine,
+#: ms per step, NumPy / kernel on 2 threads): 10 columns Adam 0.9 / 2.5-16,
+#: SGD 0.2 / 5-8; 64 columns Adam 8.3 / 25; 128 columns Adam 30 / 20;
+#: 384 columns Adam 143 / 43 (33 / 10 idle).
+KERNEL_MIN_COLUMNS = 128
+
 
 @dataclass(frozen=True)
 class TrainingPlan:
@@ -43,9 +69,18 @@ class TrainingPlan:
         spinning threads fight for the cores (measured 0.2-0.8x the speed),
         so this is planned only together with ``blas_threads=1``.
     kernels : bool, default=False
-        Reserved for compiled kernels of the dense layers' update (none yet).
+        Dense layers of at least ``kernel_min_size`` weights take their step
+        (gradient and update in one pass) in the compiled kernels of
+        :mod:`skoffice31._kernels`; every other parameter takes the NumPy
+        path.
     parallel_min_size : int, default=PARALLEL_MIN_SIZE
         Smallest parameter whose update is split over ``update_threads``.
+    kernel_min_size : int, default=KERNEL_MIN_SIZE
+        Smallest weight matrix (elements) given to the kernels.
+    kernel_min_columns : int, default=KERNEL_MIN_COLUMNS
+        Narrowest weight matrix (output columns) given to the kernels.
+    kernel_threads : int, default=1
+        Threads sharing the rows of one kernel call.
     """
 
     blas_threads: int | None = None
@@ -53,13 +88,46 @@ class TrainingPlan:
     fused_gemm_sgd: bool = False
     kernels: bool = False
     parallel_min_size: int = PARALLEL_MIN_SIZE
+    kernel_min_size: int = KERNEL_MIN_SIZE
+    kernel_min_columns: int = KERNEL_MIN_COLUMNS
+    kernel_threads: int = 1
 
 
 #: The plan of an optimizer built without one: one thread, the plain path.
 SERIAL_PLAN = TrainingPlan()
 
 
-def plan_training(batch_size, solver, momentum, dtype, n_blas_threads, layer_shapes):
+def wants_kernels(batch_size, solver, momentum, dtype, layer_shapes):
+    """Whether the kernels would pay for this fit (whether they exist aside).
+
+    Parameters
+    ----------
+    batch_size, solver, momentum, dtype, layer_shapes
+        As in :func:`plan_training`.
+
+    Returns
+    -------
+    wanted : bool
+        True for float32/float64 weights with a layer of at least
+        :data:`KERNEL_MIN_SIZE` elements and :data:`KERNEL_MIN_COLUMNS`
+        columns, and minibatches of at most
+        :data:`KERNEL_MAX_BATCH` rows (Adam, momentum SGD) or
+        :data:`KERNEL_MAX_BATCH_SGD` rows (plain SGD).
+    """
+    if np.dtype(dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
+        return False
+    if not any(
+        len(shape) == 2 and shape[1] >= KERNEL_MIN_COLUMNS
+        and int(np.prod(shape)) >= KERNEL_MIN_SIZE
+        for shape in layer_shapes
+    ):
+        return False
+    plain_sgd = solver == "sgd" and not momentum
+    return batch_size <= (KERNEL_MAX_BATCH_SGD if plain_sgd else KERNEL_MAX_BATCH)
+
+
+def plan_training(batch_size, solver, momentum, dtype, n_blas_threads, layer_shapes,
+                  kernels_available=False):
     """Choose the BLAS threads, update threads and SGD step of one fit.
 
     Parameters
@@ -77,6 +145,11 @@ def plan_training(batch_size, solver, momentum, dtype, n_blas_threads, layer_sha
         library uses, as threadpoolctl reports it; 1 when there is none).
     layer_shapes : sequence of tuple of int
         Shapes of the weight matrices, input layer first.
+    kernels_available : bool or callable, default=False
+        Whether the compiled kernels can be used (the caller passes
+        :func:`skoffice31._kernels.kernels_available`). A callable is called
+        only when :func:`wants_kernels` says they would pay, so that a fit
+        that would not use them never imports numba.
 
     Returns
     -------
@@ -86,11 +159,16 @@ def plan_training(batch_size, solver, momentum, dtype, n_blas_threads, layer_sha
         large layers (at most :data:`MAX_UPDATE_THREADS`, and only when a
         layer has at least :data:`PARALLEL_MIN_SIZE` weights), and plain SGD
         in float32/float64 takes the fused one-GEMM step. Larger minibatches
-        leave BLAS alone and update on one thread.
+        leave BLAS alone and update on one thread. Where
+        :func:`wants_kernels` and ``kernels_available``, the large dense
+        layers take the kernels on ``min(2, n_blas_threads)`` threads.
     """
     n_blas_threads = max(1, int(n_blas_threads))
-    if batch_size > SMALL_BATCH:
+    if batch_size > SMALL_BATCH:  # KERNEL_MAX_BATCH <= SMALL_BATCH: no kernels either
         return TrainingPlan()
+    kernels = wants_kernels(batch_size, solver, momentum, dtype, layer_shapes) and bool(
+        kernels_available() if callable(kernels_available) else kernels_available
+    )
     big_layer = any(int(np.prod(shape)) >= PARALLEL_MIN_SIZE for shape in layer_shapes)
     update_threads = min(MAX_UPDATE_THREADS, n_blas_threads) if big_layer else 1
     fused = (
@@ -98,4 +176,10 @@ def plan_training(batch_size, solver, momentum, dtype, n_blas_threads, layer_sha
         and not momentum
         and np.dtype(dtype) in (np.dtype(np.float32), np.dtype(np.float64))
     )
-    return TrainingPlan(blas_threads=1, update_threads=update_threads, fused_gemm_sgd=fused)
+    return TrainingPlan(
+        blas_threads=1,
+        update_threads=update_threads,
+        fused_gemm_sgd=fused,
+        kernels=kernels,
+        kernel_threads=min(MAX_UPDATE_THREADS, n_blas_threads) if kernels else 1,
+    )

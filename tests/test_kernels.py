@@ -51,9 +51,7 @@ def _numpy_adam(W, A, deltas, l2, flush_every):
     opt = AdamOptimizer([W], 1e-2, flush_every=flush_every, block_size=3 * W.shape[1])
     sq = []
     for delta in deltas:
-        grad = OuterGradient(A, delta, W, l2)
-        opt.update_params([W], [grad])
-        sq.append(grad.sq_norm)
+        sq.append(opt.update_params([W], [OuterGradient(A, delta, W, l2)]))
     return W, opt.ms[0], opt.vs[0], sq
 
 
@@ -80,9 +78,7 @@ def _numpy_sgd(W, A, deltas, l2, momentum, nesterov):
                        block_size=3 * W.shape[1])
     sq = []
     for delta in deltas:
-        grad = OuterGradient(A, delta, W, l2)
-        opt.update_params([W], [grad])
-        sq.append(grad.sq_norm)
+        sq.append(opt.update_params([W], [OuterGradient(A, delta, W, l2)]))
     return W, (opt.velocities[0] if momentum else None), sq
 
 

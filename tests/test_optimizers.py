@@ -2,6 +2,9 @@
 
 import numpy as np
 import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+
+from skoffice31 import _kernels
 
 from skoffice31._optimizers import AdamOptimizer, OuterGradient, SGDOptimizer
 from skoffice31._plan import PARALLEL_MIN_SIZE, TrainingPlan
@@ -233,3 +236,32 @@ def test_optimizer_pickles_its_state_and_plan_but_not_its_scratch():
     copy = pickle.loads(pickle.dumps(opt))
     assert copy.plan == FUSED and copy.t == 1 and copy._scratch == {} and opt._scratch
     np.testing.assert_array_equal(copy.ms[0], opt.ms[0])
+
+
+@pytest.mark.skipif(not _kernels.kernels_available(), reason="numba not installed")
+@pytest.mark.parametrize("make", [
+    lambda p, plan: AdamOptimizer(p, 0.01, flush_every=2, plan=plan),
+    lambda p, plan: SGDOptimizer(p, 0.05, momentum=0, plan=plan),
+    lambda p, plan: SGDOptimizer(p, 0.05, momentum=0.9, nesterov=False, plan=plan),
+    lambda p, plan: SGDOptimizer(p, 0.05, momentum=0.9, nesterov=True, plan=plan),
+])
+def test_kernel_plan_steps_like_the_numpy_path(make):
+    """Weights (OuterGradient, 2-D) to the kernels, intercepts (arrays) to NumPy."""
+    rng = np.random.default_rng(3)
+    W0, b0 = rng.normal(size=(23, 5)), rng.normal(size=5)
+    A = rng.normal(size=(4, 23))
+    kernel_plan = TrainingPlan(blas_threads=1, fused_gemm_sgd=True, kernels=True,
+                               kernel_min_size=1, kernel_min_columns=1,
+                               kernel_threads=2)
+    results = []
+    for plan in (kernel_plan, TrainingPlan(blas_threads=1, fused_gemm_sgd=True)):
+        W, b = W0.copy(), b0.copy()
+        opt = make([W, b], plan)
+        sq = [opt.update_params([W, b], [OuterGradient(A, rng_delta, W, 0.1), rng_delta[0]])
+              for rng_delta in np.random.default_rng(4).normal(size=(3, 4, 5))]
+        results.append((W, b, sq))
+    (Wk, bk, sqk), (Wn, bn, sqn) = results
+    assert not np.allclose(Wk, W0)
+    assert_allclose(Wk, Wn, rtol=1e-12)
+    assert_array_equal(bk, bn)
+    assert_allclose(sqk, sqn, rtol=1e-12)

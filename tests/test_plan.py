@@ -6,6 +6,10 @@ import numpy as np
 import pytest
 
 from skoffice31._plan import (
+    KERNEL_MAX_BATCH,
+    KERNEL_MAX_BATCH_SGD,
+    KERNEL_MIN_COLUMNS,
+    KERNEL_MIN_SIZE,
     PARALLEL_MIN_SIZE,
     SERIAL_PLAN,
     SMALL_BATCH,
@@ -18,8 +22,9 @@ SMALL = [(64, 16), (16, 12)]
 
 
 def _plan(batch_size=10, solver="sgd", momentum=0.0, dtype=np.float32, n_blas_threads=2,
-          layer_shapes=STUDY):
-    return plan_training(batch_size, solver, momentum, dtype, n_blas_threads, layer_shapes)
+          layer_shapes=STUDY, kernels_available=False):
+    return plan_training(batch_size, solver, momentum, dtype, n_blas_threads, layer_shapes,
+                         kernels_available)
 
 
 def test_small_batches_run_blas_on_one_thread_and_share_the_update():
@@ -56,8 +61,58 @@ def test_no_update_threads_without_a_large_layer():
     assert _plan(layer_shapes=[(PARALLEL_MIN_SIZE // 4 - 1, 4)]).update_threads == 1
 
 
-def test_kernels_are_reserved_and_off():
-    assert not _plan().kernels and not _plan(batch_size=500).kernels
+def test_no_kernels_unless_available():
+    assert not _plan().kernels and not _plan(solver="adam").kernels
+    assert not _plan(kernels_available=lambda: False).kernels
+
+
+@pytest.mark.parametrize("solver,momentum,limit", [
+    ("adam", 0.0, KERNEL_MAX_BATCH),
+    ("sgd", 0.9, KERNEL_MAX_BATCH),
+    ("sgd", 0.0, KERNEL_MAX_BATCH_SGD),
+])
+def test_kernels_exactly_up_to_the_measured_batch_size(solver, momentum, limit):
+    assert (KERNEL_MAX_BATCH, KERNEL_MAX_BATCH_SGD) == (32, 10)  # the measured crossovers
+    for batch_size in (1, limit):
+        plan = _plan(batch_size, solver, momentum, kernels_available=True)
+        assert plan.kernels and plan.kernel_threads == 2
+        assert plan.kernel_min_size == KERNEL_MIN_SIZE
+    for batch_size in (limit + 1, 256):
+        plan = _plan(batch_size, solver, momentum, kernels_available=True)
+        assert not plan.kernels and plan.kernel_threads == 1
+
+
+def test_kernels_only_with_a_large_wide_float_layer():
+    assert (KERNEL_MIN_SIZE, KERNEL_MIN_COLUMNS) == (65_536, 128)
+    yes = [(KERNEL_MIN_SIZE // 128, 128), (128, 10)]
+    small = [(KERNEL_MIN_SIZE // 128 - 1, 128), (128, 10)]
+    narrow = [(30_000, 64), (64, 32), (32, 10)]  # the study's (64, 32, 10): NumPy is faster
+    assert _plan(solver="adam", layer_shapes=yes, kernels_available=True).kernels
+    for shapes in (small, narrow, [(30_000, 10)]):
+        assert not _plan(solver="adam", layer_shapes=shapes, kernels_available=True).kernels
+    for dtype in (np.float16, np.longdouble):
+        assert not _plan(solver="adam", dtype=dtype, kernels_available=True).kernels
+    assert _plan(solver="adam", dtype=np.float64, kernels_available=True).kernels
+
+
+@pytest.mark.parametrize("n_blas_threads,expected", [(1, 1), (2, 2), (8, 2)])
+def test_kernel_threads_follow_the_cores(n_blas_threads, expected):
+    # inside a joblib worker of a 2-core machine with n_jobs=2, BLAS has 1 thread
+    plan = _plan(solver="adam", n_blas_threads=n_blas_threads, kernels_available=True)
+    assert plan.kernels and plan.kernel_threads == expected
+
+
+def test_availability_is_asked_only_when_the_kernels_would_pay():
+    calls = []
+
+    def available():
+        calls.append(1)
+        return True
+
+    _plan(batch_size=256, solver="adam", kernels_available=available)
+    _plan(solver="adam", layer_shapes=SMALL, kernels_available=available)
+    assert calls == []  # such fits never import numba
+    assert _plan(solver="adam", kernels_available=available).kernels and calls == [1]
 
 
 def test_the_plan_is_frozen_and_pure():
