@@ -90,7 +90,7 @@ def no_data_loading(monkeypatch):
 def test_bad_numbers_refused_at_parse_time(command, args, words, capsys, no_data_loading,
                                            tmp_path):
     out = ["--out", str(tmp_path / "o")] if command == "reproduce" else [
-        "--model", str(tmp_path / "m.skops")]
+        "--out", str(tmp_path / "m.skops")]
     assert cli.main([command, *args, *out]) == 2
     assert_one_line_error(capsys.readouterr().err, *words)
     assert not (tmp_path / "o").exists() and not (tmp_path / "m.skops").exists()
@@ -120,7 +120,7 @@ def test_hidden_none_means_no_hidden_layer():
 def test_train_divergence_is_one_line_exit_1(tmp_path, capsys):
     model = tmp_path / "m.skops"
     code = cli.main(["train", "--preset", "study", "--lr", "1e30", "--epochs", "3",
-                     "--hidden", "8", "--size", "8", "--model", str(model), "-q"])
+                     "--hidden", "8", "--size", "8", "--out", str(model), "-q"])
     assert code == 1
     assert_one_line_error(capsys.readouterr().err, "skoffice31 train: error: training failed",
                           "diverged", "Lower learning_rate_init")
@@ -131,7 +131,7 @@ def test_train_collapse_is_one_warning_line(tmp_path, capsys):
     """lr 10 on raw pixels: a finite but absurd loss; the estimator's warning, one line each."""
     model = tmp_path / "m.skops"
     code = cli.main(["train", "--preset", "study", "--lr", "10", "--epochs", "3",
-                     "--hidden", "8", "--size", "8", "--model", str(model), "-q"])
+                     "--hidden", "8", "--size", "8", "--out", str(model), "-q"])
     assert code == 0
     err = lines_of(capsys.readouterr().err)
     assert err and all(ln.startswith("warning: ") for ln in err), err
@@ -155,7 +155,7 @@ def test_reproduce_collapse_is_one_warning_line_per_message(tmp_path, capsys):
 def test_train_single_domain_folder(tmp_path, capsys):
     data = make_office_folder(tmp_path / "one", domains=("dslr",))
     code = cli.main(["train", "--data", str(data), "--size", "8", "--epochs", "1",
-                     "--model", str(tmp_path / "m.skops"), "-q", "--no-cache"])
+                     "--out", str(tmp_path / "m.skops"), "-q", "--no-cache"])
     assert code == 2
     assert_one_line_error(capsys.readouterr().err, "only one domain (dslr)",
                           "two or more domain folders")
@@ -169,7 +169,7 @@ def test_train_too_few_images(tmp_path, capsys):
         Image.fromarray(np.full((12, 12, 3), 99, np.uint8)).save(
             root / dom / "images" / obj / "frame_0001.jpg")
     code = cli.main(["train", "--data", str(root), "--size", "8", "--epochs", "1",
-                     "--model", str(tmp_path / "m.skops"), "-q", "--no-cache"])
+                     "--out", str(tmp_path / "m.skops"), "-q", "--no-cache"])
     assert code == 2
     assert_one_line_error(capsys.readouterr().err, "too few images", "--train-size")
 
@@ -184,7 +184,7 @@ def test_train_disk_full_while_saving(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(sio, "dump", full_disk)
     model = tmp_path / "m.skops"
     code = cli.main(["train", "--epochs", "1", "--hidden", "4", "--size", "8",
-                     "--model", str(model), "-q"])
+                     "--out", str(model), "-q"])
     captured = capsys.readouterr()
     assert code == 1
     assert_one_line_error(captured.err, "cannot write model", "no space left")
@@ -198,7 +198,7 @@ def test_train_ctrl_c_is_130(tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(MultiHeadMLPClassifier, "fit", fit)
     model = tmp_path / "m.skops"
-    assert cli.main(["train", "--epochs", "1", "--size", "8", "--model", str(model), "-q"]) == 130
+    assert cli.main(["train", "--epochs", "1", "--size", "8", "--out", str(model), "-q"]) == 130
     assert lines_of(capsys.readouterr().err) == ["skoffice31: interrupted"]
     assert not model.exists()
 
@@ -351,7 +351,7 @@ def test_os_error_names_the_failing_path(tmp_path, capsys, monkeypatch):
         raise PermissionError(errno.EACCES, "Permission denied", where)
 
     monkeypatch.setattr(study, "load_study_data", load)
-    assert cli.main(["train", "--data", str(data), "--model", str(tmp_path / "m.skops")]) == 2
+    assert cli.main(["train", "--data", str(data), "--out", str(tmp_path / "m.skops")]) == 2
     assert_one_line_error(capsys.readouterr().err, f"cannot read {where}", "Permission denied")
 
 
@@ -370,7 +370,7 @@ def test_no_cache_is_passed_to_the_loader(tmp_path, monkeypatch, capsys):
     data = make_office_folder(tmp_path / "office")
     for extra in ([], ["--no-cache"]):
         assert cli.main(["train", "--data", str(data), "--size", "8", "--epochs", "1",
-                         "--hidden", "4", "--model", str(tmp_path / "m.skops"), "-q",
+                         "--hidden", "4", "--out", str(tmp_path / "m.skops"), "-q",
                          *extra]) == 0
     assert seen == [True, False]
     capsys.readouterr()
