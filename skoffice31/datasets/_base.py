@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +68,31 @@ class CacheWarning(UserWarning):
 def printable(path):
     """``path`` as text that can always be printed (``\\xe9`` for a bad byte)."""
     return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def warn_skipped(skipped, where, stacklevel=1):
+    """Warn once, with one :class:`SkippedFilesWarning`, about ``skipped``.
+
+    Parameters
+    ----------
+    skipped : list of (path, reason)
+        The files or folders left out; nothing is warned when empty.
+    where : str or path-like
+        The folder (or table) they were found in, named in the message.
+    stacklevel : int, default=1
+        As for :func:`warnings.warn`, counted from the caller of this function.
+    """
+    if not skipped:
+        return
+    warnings.warn(
+        SkippedFilesWarning(
+            f"Skipped {len(skipped)} file(s) of {printable(where)!r} that could "
+            "not be loaded (their rows are left out):\n  "
+            + "\n  ".join(f"{printable(p)}: {r}" for p, r in skipped),
+            files=[p for p, _ in skipped], reasons=[r for _, r in skipped],
+        ),
+        stacklevel=stacklevel + 1,
+    )
 
 
 def _is_utf8(name):

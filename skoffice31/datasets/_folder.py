@@ -2,14 +2,13 @@
 
 import csv
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
 
 from .._pixels import RESAMPLE_NAMES, normalize_size, read_images
 from ._base import (
-    SkippedFilesWarning,
+    warn_skipped,
     _entries,
     _Scan,
     make_heads_bunch,
@@ -45,16 +44,7 @@ def _decode(paths, labels, skipped, *, where, size, mode, resample, n_jobs):
         paths, size=size, mode=mode, resample=resample, n_jobs=n_jobs, on_error="skip"
     )
     skipped = list(skipped) + [(paths[i], errors[i][0]) for i in sorted(errors)]
-    if skipped:
-        warnings.warn(
-            SkippedFilesWarning(
-                f"Skipped {len(skipped)} file(s) of {printable(where)!r} that could "
-                "not be loaded (their rows are left out):\n  "
-                + "\n  ".join(f"{printable(p)}: {r}" for p, r in skipped),
-                files=[p for p, _ in skipped], reasons=[r for _, r in skipped],
-            ),
-            stacklevel=3,
-        )
+    warn_skipped(skipped, where, stacklevel=3)
     if isinstance(decoded, list):
         if not decoded:
             raise ValueError(f"None of the images in {printable(where)!r} could be decoded.")

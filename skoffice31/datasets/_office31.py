@@ -16,7 +16,7 @@ from ._base import (
     HEAD_NAMES,
     LAYOUT_HELP,
     CacheWarning,
-    SkippedFilesWarning,
+    warn_skipped,
     _data_home_path,
     _scan,
     make_bunch,
@@ -467,16 +467,7 @@ def load_office31(
         objects += meta["objects"]
         doms += [d] * len(meta["files"])
         skipped += [tuple(x) for x in meta["skipped"]]
-    if skipped:
-        warnings.warn(
-            SkippedFilesWarning(
-                f"Skipped {len(skipped)} file(s) of {printable(root)!r} that could "
-                "not be loaded (their rows are left out):\n  "
-                + "\n  ".join(f"{printable(p)}: {r}" for p, r in skipped),
-                files=[p for p, _ in skipped], reasons=[r for _, r in skipped],
-            ),
-            stacklevel=2,
-        )
+    warn_skipped(skipped, root, stacklevel=2)
     if images.shape[0] == 0:
         raise ValueError(
             f"None of the images of domain(s) {selected} in {printable(root)!r} "
