@@ -8,7 +8,6 @@ import math
 import time
 import warnings
 
-import numpy as np
 import pytest
 
 from skoffice31 import study
