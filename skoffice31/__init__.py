@@ -10,7 +10,14 @@ joblib work (the study, a grid search) on a dask cluster.
 
 from ._image import ImageFlattener
 from ._multihead import MultiHeadMLPClassifier, TrainingCollapseWarning
+from ._preprocessing import ImageStandardizer
 
 __version__ = "0.1.0"
 
-__all__ = ["ImageFlattener", "MultiHeadMLPClassifier", "TrainingCollapseWarning", "__version__"]
+__all__ = [
+    "ImageFlattener",
+    "ImageStandardizer",
+    "MultiHeadMLPClassifier",
+    "TrainingCollapseWarning",
+    "__version__",
+]

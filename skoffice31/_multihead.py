@@ -134,9 +134,12 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
         (and ``Validation score: <score>`` with early stopping).
     head_weights : array-like of shape (n_heads,), default=None
         Loss weight of each head; ``None`` weights all heads 1.
-    init : {"glorot", "normal"}, default="glorot"
-        Weight initialisation: Glorot-uniform as scikit-learn does, or
-        ``normal(0, init_scale)`` weights with zero intercepts (the study's).
+    init : {"glorot", "he", "normal"}, default="glorot"
+        Weight initialisation: Glorot-uniform as scikit-learn does;
+        ``"he"``, He (Kaiming) normal weights ``normal(0, sqrt(2 / fan_in))``
+        with zero intercepts, which keeps the variance of ReLU activations
+        from layer to layer (for ReLU trunks); or ``normal(0, init_scale)``
+        weights with zero intercepts (the study's).
     init_scale : float, default=0.03
         Standard deviation of the ``"normal"`` initialisation.
 
@@ -230,7 +233,8 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
       ``epsilon``, and less and less as the bias correction tends to 1
       (after a few thousand steps).
     - ``init`` and ``init_scale`` choose the initialisation (scikit-learn
-      has Glorot-uniform only, the default here), and a collapsing training
+      has Glorot-uniform only, the default here; ``"he"`` and ``"normal"``
+      are extra), and a collapsing training
       warns (``TrainingCollapseWarning``, above), which scikit-learn does not.
 
     Examples
@@ -279,7 +283,7 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
         "warm_start": ["boolean"],
         "verbose": ["verbose"],
         "head_weights": ["array-like", None],
-        "init": [StrOptions({"glorot", "normal"})],
+        "init": [StrOptions({"glorot", "he", "normal"})],
         "init_scale": [Interval(Real, 0, None, closed="neither")],
     }
 
@@ -520,6 +524,9 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
                 bound = np.sqrt(6.0 / (fan_in + fan_out))
                 W = rng.uniform(-bound, bound, (fan_in, fan_out))
                 b = rng.uniform(-bound, bound, fan_out)
+            elif self.init == "he":  # He et al. 2015, "Delving deep into rectifiers"
+                W = rng.normal(0.0, np.sqrt(2.0 / fan_in), (fan_in, fan_out))
+                b = np.zeros(fan_out)
             else:
                 W = rng.normal(0.0, self.init_scale, (fan_in, fan_out))
                 b = np.zeros(fan_out)

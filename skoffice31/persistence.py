@@ -46,6 +46,7 @@ _FORMAT_VERSION = 1
 #: module with the same short name is not.
 TRUSTED_TYPES = (
     "skoffice31._image.ImageFlattener",
+    "skoffice31._preprocessing.ImageStandardizer",
     "skoffice31._multihead.MultiHeadMLPClassifier",
     "skoffice31._optimizers.SGDOptimizer",
     "skoffice31._optimizers.AdamOptimizer",

@@ -1,0 +1,211 @@
+"""Per-image standardisation of flattened pixels: :class:`ImageStandardizer`.
+
+It goes in a :class:`~sklearn.pipeline.Pipeline` after
+:class:`~skoffice31.ImageFlattener`, whose rows hold one image's pixels in C
+order (row, column, channel): the channels of a row are the columns
+``c, c + n_channels, c + 2 * n_channels, ...``.
+"""
+
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
+
+__all__ = ["ImageStandardizer"]
+
+
+class ImageStandardizer(TransformerMixin, BaseEstimator):
+    """Centre and scale each image by its own mean and standard deviation.
+
+    Each row of ``X`` is one image flattened channel-last (the output of
+    :class:`~skoffice31.ImageFlattener`). The row is centred by its mean and
+    divided by its standard deviation, over the whole image or separately
+    for each colour channel. This removes each photo's brightness and
+    contrast; ``append_stats=True`` keeps them as extra features (the mean
+    and standard deviation of each channel, before standardisation), so a
+    network can use both the standardised pixels and the removed cues.
+
+    Unlike :class:`~sklearn.preprocessing.StandardScaler`, which scales each
+    feature with statistics of the training rows, nothing is learned from
+    the training rows: every image is transformed on its own.
+
+    Parameters
+    ----------
+    per_channel : bool, default=False
+        False: one mean and one standard deviation per image. True: one per
+        image and channel (each channel centred and scaled on its own).
+    n_channels : int, default=3
+        Channels of each pixel (3 for RGB, 1 for greyscale): the row is read
+        as consecutive groups of ``n_channels`` values. Used by
+        ``per_channel=True`` and ``append_stats=True``; the number of
+        features must then be a multiple of it.
+    append_stats : bool, default=False
+        Append ``2 * n_channels`` features to each row: the mean of each
+        channel, then its standard deviation, of the input pixels.
+    eps : float, default=1e-8
+        Added to the variance before the square root, so that a constant
+        image (standard deviation 0) becomes zeros instead of a division by
+        zero.
+
+    Attributes
+    ----------
+    n_features_in_ : int
+        Number of features seen during :term:`fit`.
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during :term:`fit`. Defined only when `X`
+        has feature names that are all strings.
+    n_features_out_ : int
+        Number of output features: ``n_features_in_``, plus
+        ``2 * n_channels`` with ``append_stats=True``.
+
+    See Also
+    --------
+    skoffice31.ImageFlattener : Images to the flat rows this transformer reads.
+    sklearn.preprocessing.StandardScaler : Standardise each feature over the rows.
+    sklearn.preprocessing.Normalizer : Scale each row to unit norm.
+
+    Notes
+    -----
+    With ``m`` and ``s`` the mean and standard deviation of a row (or of one
+    channel of it, ``per_channel=True``), each value ``x`` becomes
+    ``(x - m) / sqrt(s**2 + eps)``. The statistics are computed in float64;
+    the output has the input's floating dtype (float32 stays float32).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skoffice31 import ImageStandardizer
+    >>> X = np.array([[0.0, 0.2, 0.4, 0.6],
+    ...               [0.5, 0.5, 0.5, 0.7]])
+    >>> ImageStandardizer().fit_transform(X).round(3)
+    array([[-1.342, -0.447,  0.447,  1.342],
+           [-0.577, -0.577, -0.577,  1.732]])
+    >>> st = ImageStandardizer(n_channels=2, append_stats=True).fit(X)
+    >>> st.get_feature_names_out().tolist()[4:]
+    ['channel0_mean', 'channel1_mean', 'channel0_std', 'channel1_std']
+
+    In a pipeline after the flattener:
+
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from skoffice31 import ImageFlattener
+    >>> images = np.random.default_rng(0).integers(0, 256, (2, 4, 4, 3), dtype=np.uint8)
+    >>> pipe = make_pipeline(ImageFlattener(size=4), ImageStandardizer(per_channel=True))
+    >>> pipe.fit_transform(images).shape
+    (2, 48)
+    """
+
+    # the "?" of the HTML repr: as ImageFlattener (relative to the example pages)
+    _doc_link_module = "skoffice31"
+    _doc_link_template = "../gen_modules/{estimator_module}.{estimator_name}.html"
+
+    _parameter_constraints: dict = {
+        "per_channel": ["boolean"],
+        "n_channels": [Interval(Integral, 1, None, closed="left")],
+        "append_stats": ["boolean"],
+        "eps": [Interval(Real, 0, None, closed="left")],
+    }
+
+    def __init__(self, per_channel=False, n_channels=3, append_stats=False, eps=1e-8):
+        self.per_channel = per_channel
+        self.n_channels = n_channels
+        self.append_stats = append_stats
+        self.eps = eps
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+    def _uses_channels(self):
+        return bool(self.per_channel or self.append_stats)
+
+    def _check_channels(self, n_features):
+        if self._uses_channels() and n_features % self.n_channels:
+            what = "per_channel=True" if self.per_channel else "append_stats=True"
+            raise ValueError(
+                f"X has {n_features} features, not a multiple of n_channels="
+                f"{self.n_channels}: with {what} each row must hold whole pixels of "
+                f"{self.n_channels} channels (channel-last, as ImageFlattener writes "
+                "them). Set n_channels to the number of channels of the images "
+                "(1 for greyscale)."
+            )
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Check ``X`` and record its number of features (nothing is learned).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Flattened images, channel-last.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : ImageStandardizer
+            The fitted transformer.
+        """
+        X = validate_data(self, X, dtype=[np.float64, np.float32])
+        self._check_channels(X.shape[1])
+        self.n_features_out_ = X.shape[1] + (2 * self.n_channels if self.append_stats else 0)
+        return self
+
+    def transform(self, X):
+        """Standardise each image (row) of ``X`` by its own statistics.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Flattened images, channel-last.
+
+        Returns
+        -------
+        X_out : ndarray of shape (n_samples, n_features_out_)
+            The standardised rows, followed by the per-channel means and
+            standard deviations with ``append_stats=True``.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        n, d = X.shape
+        X64 = X.astype(np.float64)
+        if self._uses_channels():
+            pixels = X64.reshape(n, d // self.n_channels, self.n_channels)
+            channel_mean = pixels.mean(axis=1)
+            channel_std = pixels.std(axis=1)
+        if self.per_channel:
+            mean = channel_mean[:, None, :]
+            std = np.sqrt(channel_std[:, None, :] ** 2 + self.eps)
+            out = ((pixels - mean) / std).reshape(n, d)
+        else:
+            mean = X64.mean(axis=1, keepdims=True)
+            std = np.sqrt(X64.var(axis=1, keepdims=True) + self.eps)
+            out = (X64 - mean) / std
+        if self.append_stats:
+            out = np.hstack([out, channel_mean, channel_std])
+        return out.astype(X.dtype, copy=False)
+
+    def get_feature_names_out(self, input_features=None):
+        """Output feature names.
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Input feature names; default: ``feature_names_in_`` when fitted
+            on named features, else ``x0, x1, ...``.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects
+            The input names (the pixels keep their names), then
+            ``channel<c>_mean`` and ``channel<c>_std`` for each channel with
+            ``append_stats=True``.
+        """
+        check_is_fitted(self, "n_features_in_")
+        names = list(_check_feature_names_in(self, input_features))
+        if self.append_stats:
+            names += [f"channel{c}_mean" for c in range(self.n_channels)]
+            names += [f"channel{c}_std" for c in range(self.n_channels)]
+        return np.asarray(names, dtype=object)
