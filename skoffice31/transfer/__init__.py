@@ -36,6 +36,8 @@ from ._methods import (
     default_methods,
     skada_available,
 )
+from ._data import BUILTIN_TRANSFER_SIZE, OFFICE31_TRANSFER_SIZE, load_transfer_data
+from ._folder import finish_transfer, run_transfer_to_folder, transfer_info
 from ._output import (
     CSV_COLUMNS,
     format_transfer_table,
@@ -57,11 +59,13 @@ from ._tasks import (
 
 __all__ = [
     "BUILTIN_DOMAINS",
+    "BUILTIN_TRANSFER_SIZE",
     "CSV_COLUMNS",
     "FEATURES",
     "METHODS",
     "OFFICE31_DOMAINS",
     "OFFICE31_TASKS",
+    "OFFICE31_TRANSFER_SIZE",
     "SKADA_HINT",
     "MethodContext",
     "TransferMethod",
@@ -72,14 +76,18 @@ __all__ = [
     "default_estimator",
     "default_methods",
     "few_shot_split",
+    "finish_transfer",
     "format_transfer_table",
+    "load_transfer_data",
     "make_features",
     "plan_transfer",
     "plot_transfer",
     "run_transfer",
+    "run_transfer_to_folder",
     "skada_available",
     "summarize_transfer",
     "task_label",
+    "transfer_info",
     "transfer_tasks",
     "write_transfer",
 ]

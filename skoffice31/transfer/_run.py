@@ -1,5 +1,6 @@
 """Run transfer methods over tasks, numbers of shots and seeds."""
 
+import contextlib
 import time
 import warnings
 
@@ -8,8 +9,10 @@ from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from .._multihead import MultiHeadMLPClassifier
+from .._preprocessing import ImageStandardizer
 from ._methods import METHODS, MethodContext, TransferProblem, default_methods
 from ._split import check_shots, few_shot_split
 from ._tasks import task_label, transfer_tasks
@@ -19,12 +22,14 @@ __all__ = ["FEATURES", "default_estimator", "make_features", "plan_transfer", "r
 #: The preprocessings :func:`make_features` knows, fitted on the images of
 #: both domains of a task (no labels).
 FEATURES = {
+    "standardized": "each image standardised on its own (ImageStandardizer), then per "
+                    "feature, then PCA",
     "pca": "pixels standardised per feature, then PCA",
     "pixels": "pixels standardised per feature",
 }
 
 
-def make_features(kind="pca", *, n_components=100):
+def make_features(kind="standardized", *, n_components=100):
     """The preprocessing of a transfer task's images, by name.
 
     It is fitted on the images of both domains of the task (source and
@@ -32,10 +37,13 @@ def make_features(kind="pca", *, n_components=100):
 
     Parameters
     ----------
-    kind : {"pca", "pixels"}, default="pca"
+    kind : {"standardized", "pca", "pixels"}, default="standardized"
         ``"pixels"``: :class:`~sklearn.preprocessing.StandardScaler`;
         ``"pca"``: then a :class:`~sklearn.decomposition.PCA` to
-        ``n_components``.
+        ``n_components``; ``"standardized"``: first
+        :class:`~skoffice31.ImageStandardizer` (each image centred and
+        scaled by its own mean and standard deviation, which removes its
+        brightness and contrast), then as ``"pca"``.
     n_components : int, default=100
         Components kept by ``"pca"`` (at most the number of images and of
         pixels).
@@ -48,8 +56,10 @@ def make_features(kind="pca", *, n_components=100):
         raise ValueError(f"unknown features {kind!r}: use one of {', '.join(FEATURES)}")
     if kind == "pixels":
         return make_pipeline(StandardScaler())
-    return make_pipeline(StandardScaler(), PCA(n_components, svd_solver="randomized",
-                                               random_state=0))
+    steps = [StandardScaler(), PCA(n_components, svd_solver="randomized", random_state=0)]
+    if kind == "standardized":
+        steps.insert(0, ImageStandardizer())
+    return make_pipeline(*steps)
 
 
 def default_estimator(**params):
@@ -120,8 +130,8 @@ def _accuracy(y_true, y_pred):
 
 
 def run_transfer(X, domains, y, *, tasks=None, shots=(0, 3), seeds=3, methods=None,
-                 estimator=None, features="pca", few_max_iter=100, adversarial=1.0,
-                 watch=None):
+                 estimator=None, features="standardized", few_max_iter=100, adversarial=1.0,
+                 blas_threads=1, watch=None):
     """Train and score transfer methods on every task, number of shots and seed.
 
     For each task (source -> target) the preprocessing ``features`` is fitted
@@ -153,7 +163,7 @@ def run_transfer(X, domains, y, *, tasks=None, shots=(0, 3), seeds=3, methods=No
     estimator : MultiHeadMLPClassifier, default=None
         The network (cloned for every fit); ``None``:
         :func:`default_estimator`.
-    features : str or transformer, default="pca"
+    features : str or transformer, default="standardized"
         A name of :func:`make_features` or an unfitted scikit-learn
         transformer (cloned per task).
     few_max_iter : int, default=100
@@ -162,21 +172,28 @@ def run_transfer(X, domains, y, *, tasks=None, shots=(0, 3), seeds=3, methods=No
     adversarial : float, default=1.0
         Weight lambda of the domain head's reversed gradient (reached by the
         DANN schedule at the end of training).
+    blas_threads : int or None, default=1
+        Limit of the BLAS threads during the run (threadpoolctl); ``None``:
+        no limit. The fits are small (a few thousand rows of 100 features),
+        where BLAS threads cost more than they give, by far on a loaded
+        machine (measured: a ``LogisticRegression`` of the peers took 98 s
+        with two threads on two busy cores, 1 s with one).
     watch : callable, default=None
         Called as ``watch(fit, model)`` before each network fit of the plan
         (``fit`` a :func:`plan_transfer` entry), e.g. to set callbacks that
         show the progress; it may return a callable that is called after the
         fit.
 
-    Yields
-    ------
-    row : dict
+    Returns
+    -------
+    rows : generator of dict
+        The arguments are checked when it is called; the fits run as the
+        generator is consumed (with the BLAS limit in force meanwhile), one
+        row per fit:
         ``task``, ``source``, ``target``, ``k``, ``method``, ``seed``,
         ``accuracy`` (on the target's test images), ``fit_seconds``,
         ``n_labelled``, ``n_test``, ``status`` (``"ok"`` or the error).
     """
-    from sklearn.base import clone
-
     X = np.asarray(X)
     domains = np.asarray(domains, dtype=object).astype(str)
     y = np.asarray(y, dtype=object)
@@ -187,36 +204,47 @@ def run_transfer(X, domains, y, *, tasks=None, shots=(0, 3), seeds=3, methods=No
         transfer_tasks(np.unique(domains), s, t)[0] for s, t in tasks]
     methods = _as_methods(methods)
     seeds = _as_seeds(seeds)
-    shot_list = check_shots(shots, y[np.isin(domains, [t for _, t in tasks])])
     for _, target in tasks:
-        check_shots(shot_list, y[domains == target])
+        shot_list = check_shots(shots, y[domains == target])
     estimator = default_estimator() if estimator is None else estimator
     transformer = make_features(features) if isinstance(features, str) else features
     plan = plan_transfer(tasks, shot_list, seeds, methods)
     by_key = {(p["task"], p["k"], p["seed"], p["method"]): p for p in plan}
 
-    for source, target in tasks:
-        task = task_label(source, target)
-        s_rows, t_rows = domains == source, domains == target
-        prep = clone(transformer).fit(np.concatenate([X[s_rows], X[t_rows]]))
-        Xs, Xt = prep.transform(X[s_rows]), prep.transform(X[t_rows])
-        ys, yt = y[s_rows], y[t_rows]
-        for seed in seeds:
-            context = MethodContext(estimator, seed, Xs, ys, few_max_iter=few_max_iter,
-                                    adversarial=adversarial)
-            for k in shot_list:
-                labelled, test = few_shot_split(yt, k, random_state=seed)
-                problem = TransferProblem(source, target, k, seed, Xs, ys, Xt, yt,
-                                          labelled, test)
-                for method in methods:
-                    if not method.applies(k):
-                        continue
-                    fit = by_key[(task, k, seed, method.name)]
-                    row = dict(task=task, source=source, target=target, k=k,
-                               method=method.name, seed=seed, n_labelled=len(labelled),
-                               n_test=len(test))
-                    context.watch = None if watch is None else (lambda m, f=fit: watch(f, m))
-                    yield _run_method(method, problem, context, row)
+    return _run_tasks(X, domains, y, tasks, shot_list, seeds, methods, estimator, transformer,
+                      few_max_iter, adversarial, blas_threads, watch, by_key)
+
+
+def _run_tasks(X, domains, y, tasks, shot_list, seeds, methods, estimator, transformer,
+               few_max_iter, adversarial, blas_threads, watch, by_key):
+    from sklearn.base import clone
+
+    limit = (threadpool_limits(blas_threads, user_api="blas") if blas_threads is not None
+             else contextlib.nullcontext())
+    with limit:
+        for source, target in tasks:
+            task = task_label(source, target)
+            s_rows, t_rows = domains == source, domains == target
+            prep = clone(transformer).fit(np.concatenate([X[s_rows], X[t_rows]]))
+            Xs, Xt = prep.transform(X[s_rows]), prep.transform(X[t_rows])
+            ys, yt = y[s_rows], y[t_rows]
+            for seed in seeds:
+                context = MethodContext(estimator, seed, Xs, ys, few_max_iter=few_max_iter,
+                                        adversarial=adversarial)
+                for k in shot_list:
+                    labelled, test = few_shot_split(yt, k, random_state=seed)
+                    problem = TransferProblem(source, target, k, seed, Xs, ys, Xt, yt,
+                                              labelled, test)
+                    for method in methods:
+                        if not method.applies(k):
+                            continue
+                        fit = by_key[(task, k, seed, method.name)]
+                        row = dict(task=task, source=source, target=target, k=k,
+                                   method=method.name, seed=seed, n_labelled=len(labelled),
+                                   n_test=len(test))
+                        context.watch = (None if watch is None
+                                         else (lambda m, f=fit: watch(f, m)))
+                        yield _run_method(method, problem, context, row)
 
 
 def _run_method(method, problem, context, row):
