@@ -5,15 +5,19 @@ and rewrites ``results.csv`` and ``results.json`` after every finished
 configuration, so that an interruption (Ctrl-C, or SIGTERM inside
 :func:`sigterm_as_interrupt`), a lost scheduler or a full disk loses no
 finished row. :func:`write_final_results` writes the complete files and
-figures at the end. The command line prints; these functions do the work.
+figures at the end; :func:`plan_line` and :func:`report_lines` are the text
+the command prints before and after the run.
 """
 
 import contextlib
 import dataclasses
+import tempfile
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 
 from . import study
+from .study._output import fmt_hidden
 
 
 @dataclasses.dataclass
@@ -40,6 +44,68 @@ class KeptResults:
     interrupted: bool = False
     error: Exception | None = None
     write_error: OSError | None = None
+
+
+def check_output_folder(out):
+    """Make the folder ``out`` (and its parents) and check that a file can be written in it.
+
+    Returns
+    -------
+    path : pathlib.Path
+
+    Raises
+    ------
+    OSError
+        The folder cannot be made or written to.
+    """
+    path = Path(out).expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+        pass
+    return path
+
+
+def _fmt_scale(scale):
+    if scale == 1.0:
+        return "raw 0..255 pixels"
+    if abs(scale - 1 / 255) < 1e-12:
+        return "pixels scaled to 0..1"
+    return f"pixels x {scale:.4g}"
+
+
+def plan_line(settings, data, configs):
+    """One line: the preset, the grid's size, the training settings and the split."""
+    return (
+        f"Preset {settings.preset}: {len(configs)} configuration"
+        f"{'s' if len(configs) != 1 else ''}, {settings.epochs} epochs, "
+        f"batch {settings.batch_size}, lr "
+        + ", ".join(f"{k} {settings.learning_rate(k):g}" for k in settings.solvers)
+        + f", {_fmt_scale(settings.scale)}, init {settings.init}; "
+        f"split {len(data.train)} train / {len(data.test)} test (seed {settings.seed})"
+    )
+
+
+def report_lines(rows, settings, baselines):
+    """The report after the run: the table, sample predictions, the baselines."""
+    is_study = settings.preset == "study"
+    lines = [""]
+    if is_study:
+        lines.append("Our run (left) next to the study's own figures (right; Office-31, "
+                     "100x100 RGB, a laptop):")
+    lines.append(study.format_table(rows, study=is_study))
+    for r in rows:
+        if not r.get("samples"):
+            continue
+        lines.append(f"\nSample test predictions, hidden {fmt_hidden(r['hidden'])} "
+                     f"{r['solver']}:")
+        for smp in r["samples"]:
+            t, p = smp["true"], smp["predicted"]
+            mark = "ok" if t == p else ("half" if t[0] == p[0] or t[1] == p[1] else "wrong")
+            lines.append(f"  true ({t[0]}, {t[1]}) \u2192 predicted ({p[0]}, {p[1]})  [{mark}]")
+    lines.append("Baselines on the test rows: " + "; ".join(
+        f"{head} majority class {b['majority']:.3f} ({b['majority_class']}), "
+        f"chance {b['chance']:.3f}" for head, b in baselines.items()))
+    return lines
 
 
 def finish_info(info, interrupted, failure):
