@@ -20,7 +20,6 @@ import argparse
 import contextlib
 import os
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -28,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from . import _reproduce, study
+from ._messages import first_line, load_error, os_reason, warning_line
 from .study._output import fmt_hidden, fmt_seconds
 
 __all__ = ["main", "build_parser"]
@@ -226,7 +226,12 @@ def build_parser():
     )
     parser.add_argument("--version", action="version", version=_version_string())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for add_command in (_add_reproduce, _add_train, _add_predict):
+        add_command(sub)
+    return parser
 
+
+def _add_reproduce(sub):
     rep = sub.add_parser(
         "reproduce",
         help="re-run the study's grid (hidden layouts x solvers) and tabulate it",
@@ -253,6 +258,8 @@ def build_parser():
                      help="sample test predictions shown per configuration (default: %(default)s)")
     rep.set_defaults(func=cmd_reproduce)
 
+
+def _add_train(sub):
     tr = sub.add_parser(
         "train",
         help="train one network on Office-31 or your own images and save it",
@@ -269,6 +276,8 @@ def build_parser():
                     help="deprecated alias of --out")
     tr.set_defaults(func=cmd_train)
 
+
+def _add_predict(sub):
     pr = sub.add_parser(
         "predict",
         help="predict the heads of image files or folders with a saved model",
@@ -291,7 +300,6 @@ def build_parser():
     pr.add_argument("--out", metavar="FILE", default=None,
                     help="write the output to FILE instead of the standard output")
     pr.set_defaults(func=cmd_predict)
-    return parser
 
 
 def _version_string():
@@ -339,10 +347,6 @@ def settings_from_args(args, *, grid):
         raise UsageError(f"bad settings: {exc}") from None
 
 
-#: How many skipped file names the skipped-files warning line shows.
-SHOW_SKIPPED = 3
-
-
 def _load_data(args, settings):
     """:func:`skoffice31.study.load_study_data`, its problems as one-line errors.
 
@@ -359,7 +363,7 @@ def _load_data(args, settings):
         try:
             layout = study.detect_layout(data)
         except FileNotFoundError as exc:
-            raise UsageError(_first_line(exc)) from None
+            raise UsageError(first_line(exc)) from None
     try:
         with warnings.catch_warnings(record=data is not None) as caught:
             if data is not None:  # the photos' warnings become one line each
@@ -368,88 +372,11 @@ def _load_data(args, settings):
                 settings, data, n_jobs=getattr(args, "n_jobs", None), layout=layout,
                 head_name=getattr(args, "head_name", "class"), cache=cache,
             )
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
-        if data is not None and not Path(data).expanduser().exists():
-            raise UsageError(_first_line(exc)) from None
-        if layout != "office31":
-            raise UsageError(f"cannot load --data {data}: {_first_line(exc)}") from None
-        if data is not None and not Path(data).expanduser().is_dir():
-            raise UsageError(_first_line(exc)) from None
-        raise UsageError(_not_office31(data, exc)) from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        if layout != "office31":
-            raise UsageError(f"cannot load --data {data} ({_LAYOUT_NAMES[layout]}): "
-                             f"{_first_line(exc)}") from None
-        raise UsageError(_not_office31(data, exc)) from None
-    except OSError as exc:
-        # name the path that failed (a cache file, one image, a sub-folder), not just --data
-        where = exc.filename if exc.filename is not None else data
-        from .datasets._base import printable
-
-        raise UsageError(f"cannot read {printable(where)}: "
-                         f"{exc.strerror or _first_line(exc)}") from None
+    except (OSError, ValueError) as exc:  # also UnicodeDecodeError
+        raise UsageError(load_error(exc, data, layout)) from None
     for w in caught or ():
-        sys.stderr.write(f"warning: {_warning_line(w.message)}\n")
+        sys.stderr.write(f"warning: {warning_line(w.message)}\n")
     return result
-
-
-def _warning_line(message):
-    """One line for a warning of the loaders or the estimator."""
-    from . import TrainingCollapseWarning
-    from .datasets import CacheWarning, SkippedFilesWarning
-    from .datasets._base import printable
-
-    if isinstance(message, SkippedFilesWarning) and message.files:
-        files, reasons = message.files, message.reasons
-        shown = "; ".join(
-            f"{printable(f)} ({r})" if r else printable(f)
-            for f, r in zip(files[:SHOW_SKIPPED], list(reasons[:SHOW_SKIPPED])
-                            + [""] * SHOW_SKIPPED)
-        )
-        more = f"; and {len(files) - SHOW_SKIPPED} more" if len(files) > SHOW_SKIPPED else ""
-        return f"skipped {len(files)} file(s) that could not be loaded: {shown}{more}"
-    if isinstance(message, CacheWarning):
-        error = f" ({message.error})" if message.error else ""
-        return (f"cannot use the image cache in {printable(message.path)}{error}; loaded "
-                "without it (point SKOFFICE31_DATA to a writable folder, or pass --no-cache)")
-    if isinstance(message, TrainingCollapseWarning):
-        return " ".join(str(message).split())  # the estimator's advice, on one line
-    return _first_line(message)
-
-
-_LAYOUT_NAMES = {"folder": "ImageFolder layout <class>/<image>.jpg",
-                 "table": "a CSV/TSV file path,<head1>,<head2>,...",
-                 "office31": "Office-31 layout"}
-
-
-def _not_office31(data, exc):
-    return (f"{data} is not an Office-31 folder "
-            f"(expected <domain>/images/<object>/<image>.jpg): {_first_line(exc)}")
-
-
-def _first_line(exc):
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _check_output_dir(out):
-    path = Path(out).expanduser()
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
-            pass
-    except OSError as exc:
-        reason = exc.strerror or _first_line(exc)
-        raise UsageError(f"cannot write to output folder {out}: {reason}") from None
-    return path
-
-
-def _fmt_scale(scale):
-    if scale == 1.0:
-        return "raw 0..255 pixels"
-    if abs(scale - 1 / 255) < 1e-12:
-        return "pixels scaled to 0..1"
-    return f"pixels x {scale:.4g}"
 
 
 # --------------------------------------------------------------------------
@@ -465,20 +392,16 @@ def cmd_reproduce(args):
         raise UsageError(f"bad --samples {args.samples}: must be >= 0")
     if args.scheduler:
         _check_scheduler(args.scheduler)
-    out = _check_output_dir(args.out)
+    try:
+        out = _reproduce.check_output_folder(args.out)
+    except OSError as exc:
+        raise UsageError(f"cannot write to output folder {args.out}: "
+                         f"{exc.strerror or first_line(exc)}") from None
     started = time.time()
     data = _load_data(args, settings)
     print(data.description, flush=True)
     configs = settings.configurations()
-    print(
-        f"Preset {settings.preset}: {len(configs)} configuration"
-        f"{'s' if len(configs) != 1 else ''}, {settings.epochs} epochs, "
-        f"batch {settings.batch_size}, lr "
-        + ", ".join(f"{k} {settings.learning_rate(k):g}" for k in settings.solvers)
-        + f", {_fmt_scale(settings.scale)}, init {settings.init}; "
-        f"split {len(data.train)} train / {len(data.test)} test (seed {settings.seed})",
-        flush=True,
-    )
+    print(_reproduce.plan_line(settings, data, configs), flush=True)
     info = study.run_info(settings, data, command=["skoffice31", *args.argv],
                           started=started, scheduler=args.scheduler)
     baselines = study.head_baselines(data.y[data.train], data.y[data.test], data.heads)
@@ -513,19 +436,18 @@ def cmd_reproduce(args):
             from .parallel import as_scheduler_lost
 
             exc = as_scheduler_lost(exc)
-        failure = f"{type(exc).__name__}: {_first_line(exc)}"
+        failure = f"{type(exc).__name__}: {first_line(exc)}"
     if write_error is not None:
-        failure = f"cannot write the results to {out}/: {_os_reason(write_error)}"
+        failure = f"cannot write the results to {out}/: {os_reason(write_error)}"
     _reproduce.finish_info(info, interrupted, failure)
-    _print_report(rows, settings)
-    print(_baseline_line(baselines))
+    print("\n".join(_reproduce.report_lines(rows, settings, baselines)))
     files = []
     if write_error is None:
         try:
             files = _reproduce.write_final_results(out, info, rows, data, settings, baselines)
         except OSError as exc:
             write_error = exc
-            failure = f"cannot write the results to {out}/: {_os_reason(exc)}"
+            failure = f"cannot write the results to {out}/: {os_reason(exc)}"
     wall = fmt_seconds(time.time() - started)
     if files:
         print(f"\nWrote {', '.join(files)} to {out}/ (wall time {wall})")
@@ -560,12 +482,6 @@ def cmd_reproduce(args):
     return 0
 
 
-def _baseline_line(baselines):
-    return "Baselines on the test rows: " + "; ".join(
-        f"{head} majority class {b['majority']:.3f} ({b['majority_class']}), "
-        f"chance {b['chance']:.3f}" for head, b in baselines.items())
-
-
 def _check_scheduler(scheduler):
     """Validate ``--scheduler`` before any work (one-line error)."""
     from .parallel import parse_scheduler
@@ -573,7 +489,7 @@ def _check_scheduler(scheduler):
     try:
         parse_scheduler(scheduler)
     except ValueError as exc:
-        raise UsageError(f"bad --scheduler: {_first_line(exc)}") from None
+        raise UsageError(f"bad --scheduler: {first_line(exc)}") from None
 
 
 def _enter_scheduler(stack, scheduler, n_jobs, scatter):
@@ -587,26 +503,9 @@ def _enter_scheduler(stack, scheduler, n_jobs, scatter):
     try:
         stack.enter_context(parallel_context(scheduler, n_jobs, scatter=scatter))
     except ImportError as exc:
-        raise UsageError(_first_line(exc)) from None
+        raise UsageError(first_line(exc)) from None
     except (DistributedError, OSError, TimeoutError) as exc:
-        raise UsageError(f"--scheduler {scheduler}: {_first_line(exc)}") from None
-
-
-def _print_report(rows, settings):
-    is_study = settings.preset == "study"
-    print()
-    if is_study:
-        print("Our run (left) next to the study's own figures (right; Office-31, 100x100 "
-              "RGB, a laptop):")
-    print(study.format_table(rows, study=is_study))
-    for r in rows:
-        if not r.get("samples"):
-            continue
-        print(f"\nSample test predictions, hidden {fmt_hidden(r['hidden'])} {r['solver']}:")
-        for smp in r["samples"]:
-            t, p = smp["true"], smp["predicted"]
-            mark = "ok" if t == p else ("half" if t[0] == p[0] or t[1] == p[1] else "wrong")
-            print(f"  true ({t[0]}, {t[1]}) \u2192 predicted ({p[0]}, {p[1]})  [{mark}]")
+        raise UsageError(f"--scheduler {scheduler}: {first_line(exc)}") from None
 
 
 # --------------------------------------------------------------------------
@@ -658,7 +557,7 @@ def cmd_train(args):
         # only the collapses are shown: every warning of the command is one line
         seconds, collapses = _train.fit_pipeline(model, settings, data, reissue=False)
     except (ValueError, ArithmeticError) as exc:  # divergence, bad labels
-        raise Failure(f"training failed: {_first_line(exc)}") from None
+        raise Failure(f"training failed: {first_line(exc)}") from None
     finally:
         if not args.quiet:
             progress.close()
@@ -699,19 +598,8 @@ def _save_model(model, path, shown=None):
     try:
         save_model(model, path, info=getattr(model, "skoffice31_info_", None))
     except OSError as exc:
-        raise Failure(f"cannot write model {shown}: {_os_reason(exc)}") from None
+        raise Failure(f"cannot write model {shown}: {os_reason(exc)}") from None
     return Path(path)
-
-
-def _os_reason(exc):
-    """The reason of an ``OSError`` in words, with what to do for the usual ones."""
-    import errno
-
-    if getattr(exc, "errno", None) == errno.ENOSPC:
-        return "no space left on the disk (free some space or choose another folder)"
-    if getattr(exc, "errno", None) in (errno.EROFS, errno.EACCES, errno.EPERM):
-        return f"{exc.strerror} (choose a writable folder)"
-    return exc.strerror or _first_line(exc)
 
 
 def _load_model_or_exit(path, shown=None):
@@ -744,10 +632,10 @@ def _load_model_or_exit(path, shown=None):
             text = "it" + text[len(str(path)):]
         raise UsageError(f"cannot load model {shown}: {text}") from None
     except OSError as exc:
-        raise UsageError(f"cannot load model {shown}: {exc.strerror or _first_line(exc)}") from None
+        raise UsageError(f"cannot load model {shown}: {exc.strerror or first_line(exc)}") from None
     for w in caught:
         if issubclass(w.category, ModelVersionWarning):
-            sys.stderr.write(f"warning: {_first_line(w.message)}\n")
+            sys.stderr.write(f"warning: {first_line(w.message)}\n")
     what = _not_an_image_model(model)
     if what is not None:
         raise UsageError(
@@ -817,13 +705,13 @@ def main(argv=None):
         return 1
     except OSError as exc:  # disk full, a folder that became read-only, ...
         where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
-        sys.stderr.write(f"skoffice31 {args.command}: error:{where} {_os_reason(exc)}\n")
+        sys.stderr.write(f"skoffice31 {args.command}: error:{where} {os_reason(exc)}\n")
         return 1
     except Exception as exc:  # anything else: one line, the traceback on request
         if os.environ.get(DEBUG_ENV):
             raise
         sys.stderr.write(f"skoffice31 {args.command}: error: {type(exc).__name__}: "
-                         f"{_first_line(exc)} (set {DEBUG_ENV}=1 for the traceback)\n")
+                         f"{first_line(exc)} (set {DEBUG_ENV}=1 for the traceback)\n")
         return 1
 
 
