@@ -1,7 +1,11 @@
 """The ``skoffice31`` command line: ``reproduce``, ``train`` and ``predict``.
 
-A thin shell over :mod:`skoffice31.study`: it parses the options into a
-:class:`~skoffice31.study.StudySettings`, calls the study module and prints.
+A thin shell: it parses the options into a
+:class:`~skoffice31.study.StudySettings`, calls the library and prints. The
+work is done by :mod:`skoffice31.study` (its ``_train`` module for
+``train``), ``skoffice31._reproduce`` (the reproduce run's files and text),
+:mod:`skoffice31.prediction` and :mod:`skoffice31.persistence`; the
+one-line messages of errors and warnings come from ``skoffice31._messages``.
 ``skoffice31 reproduce`` re-runs the Office-31 two-head study (three hidden
 layouts x {plain SGD, Adam}) with :func:`skoffice31.study.run_study`,
 prints the study's table next to ours and writes ``results.csv``,
@@ -10,8 +14,8 @@ prints the study's table next to ours and writes ``results.csv``,
 ImageFolder tree or a CSV/TSV of paths and labels, any number of heads) and
 saves an image-to-labels :class:`~sklearn.pipeline.Pipeline`;
 ``skoffice31 predict`` applies it to image files and folders (table, CSV or
-JSON).  The model is saved and loaded by ``_save_model`` / ``_load_model``
-only.
+JSON). The model is saved and loaded through
+:mod:`skoffice31.persistence` only.
 
 Run ``skoffice31 COMMAND --help`` for the options.
 """
