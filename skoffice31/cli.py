@@ -524,15 +524,20 @@ def _model_path(args):
             raise UsageError("give the model file once: --out (--model is its deprecated alias)")
         sys.stderr.write("skoffice31 train: warning: --model is deprecated; use --out\n")
     name = args.out or args.model or DEFAULT_MODEL
+    path = _output_file(name, "model ")
+    if not os.access(path.parent, os.W_OK):
+        raise UsageError(f"cannot write model {name}: folder {path.parent} is not writable")
+    return name, path
+
+
+def _output_file(name, what=""):
+    """The path of ``--out NAME``, refused when it is a folder or its folder is missing."""
     path = Path(name).expanduser()
-    parent = path.parent
     if path.is_dir():
         raise UsageError(f"--out must be a file name, got a folder: {name}")
-    if not parent.is_dir():
-        raise UsageError(f"cannot write model {name}: folder {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise UsageError(f"cannot write model {name}: folder {parent} is not writable")
-    return name, path
+    if not path.parent.is_dir():
+        raise UsageError(f"cannot write {what}{name}: folder {path.parent} does not exist")
+    return path
 
 
 def cmd_train(args):
@@ -654,13 +659,7 @@ def cmd_predict(args):
 
     if args.top < 1:
         raise UsageError(f"bad --top {args.top}: must be >= 1")
-    out_path = None
-    if args.out is not None:
-        out_path = Path(args.out).expanduser()
-        if out_path.is_dir():
-            raise UsageError(f"--out must be a file name, got a folder: {args.out}")
-        if not out_path.parent.is_dir():
-            raise UsageError(f"cannot write {args.out}: folder {out_path.parent} does not exist")
+    out_path = None if args.out is None else _output_file(args.out)
     model = _load_model_or_exit(args.model)
     rows = predict_files(model, args.images, top=args.top)
     text = _format_predictions(rows, _head_names(model), args.format, args.top)
