@@ -132,7 +132,10 @@ def predict_files(model, paths, *, top=1):
 
 
 def _predict_rows(model, inputs, heads, top):
-    """One dict per ``(path, error)`` input: ``path``, each head's label and probability, ``error``."""
+    """One dict per ``(path, error)`` input: path, each head's label and probability, error.
+
+    The inputs come from :func:`_expand_inputs`; ``heads`` names the heads.
+    """
     transformer, clf = model[:-1], model[-1]
     error_of = {p: why for p, why in inputs if why is not None}
     good, parts = [], []

@@ -119,7 +119,8 @@ def test_refuses_what_is_not_a_fitted_image_model(fitted):
     model, images = fitted
     unfitted = make_pipeline(ImageFlattener(size=(8, 8)), MultiHeadMLPClassifier())
     other = make_pipeline(ImageFlattener(size=(8, 8)), LogisticRegression())
-    with pytest.raises(TypeError, match=r"got a Pipeline\(ImageFlattener, MultiHeadMLPClassifier\)"):
+    unfitted_match = r"got a Pipeline\(ImageFlattener, MultiHeadMLPClassifier\)"
+    with pytest.raises(TypeError, match=unfitted_match):
         predict_files(unfitted, ["a.png"])
     with pytest.raises(TypeError, match=r"got a Pipeline\(ImageFlattener, LogisticRegression\)"):
         predict_files(other, ["a.png"])
