@@ -163,7 +163,7 @@ class ImageStandardizer(TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        X_out : ndarray of shape (n_samples, n_features_out_)
+        X_out : ndarray of shape (n_samples, n_features_out)
             The standardised rows, followed by the per-channel means and
             standard deviations with ``append_stats=True``.
         """
