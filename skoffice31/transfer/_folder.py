@@ -84,13 +84,19 @@ def run_transfer_to_folder(out, info, data, **run_kwargs):
     **run_kwargs
         Passed to :func:`~skoffice31.transfer.run_transfer`.
 
-    Yields
-    ------
-    row : dict
-        Each row, after it has been written (as a ``partial`` snapshot).
+    Returns
+    -------
+    rows : generator of dict
+        The arguments are checked when it is called (``ValueError``); each
+        row is yielded after it has been written (as a ``partial``
+        snapshot).
     """
+    return _written(out, info, run_transfer(data.X, data.domains, data.y, **run_kwargs))
+
+
+def _written(out, info, results):
     rows = []
-    for row in run_transfer(data.X, data.domains, data.y, **run_kwargs):
+    for row in results:
         rows.append(row)
         write_transfer(out, _public(info), rows, partial=True)
         yield row

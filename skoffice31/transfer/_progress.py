@@ -11,7 +11,7 @@ __all__ = ["TransferProgress"]
 def _config(fit, hidden):
     # The study's display keys its lines on (hidden layout, label); here the
     # label is the fit's: "(256) A->W k=3 seed 0 pooled".
-    return Configuration(tuple(hidden), fit["label"].replace(" ", "\u00a0"))
+    return Configuration(tuple(hidden), fit["label"])
 
 
 class TransferProgress(StudyProgress):

@@ -124,6 +124,11 @@ def plan_transfer(tasks, shots, seeds, methods):
     return plan
 
 
+def _first_line(exc):
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else ""
+
+
 def _accuracy(y_true, y_pred):
     return float(np.mean(np.asarray(y_true, dtype=object).astype(str)
                          == np.asarray(y_pred, dtype=object).astype(str)))
@@ -263,5 +268,5 @@ def _run_method(method, problem, context, row):
         raise
     except Exception as exc:  # one failed fit does not stop the run
         row.update(accuracy=float("nan"), fit_seconds=float("nan"),
-                   status=f"failed: {type(exc).__name__}: {exc}")
+                   status=f"failed: {type(exc).__name__}: {_first_line(exc)}")
     return row
