@@ -32,12 +32,12 @@ from pathlib import Path
 
 import numpy as np
 
-from skoffice31.datasets import load_office31, load_office_digits
 from skoffice31.transfer import (
     TransferMethod,
     default_estimator,
     default_methods,
     format_transfer_table,
+    load_transfer_data,
     plot_transfer,
     run_transfer,
     summarize_transfer,
@@ -96,8 +96,7 @@ def peer_methods():
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", help="Office-31 folder (default: the built-in data)")
-    parser.add_argument("--size", type=int, default=None,
-                        help="image side (default: 32 for the photos, 16 built in)")
+    parser.add_argument("--size", type=int, default=None, help="image side (default: 16)")
     parser.add_argument("--shots", default="0,3", help="k values (default: %(default)s)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds (default: %(default)s)")
     parser.add_argument("--features", default="standardized",
@@ -111,28 +110,23 @@ def main(argv=None):
         peers = peer_methods()
     except ImportError:
         sys.exit('transfer_peers.py needs skada: pip install "skoffice31[bench]"')
-    if args.data:
-        size = args.size or 32
-        data = load_office31(args.data, size=(size, size))
-        name = "transfer_office31"
-    else:
-        size = args.size or 16
-        data = load_office_digits(size=(size, size))
-        name = "transfer_builtin"
+    data = load_transfer_data(args.data, size=args.size)
+    size = data.size
+    name = "transfer_office31" if args.data else "transfer_builtin"
     out = Path(args.out) if args.out else RESULTS / name
     out.mkdir(parents=True, exist_ok=True)
     shots = [int(k) for k in args.shots.split(",")]
     ours = default_methods()
     estimator = default_estimator()
     info = {"command": ["python", "benchmarks/transfer_peers.py", *(argv or sys.argv[1:])],
-            "data": data.DESCR.splitlines()[0], "image_size": [size, size],
+            "data": data.description, "image_size": [size, size],
             "features": args.features, "estimator": repr(estimator),
             "methods": [m.name for m in ours + peers]}
     started = time.time()
     rows = []
     # run_transfer limits BLAS to one thread: on two busy cores a LogisticRegression
     # took 98 s with two BLAS threads, 1 s with one
-    for row in run_transfer(data.data, data.target[:, 0], data.target[:, 1], shots=shots,
+    for row in run_transfer(data.X, data.domains, data.y, shots=shots,
                             seeds=args.seeds, methods=ours + peers, estimator=estimator,
                             features=args.features):
         rows.append(row)

@@ -361,7 +361,7 @@ def _add_transfer(sub):
                     help="PCA components of --features standardized/pca (default: %(default)s)")
     tf.add_argument("--size", metavar="PX",
                     type=_number(int, "--size", "must be >= 8", lambda v: v >= 8),
-                    help="image side (default: 32 with --data, 16 for the built-in data)")
+                    help="image side (default: 16)")
     tf.add_argument("--hidden", type=_hidden_arg, metavar="SIZES",
                     help="hidden layer sizes of the network (default: 256)")
     tf.add_argument("--epochs", type=_number(int, "--epochs", "must be >= 1", lambda v: v >= 1),

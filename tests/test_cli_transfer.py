@@ -48,7 +48,7 @@ def test_skada_rows_omitted_with_one_line_without_skada(tmp_path, capsys, monkey
     monkeypatch.setitem(sys.modules, "skada", None)  # "import skada" now fails
     code, out, err = run(capsys, *ONE, *TINY, "--out", tmp_path)
     assert code == 0, err
-    assert "CORAL" not in out
+    assert "| P->D | CORAL" not in out
     hint = [line for line in (out + err).splitlines() if "skoffice31[skada]" in line]
     assert len(hint) == 1 and "pip install" in hint[0]
 

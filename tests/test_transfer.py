@@ -157,9 +157,10 @@ def test_skada_inputs_follow_skadas_convention(digits):
 # ---------------------------------------------------------------- the methods
 
 
-@pytest.mark.parametrize("name", [n for n, m in METHODS.items() if m.requires != "skada"
-                                  and n not in ("fine-tune output", "adversarial")])
+@pytest.mark.parametrize("name", list(METHODS))
 def test_each_method_trains_and_predicts_target_labels(digits, name):
+    if METHODS[name].requires:
+        pytest.importorskip(METHODS[name].requires)
     p = _problem(digits, k=2)
     context = MethodContext(default_estimator(**TINY), 0, p.X_source, p.y_source,
                             few_max_iter=3)
@@ -177,6 +178,37 @@ def test_fine_tuning_starts_from_the_source_model_and_leaves_it_alone(digits):
     METHODS["fine-tune all"].fit_predict(p, context)
     for a, b in zip(before, context.source_model.coefs_):
         np.testing.assert_array_equal(a, b)
+
+
+def test_fine_tuning_the_output_layer_keeps_the_trunk(digits):
+    p = _problem(digits, k=2)
+    context = MethodContext(default_estimator(**TINY), 0, p.X_source, p.y_source,
+                            few_max_iter=3)
+    trunk = context.source_model.coefs_[0].copy()
+    seen = {}
+
+    def watch(model):
+        seen["model"] = model
+
+    context.watch = watch
+    METHODS["fine-tune output"].fit_predict(p, context)
+    tuned = seen["model"]
+    assert tuned is not context.source_model and tuned.n_frozen_layers == 1
+    np.testing.assert_array_equal(tuned.coefs_[0], trunk)
+    assert not np.array_equal(tuned.coefs_[1], context.source_model.coefs_[1])
+
+
+def test_adversarial_network_trains_two_heads_without_the_target_labels(digits):
+    p = _problem(digits, k=0)
+    context = MethodContext(default_estimator(**TINY), 0, p.X_source, p.y_source,
+                            adversarial=0.5)
+    seen = {}
+    context.watch = lambda model: seen.setdefault("model", model)
+    pred = METHODS["adversarial"].fit_predict(p, context)
+    model = seen["model"]
+    assert model.adversarial_heads == {0: 0.5} and model.adversarial_schedule == "dann"
+    assert [c.tolist() for c in model.classes_][0] == ["dslr", "product"]
+    assert len(pred) == len(p.test) and set(pred) <= set(p.y_source)
 
 
 def test_methods_needing_labels_skip_k0():

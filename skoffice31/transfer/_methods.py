@@ -284,6 +284,19 @@ def _adversarial(problem, context):
     return np.asarray(model.predict(problem.X_test), dtype=object)[:, 1]
 
 
+def _adversarial_fine_tune(problem, context):
+    X, y = problem.adversarial_inputs()
+    model = context.fit(_adversarial_network(context), X, y)
+    # then every layer trained further on the labelled target images (both
+    # heads: their domain is the target's), without the reversed gradient
+    model.set_params(warm_start=True, adversarial_heads=None,
+                     **_few_params(model, context, len(problem.labelled)))
+    y_few = np.column_stack([np.full(len(problem.labelled), problem.target, dtype=object),
+                             problem.y_labelled])
+    context.fit(model, problem.X_labelled, y_few)
+    return np.asarray(model.predict(problem.X_test), dtype=object)[:, 1]
+
+
 def _coral_ours(problem, context):
     from skada import CORALAdapter, make_da_pipeline
 
@@ -327,6 +340,9 @@ METHODS = {m.name: m for m in (
     TransferMethod("adversarial", _adversarial,
                    description="two heads: the object head on the labelled images, a domain "
                    "head on all images whose gradient is reversed into the trunk (DANN)"),
+    TransferMethod("adversarial + fine-tune", _adversarial_fine_tune, needs_labels=True,
+                   description="the adversarial network, then every layer trained further on "
+                   "the labelled target images (warm_start, no reversed gradient)"),
     TransferMethod("CORAL + ours", _coral_ours, requires="skada",
                    description="skada's CORALAdapter (source re-coloured with the target's "
                    "covariance), then our network on the source and labelled target images"),
