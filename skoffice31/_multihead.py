@@ -22,9 +22,9 @@ from sklearn.utils.validation import (
 from . import _callbacks, _kernels
 from ._activations import ACTIVATIONS, DERIVATIVES
 from ._losses import head_slices, log_softmax_heads, multihead_cross_entropy
+from ._missing import MISSING_INT, labelled_values, missing_mask
 from ._optimizers import AdamOptimizer, OuterGradient, SGDOptimizer
 from ._plan import plan_training
-from .metrics import head_accuracies
 
 #: An epoch whose mean training loss is more than this many times the loss
 #: of the fit's first minibatch (measured before any step) has collapsed.
@@ -192,6 +192,34 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
     For one head both definitions are plain accuracy. The subset accuracy is
     available as :func:`skoffice31.metrics.exact_match_scorer`.
 
+    **Missing labels.** A head's label may be missing for some samples,
+    following scikit-learn's semi-supervised convention
+    (:class:`~sklearn.semi_supervised.SelfTrainingClassifier`): ``-1`` in an
+    integer head, ``NaN``, ``None`` or ``pandas.NA`` in a float or object
+    head (an object head of integers also takes ``-1``). A missing label
+    contributes nothing to that head's loss: each head's loss on a minibatch
+    is the (sample-weighted) mean over the rows labelled for that head, as
+    PyTorch's ``ignore_index`` does, and a head with no labelled row in a
+    minibatch adds nothing to that step. The L2 penalty is still divided by
+    the batch's total sample weight. ``head_loss_curves_`` are means over
+    the labelled rows. ``classes_`` never holds the marker, ``predict``
+    predicts every head of every row, and ``score``, ``score_heads`` and
+    the scorers of :mod:`skoffice31.metrics` leave missing entries out.
+    ``fit``, ``partial_fit`` and a warm start accept them alike; a head
+    whose every label is missing raises ``ValueError``. One head labelled on
+    a source domain and missing on a target domain, next to a head labelled
+    everywhere, is the layout of semi-supervised domain adaptation.
+
+    .. versionchanged:: 0.2
+       ``-1`` in an integer head used to be an ordinary class; it now marks
+       a missing label. So that no model silently loses a class ``-1``, an
+       integer head holding ``-1`` next to other negative labels raises
+       ``ValueError``: recode such labels (e.g. an offset, or strings). A
+       head whose labels are ``-1`` and exactly one other value (the binary
+       ``-1, 1`` convention) cannot be semi-supervised, as a head needs two
+       classes: there ``-1`` stays a class, and a fitted model treats ``-1``
+       as a class exactly when it is in that head's ``classes_``.
+
     ``KeyboardInterrupt`` during ``fit`` leaves a usable model (the epochs
     done so far) and is then raised again, so that an interrupted grid
     search stops instead of moving on to the next configuration.
@@ -350,7 +378,10 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
             Training data; float32 is trained in float32.
         y : array-like of shape (n_samples,) or (n_samples, n_heads)
             Labels, one column per head; a column may hold ints or strings.
-            A DataFrame's column names become ``head_names_``.
+            A DataFrame's column names become ``head_names_``. A missing
+            label (``-1`` in an integer head; ``NaN``, ``None`` or
+            ``pandas.NA`` otherwise) leaves that sample out of that head's
+            loss only; see "Missing labels" in the class's Notes.
         sample_weight : array-like of shape (n_samples,), default=None
             Weight of each sample's loss.
 
@@ -621,6 +652,11 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
         params = self.coefs_ + self.intercepts_
         start_time = time.perf_counter()
         collapse = _CollapseMonitor()
+        # Head-loss curves are means over each head's labelled rows.
+        has_missing = bool((y_idx < 0).any())
+        if has_missing:
+            train_codes = y_idx if train_idx is None else y_idx[train_idx]
+            n_labelled_epoch = (train_codes >= 0).sum(axis=0)
         try:
             for _ in range(1 if incremental else self.max_iter):
                 net.start_epoch()
@@ -665,10 +701,18 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
                             "learning_rate_init or scale the inputs."
                         )
                     epoch_loss += batch_loss * (stop - start)
-                    epoch_heads += losses * (stop - start)
-                self._end_epoch(
-                    epoch_loss / n_samples, epoch_heads / n_samples, n_samples, start_time
-                )
+                    if has_missing:
+                        epoch_heads += losses * (y_idx[rows] >= 0).sum(axis=0)
+                    else:
+                        epoch_heads += losses * (stop - start)
+                if has_missing:
+                    head_means = np.divide(
+                        epoch_heads, n_labelled_epoch, out=np.zeros(len(slices)),
+                        where=n_labelled_epoch > 0,
+                    )
+                else:
+                    head_means = epoch_heads / n_samples
+                self._end_epoch(epoch_loss / n_samples, head_means, n_samples, start_time)
                 collapse.end_epoch(self, net)
                 if self.early_stopping:
                     self._track_validation(X_val, y_val, sw_val)
@@ -711,7 +755,7 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
         _callbacks.end_epoch(self)
 
     def _check_stratifiable(self, y_codes):
-        counts = np.bincount(y_codes, minlength=len(self._classes_list()[0]))
+        counts = np.bincount(y_codes[y_codes >= 0], minlength=len(self._classes_list()[0]))
         lonely = self._classes_list()[0][(counts == 1)]
         if len(lonely):
             raise ValueError(
@@ -733,7 +777,16 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
         pred = np.column_stack(
             [p.argmax(axis=1) for p in self._log_proba_heads(X_val)]
         )
-        score = float(np.mean(np.average(pred == y_val, axis=0, weights=sw_val)))
+        labelled = y_val >= 0
+        if labelled.all():
+            score = float(np.mean(np.average(pred == y_val, axis=0, weights=sw_val)))
+        else:  # each head scored on its labelled rows; a head without any is left out
+            per_head = [
+                np.average(pred[m, h] == y_val[m, h], weights=sw_val[m])
+                for h, m in enumerate(labelled.T)
+                if sw_val[m].sum() > 0
+            ]
+            score = float(np.mean(per_head)) if per_head else 0.0
         self.validation_scores_.append(score)
         if self.verbose:
             print(f"Validation score: {score:f}")
@@ -842,8 +895,22 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
             )
         pred = self.predict(X)
         _check_rows(pred, columns)
-        acc = head_accuracies(np.column_stack(columns), pred, sample_weight)
-        return dict(zip(self.head_names_, acc.tolist()))
+        sw = None if sample_weight is None else np.asarray(sample_weight)
+        scores = {}
+        for h, (col, classes, name) in enumerate(
+            zip(columns, self._classes_list(), self.head_names_)
+        ):
+            # missing entries left out; -1 is missing unless it is a class
+            mask = missing_mask(col, name, classes)
+            if mask.all():
+                raise ValueError(
+                    f"Every label of head {name!r} of y is missing: there is nothing to "
+                    "score it on. Score on samples that have labels for that head."
+                )
+            keep = ~mask
+            right = col[keep] == pred[keep, h] if pred.ndim == 2 else col[keep] == pred[keep]
+            scores[name] = float(np.average(right, weights=None if sw is None else sw[keep]))
+        return scores
 
     def score(self, X, y, sample_weight=None):
         """Mean over heads of each head's accuracy.
@@ -1044,12 +1111,12 @@ def _split_heads(y):
         raise ValueError("This estimator requires y to be passed, but the target y is None.")
     if hasattr(y, "columns") and hasattr(y, "iloc"):  # DataFrame
         names = [str(c) for c in y.columns]
-        columns = [np.asarray(y.iloc[:, j]) for j in range(y.shape[1])]
+        columns = [_series_values(y.iloc[:, j]) for j in range(y.shape[1])]
         if not columns:
             raise ValueError("y has no columns.")
         return columns, names, False
     name = getattr(y, "name", None)
-    y = np.asarray(y)
+    y = _series_values(y) if hasattr(y, "hasnans") else np.asarray(y)
     if y.ndim == 1:
         return [y], [str(name) if isinstance(name, str) else "head0"], True
     if y.ndim != 2 or y.shape[1] == 0:
@@ -1059,6 +1126,18 @@ def _split_heads(y):
     return [y[:, j] for j in range(y.shape[1])], [f"head{j}" for j in range(y.shape[1])], False
 
 
+def _series_values(series):
+    """A pandas Series as an array; a nullable integer one with gaps keeps its ints.
+
+    NumPy has no integer NA: ``np.asarray`` turns an ``Int64`` column with
+    ``pd.NA`` into floats. Its ints and ``None`` (a missing label) as objects
+    keep the classes integers.
+    """
+    if series.dtype.kind in "iu" and series.hasnans:
+        return series.to_numpy(dtype=object, na_value=None)
+    return np.asarray(series)
+
+
 def _check_rows(X, columns):
     if len(columns[0]) != X.shape[0]:
         raise ValueError(
@@ -1066,19 +1145,23 @@ def _check_rows(X, columns):
         )
 
 
-def _clean_column(col, name):
-    if col.dtype.kind == "f":
-        if not np.all(np.isfinite(col)):
-            raise ValueError(f"Head {name!r} of y contains NaN or infinity.")
-    elif col.dtype.kind == "O" and any(
-        v is None or (isinstance(v, float) and not np.isfinite(v)) for v in col
-    ):
-        raise ValueError(f"Head {name!r} of y contains missing values.")
-    return col
+def _labelled_or_raise(col, name, classes=None):
+    """The labelled values of one head and the mask of its missing labels.
+
+    Every label missing raises: the head would have nothing to learn.
+    """
+    values, mask = labelled_values(col, name, classes)
+    if len(col) and mask.all():
+        raise ValueError(
+            f"Every label of head {name!r} of y is missing (-1 in an integer head, "
+            "NaN, None or pandas.NA otherwise): a head needs at least one labelled "
+            "sample. Label some samples of that head, or drop the head."
+        )
+    return values, mask
 
 
 def _unique_labels(col, name):
-    col = _clean_column(col, name)
+    col, _ = _labelled_or_raise(col, name)
     try:  # type_of_target sorts the labels too: mixed str/number raises TypeError
         kind = type_of_target(col)  # one column at a time: mixed 2-D y would raise
         if kind in ("continuous", "continuous-multioutput"):
@@ -1117,14 +1200,27 @@ def _classes_from_param(classes, n_heads, names):
             f"classes must give one array of classes per head: got {len(classes)} for "
             f"{n_heads} head(s)."
         )
-    return [_unique_labels(np.asarray(c), name) for c, name in zip(classes, names)]
+    out = []
+    for c, name in zip(classes, names):
+        c = np.asarray(c)
+        if missing_mask(c, name).any():  # -1 is a class only next to exactly one other
+            raise ValueError(
+                f"classes of head {name!r} contain a missing-label marker (-1 in an "
+                "integer head, NaN, None or pandas.NA): give only the real classes; "
+                "missing labels are marked in y."
+            )
+        out.append(_unique_labels(c, name))
+    return out
 
 
 def _encode(columns, classes_list, names):
-    """Class index of every label, per head; unknown labels raise."""
+    """Class index of every label, per head; ``-1`` for a missing label.
+
+    Unknown labels raise, and so does a head whose every label is missing.
+    """
     codes = np.empty((len(columns[0]), len(columns)), dtype=np.intp)
     for h, (col, classes, name) in enumerate(zip(columns, classes_list, names)):
-        col = _clean_column(col, name)
+        col, mask = _labelled_or_raise(col, name, classes)
         try:
             idx = np.searchsorted(classes, col)
         except TypeError:
@@ -1137,5 +1233,9 @@ def _encode(columns, classes_list, names):
                 f"Head {name!r} of y has labels not among its classes: "
                 f"{', '.join(unknown[:5])}."
             )
-        codes[:, h] = idx
+        if mask.any():
+            codes[:, h] = MISSING_INT
+            codes[~mask, h] = idx
+        else:
+            codes[:, h] = idx
     return codes

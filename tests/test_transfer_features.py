@@ -1,0 +1,202 @@
+"""Transfer-learning features: missing labels, frozen layers, adversarial heads, embed."""
+
+import numpy as np
+import pytest
+
+from skoffice31 import MultiHeadMLPClassifier
+from skoffice31.metrics import (
+    exact_match_accuracy,
+    exact_match_scorer,
+    head_accuracies,
+    head_accuracy_scorer,
+    head_log_loss_scorer,
+    head_log_losses,
+)
+from skoffice31._losses import head_slices
+from skoffice31._multihead import _Network
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+def _two_domains(n=120, seed=0):
+    """Two heads: ``domain`` (2 classes, shifts the inputs) and ``object`` (3)."""
+    rng = np.random.default_rng(seed)
+    domain = rng.integers(0, 2, n)
+    obj = rng.integers(0, 3, n)
+    X = rng.normal(size=(n, 6))
+    X[:, 0] += 2.0 * obj
+    X[:, 1] += 1.5 * domain
+    return X, np.column_stack([domain, obj])
+
+
+# ------------------------------------------------------------ missing labels
+
+
+def test_missing_label_rows_fit_like_zero_weight_rows_with_garbage_labels():
+    # One head, full batch: leaving a row's label out of the head's mean is
+    # exactly giving that row weight 0 (the label it then carries is garbage).
+    X, y = _two_domains()
+    obj = y[:, 1].copy()
+    missing = np.arange(len(obj)) % 3 == 0
+    with_gaps = np.where(missing, -1, obj)
+    garbage = np.where(missing, (obj + 1) % 3, obj)
+    params = dict(hidden=(7,), alpha=0.0, batch_size=len(X), max_iter=15, random_state=0)
+    a = MultiHeadMLPClassifier(**params).fit(X, with_gaps)
+    b = MultiHeadMLPClassifier(**params).fit(X, garbage, sample_weight=(~missing).astype(float))
+    for p, q in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
+        np.testing.assert_allclose(p, q, rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(a.loss_curve_, b.loss_curve_, rtol=1e-10)
+    # and the garbage labels do change the fit when they are not left out
+    c = MultiHeadMLPClassifier(**params).fit(X, garbage)
+    assert not np.allclose(a.coefs_[-1], c.coefs_[-1])
+
+
+def test_classes_never_hold_the_marker_and_predict_covers_every_row():
+    X, y = _two_domains()
+    y[:40, 1] = -1
+    clf = MultiHeadMLPClassifier(hidden=(8,), max_iter=30, random_state=0).fit(X, y)
+    np.testing.assert_array_equal(clf.classes_[1], [0, 1, 2])
+    pred = clf.predict(X)
+    assert pred.shape == (len(X), 2)
+    assert set(np.unique(pred[:, 1])) <= {0, 1, 2}
+    assert clf.coefs_[-1].shape[1] == 2 + 3
+
+
+@pytest.mark.parametrize("marker", [None, np.nan, "pd.NA"])
+def test_object_and_float_heads_take_none_nan_and_pandas_na(marker):
+    X, y = _two_domains()
+    names = np.array(["mug", "pen", "stapler"], dtype=object)[y[:, 1]]
+    if marker == "pd.NA":
+        pd = pytest.importorskip("pandas")
+        marker = pd.NA
+    names[:30] = marker
+    target = np.empty((len(X), 2), dtype=object)
+    target[:, 0], target[:, 1] = y[:, 0], names
+    clf = MultiHeadMLPClassifier(hidden=(8,), max_iter=5, random_state=0).fit(X, target)
+    assert clf.classes_[1].tolist() == ["mug", "pen", "stapler"]
+    floats = y[:, 1].astype(float)
+    floats[:30] = np.nan
+    clf.fit(X, floats)
+    np.testing.assert_array_equal(clf.classes_, [0.0, 1.0, 2.0])
+
+
+def test_nullable_integer_column_keeps_integer_classes():
+    pd = pytest.importorskip("pandas")
+    X, y = _two_domains()
+    obj = pd.array(y[:, 1], dtype="Int64")
+    obj[:20] = pd.NA
+    frame = pd.DataFrame({"domain": y[:, 0], "object": obj})
+    clf = MultiHeadMLPClassifier(hidden=(8,), max_iter=5, random_state=0).fit(X, frame)
+    assert clf.classes_[1].dtype.kind == "i"
+    np.testing.assert_array_equal(clf.classes_[1], [0, 1, 2])
+    scores = clf.score_heads(X, frame)
+    expected = np.mean(clf.predict(X)[20:, 1] == y[20:, 1])
+    assert scores["object"] == pytest.approx(expected)
+
+
+def test_head_loss_curve_is_the_mean_over_labelled_rows():
+    X, y = _two_domains()
+    y[::4, 1] = -1
+    # one epoch, full batch: the curve holds the loss of the initial weights,
+    # which a learning rate of 1e-12 leaves as they were (to ~1e-12)
+    clf = MultiHeadMLPClassifier(hidden=(5,), max_iter=1, batch_size=len(X),
+                                 learning_rate_init=1e-12, random_state=0).fit(X, y)
+    _, log_p = clf.predict_log_proba(X)
+    labelled = y[:, 1] >= 0
+    expected = -np.mean(log_p[labelled, y[labelled, 1]])
+    assert clf.head_loss_curves_["head1"][0] == pytest.approx(expected, rel=1e-8)
+
+
+def test_a_head_without_labelled_rows_in_a_batch_adds_nothing():
+    X, y = _two_domains(n=20)
+    clf = MultiHeadMLPClassifier(hidden=(4,), max_iter=1, random_state=0).fit(X, y)
+    y_idx = y.copy()
+    y_idx[:, 1] = -1  # this batch has no object label
+    net = _Network(clf.coefs_, clf.intercepts_, len(X))
+    sw = np.full(len(X), 1 / len(X))
+    slices = head_slices((2, 3))
+    losses, grads = net.backprop(X, y_idx, sw, slices, np.ones(2), 0.0)
+    assert losses[1] == 0.0
+    out = grads[len(clf.coefs_) - 1].toarray()
+    assert np.all(out[:, slices[1]] == 0) and np.all(grads[-1][slices[1]] == 0)
+    trunk = grads[0].toarray()  # before the buffers are reused below
+    # the domain head alone (object head weighted 0, labels present): same trunk step
+    _, only = net.backprop(X, y, sw, slices, np.array([1.0, 0.0]), 0.0)
+    np.testing.assert_array_equal(trunk, only[0].toarray())
+
+
+def test_score_and_scorers_leave_missing_entries_out():
+    X, y = _two_domains()
+    clf = MultiHeadMLPClassifier(hidden=(8,), max_iter=30, random_state=0).fit(X, y)
+    pred = clf.predict(X)
+    gaps = y.copy()
+    gaps[:50, 1] = -1
+    rest = slice(50, None)
+    obj_acc = np.mean(pred[rest, 1] == y[rest, 1])
+    dom_acc = np.mean(pred[:, 0] == y[:, 0])
+    assert clf.score_heads(X, gaps) == pytest.approx({"head0": dom_acc, "head1": obj_acc})
+    assert clf.score(X, gaps) == pytest.approx((dom_acc + obj_acc) / 2)
+    assert head_accuracy_scorer(1)(clf, X, gaps) == pytest.approx(obj_acc)
+    np.testing.assert_allclose(head_accuracies(gaps, pred), [dom_acc, obj_acc])
+    # a row counts for the exact match on the heads it has labels for
+    right = np.where(np.arange(len(y)) < 50, pred[:, 0] == y[:, 0], np.all(pred == y, axis=1))
+    assert exact_match_accuracy(gaps, pred) == pytest.approx(right.mean())
+    assert exact_match_scorer(clf, X, gaps) == pytest.approx(right.mean())
+    proba = clf.predict_proba(X)
+    losses = head_log_losses(gaps, proba, classes=clf.classes_)
+    full = head_log_losses(y[rest], [p[rest] for p in proba], classes=clf.classes_)
+    assert losses[1] == pytest.approx(full[1])
+    assert head_log_loss_scorer(1)(clf, X, gaps) == pytest.approx(-full[1])
+    w = np.linspace(0.5, 2.0, len(y))
+    assert clf.score_heads(X, gaps, sample_weight=w)["head1"] == pytest.approx(
+        np.average(pred[rest, 1] == y[rest, 1], weights=w[rest]))
+
+
+def test_partial_fit_and_warm_start_accept_missing_labels():
+    X, y = _two_domains()
+    y[::3, 1] = -1
+    clf = MultiHeadMLPClassifier(hidden=(8,), random_state=0)
+    clf.partial_fit(X, y, classes=[[0, 1], [0, 1, 2]])
+    clf.partial_fit(X, y)
+    assert clf.n_iter_ == 2
+    warm = MultiHeadMLPClassifier(hidden=(8,), max_iter=3, warm_start=True, random_state=0)
+    warm.fit(X, y).fit(X, y)
+    assert warm.n_iter_ == 3 and len(warm.loss_curve_) == 6
+
+
+def test_minus_one_is_missing_and_cannot_hide_among_negative_labels():
+    X, y = _two_domains()
+    labels = y[:, 1] - 1  # classes -1, 0, 1: -1 would be silently lost
+    with pytest.raises(ValueError, match="-1 and other negative labels.*Recode"):
+        MultiHeadMLPClassifier(hidden=(4,), max_iter=1).fit(X, labels - 1)
+    clf = MultiHeadMLPClassifier(hidden=(4,), max_iter=1).fit(X, labels)
+    np.testing.assert_array_equal(clf.classes_, [0, 1])  # -1 is the only negative label
+    with pytest.raises(ValueError, match="classes of head .* missing-label marker"):
+        MultiHeadMLPClassifier(hidden=(4,)).partial_fit(X, labels, classes=[-1, 0, 1])
+    # labels -1 and one other value: scikit-learn's binary convention, -1 a class
+    signs = np.where(y[:, 0] == 1, 1, -1)
+    clf.fit(X, signs)
+    np.testing.assert_array_equal(clf.classes_, [-1, 1])
+    assert clf.score(X, signs) == pytest.approx(np.mean(clf.predict(X) == signs))
+    clf = MultiHeadMLPClassifier(hidden=(4,)).partial_fit(X[signs == 1], signs[signs == 1],
+                                                          classes=[-1, 1])
+    clf.partial_fit(X[signs == -1], signs[signs == -1])  # -1 is a class: not all missing
+    np.testing.assert_array_equal(clf.classes_, [-1, 1])
+
+
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+def test_every_label_of_a_head_missing_raises(method):
+    X, y = _two_domains()
+    y[:, 1] = -1
+    clf = MultiHeadMLPClassifier(hidden=(4,), max_iter=1)
+    kwargs = {"classes": [[0, 1], [0, 1, 2]]} if method == "partial_fit" else {}
+    with pytest.raises(ValueError, match="Every label of head 'head1' of y is missing"):
+        getattr(clf, method)(X, y, **kwargs)
+
+
+def test_early_stopping_scores_labelled_rows_only():
+    X, y = _two_domains(n=200)
+    y[::2, 1] = -1
+    clf = MultiHeadMLPClassifier(hidden=(8,), early_stopping=True, max_iter=20,
+                                 random_state=0).fit(X, y)
+    assert all(0 <= s <= 1 for s in clf.validation_scores_)
