@@ -47,7 +47,7 @@ _FITTED_ATTRIBUTES = (
     "classes_", "n_outputs_", "head_names_", "coefs_", "intercepts_", "n_features_in_",
     "feature_names_in_", "n_iter_", "t_", "loss_", "loss_curve_", "head_loss_curves_",
     "best_loss_", "validation_scores_", "best_validation_score_", "n_layers_",
-    "_optimizer", "_no_improvement_count", "_y_is_1d",
+    "_optimizer", "_no_improvement_count", "_y_is_1d", "_optimizer_n_frozen",
 )
 
 #: Bookkeeping that lives only during a fit; a pickle made from inside a fit
@@ -139,6 +139,18 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
         ``normal(0, init_scale)`` weights with zero intercepts (the study's).
     init_scale : float, default=0.03
         Standard deviation of the ``"normal"`` initialisation.
+    n_frozen_layers : int, default=0
+        Number of weight layers, counted from the input, that ``fit`` and
+        ``partial_fit`` leave unchanged (weights and intercepts). With
+        ``warm_start=True`` (or ``partial_fit`` on a fitted model) this
+        fine-tunes the remaining layers, e.g. ``len(hidden)`` trains only
+        the output layer on top of fixed features. Frozen layers have no
+        optimizer state and cost no gradient work; the back-propagation
+        stops at the lowest trainable layer. On a fresh fit (no warm start)
+        frozen layers keep their random initialisation (a random-features
+        model). At least the output layer must train: the value must be
+        smaller than ``len(hidden) + 1``. Changing it between ``partial_fit``
+        calls starts a fresh optimizer.
 
     Attributes
     ----------
@@ -309,6 +321,7 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
         "head_weights": ["array-like", None],
         "init": [StrOptions({"glorot", "normal"})],
         "init_scale": [Interval(Real, 0, None, closed="neither")],
+        "n_frozen_layers": [Interval(Integral, 0, None, closed="left")],
     }
 
     def __init__(
@@ -339,6 +352,7 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
         head_weights=None,
         init="glorot",
         init_scale=0.03,
+        n_frozen_layers=0,
     ):
         self.hidden = hidden
         self.activation = activation
@@ -365,6 +379,7 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
         self.head_weights = head_weights
         self.init = init
         self.init_scale = init_scale
+        self.n_frozen_layers = n_frozen_layers
 
     # ------------------------------------------------------------------ fit
 
@@ -440,6 +455,13 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
     def _fit(self, X, y, sample_weight, incremental, classes):
         self._validate_params()
         hidden = _check_hidden(self.hidden)
+        if self.n_frozen_layers > len(hidden):
+            raise ValueError(
+                f"n_frozen_layers={self.n_frozen_layers} would freeze every weight layer: "
+                f"hidden={hidden} gives {len(hidden) + 1} weight layers (the output "
+                "layer included), and at least the output layer must train. Use "
+                f"n_frozen_layers <= {len(hidden)}."
+            )
         if incremental and self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True.")
         fitted = hasattr(self, "coefs_")
@@ -557,8 +579,14 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
             self.coefs_.append(W.astype(dtype, copy=False))
             self.intercepts_.append(b.astype(dtype, copy=False))
 
+    def _trainable_params(self):
+        """The parameters ``fit`` updates: those of the layers after the frozen ones."""
+        k = self.n_frozen_layers
+        return self.coefs_[k:] + self.intercepts_[k:]
+
     def _make_optimizer(self, plan):
-        params = self.coefs_ + self.intercepts_
+        self._optimizer_n_frozen = self.n_frozen_layers
+        params = self._trainable_params()
         if self.solver == "adam":
             return AdamOptimizer(
                 params, self.learning_rate_init, self.beta_1, self.beta_2, self.epsilon,
@@ -623,10 +651,14 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
                 [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"],
                 default=1,
             ),
-            layer_shapes=[W.shape for W in self.coefs_],
+            layer_shapes=[W.shape for W in self.coefs_[self.n_frozen_layers:]],
             kernels_available=_kernels.kernels_available,
         )
-        if not incremental or not hasattr(self, "_optimizer"):
+        if (
+            not incremental
+            or not hasattr(self, "_optimizer")
+            or getattr(self, "_optimizer_n_frozen", 0) != self.n_frozen_layers
+        ):  # a fit, or other parameters to train: a fresh optimizer
             self._optimizer = self._make_optimizer(plan)
         else:  # partial_fit goes on; batch size or machine may have changed
             self._optimizer.plan = plan
@@ -649,7 +681,12 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
             track_dead_units=self.activation == "relu",
         )
         slices = head_slices([len(c) for c in self._classes_list()])
-        params = self.coefs_ + self.intercepts_
+        n_frozen = self.n_frozen_layers
+        params = self._trainable_params()
+        # The L2 term of frozen weights is a constant of the loss (no gradient).
+        frozen_sq_norm = sum(
+            float(np.dot(W.reshape(-1), W.reshape(-1))) for W in self.coefs_[:n_frozen]
+        )
         start_time = time.perf_counter()
         collapse = _CollapseMonitor()
         # Head-loss curves are means over each head's labelled rows.
@@ -687,9 +724,9 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
                     sw_sum = sw_max * sw_scaled_sum  # may be inf: alpha / inf = 0
                     losses, grads = net.backprop(
                         X_batch, y_idx[rows], sw / sw_scaled_sum, slices, head_weights,
-                        self.alpha / sw_sum,
+                        self.alpha / sw_sum, n_frozen=n_frozen,
                     )
-                    sq_norm = self._optimizer.update_params(params, grads)
+                    sq_norm = self._optimizer.update_params(params, grads) + frozen_sq_norm
                     batch_loss = float(np.dot(head_weights, losses))
                     if self.alpha:
                         batch_loss += 0.5 * self.alpha * sq_norm / sw_sum
@@ -1036,7 +1073,8 @@ class _Network:
         np.take(X, rows, axis=0, out=out)
         return out
 
-    def backprop(self, X_batch, y_batch, sample_weight, slices, head_weights, l2):
+    def backprop(self, X_batch, y_batch, sample_weight, slices, head_weights, l2,
+                 n_frozen=0):
         """Forward and backward pass of one minibatch.
 
         Parameters
@@ -1051,14 +1089,18 @@ class _Network:
         head_weights : ndarray of shape (n_heads,)
         l2 : float
             ``alpha`` divided by the batch's total sample weight.
+        n_frozen : int, default=0
+            Number of leading weight layers left out: no gradient for them,
+            and no delta is propagated below the lowest trainable layer.
 
         Returns
         -------
         losses : ndarray of shape (n_heads,)
             Cross-entropy of each head on the batch.
         grads : list
-            :class:`OuterGradient` for each weight matrix, then the intercept
-            gradients; no gradient is computed for the network's input.
+            :class:`OuterGradient` for each trainable weight matrix, then the
+            trainable intercept gradients; no gradient is computed for the
+            network's input.
         """
         n = X_batch.shape[0]
         dtype = self.coefs[0].dtype
@@ -1078,14 +1120,14 @@ class _Network:
             activations[-1], y_batch, slices, head_weights,
             sample_weight.astype(dtype, copy=False), deltas[last],
         )
-        for i in range(last, 0, -1):
+        for i in range(last, n_frozen, -1):
             np.matmul(deltas[i], self.coefs[i].T, out=deltas[i - 1])
             self.activate_derivative(activations[i], deltas[i - 1])
         coef_grads = [
             OuterGradient(activations[i], deltas[i], self.coefs[i], l2)
-            for i in range(last + 1)
+            for i in range(n_frozen, last + 1)
         ]
-        intercept_grads = [d.sum(axis=0) for d in deltas]
+        intercept_grads = [deltas[i].sum(axis=0) for i in range(n_frozen, last + 1)]
         return losses, coef_grads + intercept_grads
 
 

@@ -110,6 +110,7 @@ def test_head_loss_curve_is_the_mean_over_labelled_rows():
 def test_a_head_without_labelled_rows_in_a_batch_adds_nothing():
     X, y = _two_domains(n=20)
     clf = MultiHeadMLPClassifier(hidden=(4,), max_iter=1, random_state=0).fit(X, y)
+    assert [len(c) for c in clf.classes_] == [2, 3]  # y's labels are their own indices
     y_idx = y.copy()
     y_idx[:, 1] = -1  # this batch has no object label
     net = _Network(clf.coefs_, clf.intercepts_, len(X))
@@ -200,3 +201,82 @@ def test_early_stopping_scores_labelled_rows_only():
     clf = MultiHeadMLPClassifier(hidden=(8,), early_stopping=True, max_iter=20,
                                  random_state=0).fit(X, y)
     assert all(0 <= s <= 1 for s in clf.validation_scores_)
+
+
+# ------------------------------------------------------------ frozen layers
+
+
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+def test_frozen_layers_stay_bit_identical_and_have_no_optimizer_state(solver):
+    X, y = _two_domains()
+    clf = MultiHeadMLPClassifier(hidden=(9, 7), max_iter=10, solver=solver,
+                                 random_state=0).fit(X, y)
+    before = [p.copy() for p in clf.coefs_ + clf.intercepts_]
+    clf.set_params(warm_start=True, n_frozen_layers=2, max_iter=10)
+    clf.fit(X, y)
+    for i in (0, 1):
+        np.testing.assert_array_equal(clf.coefs_[i], before[i])
+        np.testing.assert_array_equal(clf.intercepts_[i], before[3 + i])
+    assert not np.array_equal(clf.coefs_[2], before[2])  # the output layer trained
+    opt = clf._optimizer
+    state = opt.ms + opt.vs if solver == "adam" else opt.velocities
+    trainable = [clf.coefs_[2].shape, clf.intercepts_[2].shape]
+    assert [s.shape for s in state] == trainable * (2 if solver == "adam" else 1)
+    clf.partial_fit(X, y)  # partial_fit too
+    np.testing.assert_array_equal(clf.coefs_[0], before[0])
+
+
+def test_fresh_fit_keeps_the_random_initialisation_of_frozen_layers():
+    X, y = _two_domains()
+    clf = MultiHeadMLPClassifier(hidden=(5,), n_frozen_layers=1, max_iter=5,
+                                 random_state=0).fit(X, y)
+    rng = np.random.RandomState(0)  # the Glorot-uniform draw of _initialize
+    bound = np.sqrt(6.0 / (X.shape[1] + 5))
+    np.testing.assert_array_equal(clf.coefs_[0], rng.uniform(-bound, bound, (X.shape[1], 5)))
+    np.testing.assert_array_equal(clf.intercepts_[0], rng.uniform(-bound, bound, 5))
+
+
+def test_frozen_trunk_step_equals_the_output_part_of_a_full_step():
+    # One full-batch plain-SGD step: the output layer's step does not depend
+    # on whether the trunk also moves (the gradient is taken before the step).
+    X, y = _two_domains()
+    params = dict(hidden=(6,), solver="sgd", momentum=0.0, batch_size=len(X),
+                  max_iter=1, learning_rate_init=0.1, random_state=0)
+    full = MultiHeadMLPClassifier(**params).fit(X, y)
+    frozen = MultiHeadMLPClassifier(n_frozen_layers=1, **params).fit(X, y)
+    np.testing.assert_allclose(frozen.coefs_[1], full.coefs_[1], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(frozen.intercepts_[1], full.intercepts_[1], rtol=1e-12)
+    assert frozen.loss_curve_ == pytest.approx(full.loss_curve_, rel=1e-12)
+    assert not np.array_equal(frozen.coefs_[0], full.coefs_[0])
+
+
+def test_no_delta_is_propagated_below_the_lowest_trainable_layer():
+    X, y = _two_domains(n=30)
+    clf = MultiHeadMLPClassifier(hidden=(6, 4), max_iter=1, random_state=0).fit(X, y)
+    assert [len(c) for c in clf.classes_] == [2, 3]  # y's labels are their own indices
+    net = _Network(clf.coefs_, clf.intercepts_, len(X))
+    for buf in net.delta_bufs:
+        buf.fill(np.nan)
+    sw = np.full(len(X), 1 / len(X))
+    _, grads = net.backprop(X, y, sw, head_slices((2, 3)), np.ones(2), 0.0, n_frozen=2)
+    assert len(grads) == 2  # the output layer's weights and intercepts only
+    assert np.isnan(net.delta_bufs[0]).all() and np.isnan(net.delta_bufs[1]).all()
+    assert np.isfinite(grads[0].toarray()).all()
+
+
+def test_changing_n_frozen_layers_between_partial_fits_starts_a_fresh_optimizer():
+    X, y = _two_domains()
+    clf = MultiHeadMLPClassifier(hidden=(6,), random_state=0)
+    clf.partial_fit(X, y, classes=[[0, 1], [0, 1, 2]])
+    assert len(clf._optimizer.ms) == 4
+    first = clf.coefs_[0].copy()
+    clf.set_params(n_frozen_layers=1).partial_fit(X, y)
+    assert len(clf._optimizer.ms) == 2
+    np.testing.assert_array_equal(clf.coefs_[0], first)
+
+
+@pytest.mark.parametrize("hidden,n_frozen", [((5,), 2), ((5, 3), 3), ((), 1)])
+def test_freezing_every_layer_raises(hidden, n_frozen):
+    X, y = _two_domains()
+    with pytest.raises(ValueError, match=r"n_frozen_layers=.*at least the output layer"):
+        MultiHeadMLPClassifier(hidden=hidden, n_frozen_layers=n_frozen, max_iter=1).fit(X, y)
