@@ -56,7 +56,7 @@ _FITTED_ATTRIBUTES = (
 #: callback contexts hold the training data).
 _FIT_ONLY_ATTRIBUTES = (
     "_in_place", "_best_params", "_callback_epoch_ctx", "_callback_fit_ctx",
-    "_skl_callbacks_to_teardown",
+    "_skl_callbacks_to_teardown", "_adversarial",
 )
 
 
@@ -151,6 +151,23 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
         model). At least the output layer must train: the value must be
         smaller than ``len(hidden) + 1``. Changing it between ``partial_fit``
         calls starts a fresh optimizer.
+    adversarial_heads : dict, default=None
+        Heads trained adversarially to the trunk (gradient reversal, Ganin
+        et al., 2016): head name or column index -> weight ``lambda >= 0``.
+        Such a head is trained to classify as usual, while the gradient it
+        sends into the shared trunk is multiplied by ``-lambda``: the head's
+        own parameters descend its loss and the trunk descends
+        ``L_other - lambda * L_adv``, learning features the head cannot
+        classify (e.g. ``{"domain": 1.0}``: domain-invariant features for
+        the object head). ``loss_curve_`` stays the plain sum of the heads'
+        losses. At least one head must not be adversarial, and the model
+        needs a hidden layer (a trunk). ``None`` trains every head normally.
+    adversarial_schedule : {"constant", "dann"}, default="constant"
+        How ``lambda`` evolves: ``"constant"``, or the schedule of Ganin et
+        al. (2016), ``lambda_p = lambda * (2 / (1 + exp(-10 p)) - 1)`` with
+        ``p`` the training progress, from 0 to 1 over ``max_iter`` epochs
+        (updated every minibatch; ``partial_fit`` counts its epochs in
+        ``n_iter_``, and ``p`` stays 1 after ``max_iter`` of them).
 
     Attributes
     ----------
@@ -322,6 +339,8 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
         "init": [StrOptions({"glorot", "normal"})],
         "init_scale": [Interval(Real, 0, None, closed="neither")],
         "n_frozen_layers": [Interval(Integral, 0, None, closed="left")],
+        "adversarial_heads": [dict, None],
+        "adversarial_schedule": [StrOptions({"constant", "dann"})],
     }
 
     def __init__(
@@ -353,6 +372,8 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
         init="glorot",
         init_scale=0.03,
         n_frozen_layers=0,
+        adversarial_heads=None,
+        adversarial_schedule="constant",
     ):
         self.hidden = hidden
         self.activation = activation
@@ -380,6 +401,8 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
         self.init = init
         self.init_scale = init_scale
         self.n_frozen_layers = n_frozen_layers
+        self.adversarial_heads = adversarial_heads
+        self.adversarial_schedule = adversarial_schedule
 
     # ------------------------------------------------------------------ fit
 
@@ -489,6 +512,9 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
         _check_rows(X, columns)
         y_idx = _encode(columns, classes_list, names)
         head_weights = self._check_head_weights(len(columns))
+        adversarial = self._check_adversarial_heads(
+            list(self.head_names_) if keep_weights else names, hidden
+        )
         # float64 whatever X's dtype: a float32 weight overflows at 3.4e38,
         # and the batch normalisation below is overflow-free in float64.
         sample_weight = _check_sample_weight(
@@ -513,8 +539,71 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
             self._reset_curves()
         elif not incremental:  # warm start: a new count, the curves go on
             self.n_iter_ = 0
-        self._train(X, y_idx, sample_weight, head_weights, rng, incremental)
+        self._adversarial = adversarial
+        try:
+            self._train(X, y_idx, sample_weight, head_weights, rng, incremental)
+        finally:
+            del self._adversarial
         return self
+
+    def _check_adversarial_heads(self, names, hidden):
+        """``{head index: lambda}`` of the adversarial heads, or None without any."""
+        spec = self.adversarial_heads
+        if not spec:
+            return None
+        n_heads = len(names)
+        lambdas = {}
+        seen = {}
+        for key, value in spec.items():
+            if isinstance(key, str):
+                if key not in names:
+                    raise ValueError(
+                        f"adversarial_heads names the head {key!r}, which y does not "
+                        f"have: its heads are {names}. Use a head name or a column index."
+                    )
+                h = names.index(key)
+            elif isinstance(key, (Integral, np.integer)) and not isinstance(key, bool):
+                if not -n_heads <= key < n_heads:
+                    raise ValueError(
+                        f"adversarial_heads has the head index {key}, but y has {n_heads} "
+                        f"head(s) (indices 0 to {n_heads - 1})."
+                    )
+                h = int(key) % n_heads
+            else:
+                raise ValueError(
+                    f"adversarial_heads keys must be head names (str) or column indices "
+                    f"(int), got {key!r}."
+                )
+            if h in seen:
+                raise ValueError(
+                    f"adversarial_heads gives head {names[h]!r} twice (as {seen[h]!r} and "
+                    f"{key!r}): give each head once."
+                )
+            seen[h] = key
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (Real, np.number))
+                or not np.isfinite(value)
+                or value < 0
+            ):
+                raise ValueError(
+                    f"adversarial_heads[{key!r}] must be a finite weight lambda >= 0, got "
+                    f"{value!r}."
+                )
+            lambdas[h] = float(value)
+        if len(seen) == n_heads:
+            what = "the only head" if n_heads == 1 else "every head"
+            raise ValueError(
+                f"adversarial_heads makes {what} adversarial: there is no head left to "
+                "learn features for, so nothing to be adversarial against. Keep at least "
+                "one head out of adversarial_heads."
+            )
+        if not hidden:
+            raise ValueError(
+                "adversarial_heads reverses a head's gradient into the shared trunk, but "
+                "hidden=() has no trunk: give at least one hidden layer."
+            )
+        return lambdas
 
     def _check_same_classes(self, classes, classes_list):
         given = _classes_from_param(classes, len(classes_list), self.head_names_)
@@ -722,9 +811,12 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
                     sw = sw / sw_max
                     sw_scaled_sum = float(sw.sum())
                     sw_sum = sw_max * sw_scaled_sum  # may be inf: alpha / inf = 0
+                    reversal = None
+                    if self._adversarial is not None:
+                        reversal = self._reversal(slices, start / n_samples, X.dtype)
                     losses, grads = net.backprop(
                         X_batch, y_idx[rows], sw / sw_scaled_sum, slices, head_weights,
-                        self.alpha / sw_sum, n_frozen=n_frozen,
+                        self.alpha / sw_sum, n_frozen=n_frozen, reversal=reversal,
                     )
                     sq_norm = self._optimizer.update_params(params, grads) + frozen_sq_norm
                     batch_loss = float(np.dot(head_weights, losses))
@@ -778,6 +870,37 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
                 self.coefs_ = self._best_params[:n]
                 self.intercepts_ = self._best_params[n:]
                 del self._best_params
+
+    def _adversarial_lambdas(self, progress):
+        """Weight ``lambda_p`` of each adversarial head at training progress ``p``.
+
+        Parameters
+        ----------
+        progress : float
+            Training progress ``p`` in [0, 1] (clipped).
+
+        Returns
+        -------
+        lambdas : dict
+            Head name -> ``lambda_p``: ``lambda`` for
+            ``adversarial_schedule="constant"``, else
+            ``lambda * (2 / (1 + exp(-10 p)) - 1)``.
+        """
+        check_is_fitted(self)
+        lambdas = self._check_adversarial_heads(list(self.head_names_), self._fitted_hidden())
+        if lambdas is None:
+            return {}
+        scale = _schedule(self.adversarial_schedule, progress)
+        return {self.head_names_[h]: lam * scale for h, lam in sorted(lambdas.items())}
+
+    def _reversal(self, slices, epoch_fraction, dtype):
+        """Factor of each output column on its way into the trunk: 1, or ``-lambda_p``."""
+        progress = (self.n_iter_ + epoch_fraction) / self.max_iter
+        scale = _schedule(self.adversarial_schedule, progress)
+        factors = np.ones(slices[-1].stop, dtype=dtype)
+        for h, lam in self._adversarial.items():
+            factors[slices[h]] = -lam * scale
+        return factors
 
     def _end_epoch(self, loss, head_losses, n_samples, start_time):
         self.n_iter_ += 1
@@ -1050,11 +1173,19 @@ class _Network:
         self.x_buf = np.empty((batch_size, coefs[0].shape[0]), dtype)
         self.z_bufs = [np.empty((batch_size, W.shape[1]), dtype) for W in coefs]
         self.delta_bufs = [np.empty((batch_size, W.shape[1]), dtype) for W in coefs]
+        self._batch_size = batch_size
         self.activate = ACTIVATIONS[activation]
         self.activate_derivative = DERIVATIVES[activation]
         # Old names, still read by benchmarks/profile_training.py.
         self.relu, self.relu_derivative = self.activate, self.activate_derivative
         self._alive = [False] * (len(coefs) - 1) if track_dead_units else None
+
+    @property
+    def reversed_buf(self):
+        """Buffer of the output deltas reversed into the trunk (made on first use)."""
+        if not hasattr(self, "_reversed_buf"):
+            self._reversed_buf = np.empty_like(self.delta_bufs[-1])
+        return self._reversed_buf
 
     def start_epoch(self):
         """Forget which layers had a non-zero output."""
@@ -1074,7 +1205,7 @@ class _Network:
         return out
 
     def backprop(self, X_batch, y_batch, sample_weight, slices, head_weights, l2,
-                 n_frozen=0):
+                 n_frozen=0, reversal=None):
         """Forward and backward pass of one minibatch.
 
         Parameters
@@ -1092,6 +1223,12 @@ class _Network:
         n_frozen : int, default=0
             Number of leading weight layers left out: no gradient for them,
             and no delta is propagated below the lowest trainable layer.
+        reversal : ndarray of shape (n_outputs,), default=None
+            Factor applied to each output column's delta on its way into the
+            trunk (gradient reversal: ``-lambda`` for an adversarial head's
+            columns, 1 elsewhere). The output layer's own gradient is not
+            scaled. Applied to the deltas before the trunk's back-propagation,
+            so every update path (NumPy or compiled) sees the same gradient.
 
         Returns
         -------
@@ -1120,8 +1257,12 @@ class _Network:
             activations[-1], y_batch, slices, head_weights,
             sample_weight.astype(dtype, copy=False), deltas[last],
         )
+        into_trunk = deltas[last]
+        if reversal is not None and last > n_frozen:
+            into_trunk = np.multiply(deltas[last], reversal, out=self.reversed_buf[:n])
         for i in range(last, n_frozen, -1):
-            np.matmul(deltas[i], self.coefs[i].T, out=deltas[i - 1])
+            np.matmul(into_trunk if i == last else deltas[i], self.coefs[i].T,
+                      out=deltas[i - 1])
             self.activate_derivative(activations[i], deltas[i - 1])
         coef_grads = [
             OuterGradient(activations[i], deltas[i], self.coefs[i], l2)
@@ -1132,6 +1273,14 @@ class _Network:
 
 
 # ------------------------------------------------------------- y handling
+
+
+def _schedule(kind, progress):
+    """Factor of ``lambda`` at training progress ``progress`` (clipped to [0, 1])."""
+    if kind == "constant":
+        return 1.0
+    p = min(max(float(progress), 0.0), 1.0)
+    return 2.0 / (1.0 + np.exp(-10.0 * p)) - 1.0
 
 
 def _check_hidden(hidden):

@@ -160,3 +160,49 @@ def test_backprop_with_missing_labels_matches_finite_differences(hidden):
                                 clf.coefs_ + clf.intercepts_)
     for a, b in zip(analytic, numeric):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-8)
+
+
+def _head_losses(clf, X, y, sw):
+    """Each head's weighted mean cross-entropy, from the predict path."""
+    log_proba = clf.predict_log_proba(X)
+    rows = np.arange(len(X))
+    return [-(sw / sw.sum() * lp[rows, y[:, h]]).sum() for h, lp in enumerate(log_proba)]
+
+
+@pytest.mark.parametrize("hidden", [(6,), (6, 4)])
+@pytest.mark.parametrize("lam", [0.0, 0.7, 2.0])
+def test_gradient_reversal_matches_finite_differences_of_the_min_max_objective(hidden, lam):
+    # The heads' own parameters (the output layer) descend the usual loss
+    # sum_h w_h L_h; the trunk descends w_0 L_0 - lam * w_1 L_1 (head 1 adversarial).
+    clf, X, y = _model(hidden, (3, 2), 0.5)
+    rng = np.random.default_rng(3)
+    sw = rng.uniform(0.5, 2.0, len(X))
+    w = np.array([1.2, 0.8])
+    slices = head_slices((3, 2))
+    reversal = np.ones(5)
+    reversal[slices[1]] = -lam
+    net = _Network(clf.coefs_, clf.intercepts_, len(X))
+    _, grads = net.backprop(X, y, sw / sw.sum(), slices, w, clf.alpha / sw.sum(),
+                            reversal=reversal)
+    n = len(clf.coefs_)
+    analytic = [g.toarray() for g in grads[:n]] + grads[n:]
+
+    def l2():
+        return 0.5 * clf.alpha * sum((W**2).sum() for W in clf.coefs_) / sw.sum()
+
+    def heads_loss():
+        ce = _head_losses(clf, X, y, sw)
+        return w[0] * ce[0] + w[1] * ce[1] + l2()
+
+    def trunk_loss():
+        ce = _head_losses(clf, X, y, sw)
+        return w[0] * ce[0] - lam * w[1] * ce[1] + l2()
+
+    out_params = [clf.coefs_[-1], clf.intercepts_[-1]]
+    trunk_params = clf.coefs_[:-1] + clf.intercepts_[:-1]
+    out_analytic = [analytic[n - 1], analytic[-1]]
+    trunk_analytic = analytic[: n - 1] + analytic[n:-1]
+    for a, b in zip(out_analytic, _numeric_gradient(heads_loss, out_params)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-8)
+    for a, b in zip(trunk_analytic, _numeric_gradient(trunk_loss, trunk_params)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-8)

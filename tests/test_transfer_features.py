@@ -13,7 +13,8 @@ from skoffice31.metrics import (
     head_log_losses,
 )
 from skoffice31._losses import head_slices
-from skoffice31._multihead import _Network
+from skoffice31 import _kernels
+from skoffice31._multihead import _Network, _schedule
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -280,3 +281,122 @@ def test_freezing_every_layer_raises(hidden, n_frozen):
     X, y = _two_domains()
     with pytest.raises(ValueError, match=r"n_frozen_layers=.*at least the output layer"):
         MultiHeadMLPClassifier(hidden=hidden, n_frozen_layers=n_frozen, max_iter=1).fit(X, y)
+
+
+# ------------------------------------------------------------ adversarial heads
+
+
+def test_dann_schedule_is_the_papers():
+    assert _schedule("constant", 0.3) == 1.0
+    for p in (0.0, 0.1, 0.5, 1.0):
+        assert _schedule("dann", p) == pytest.approx(2 / (1 + np.exp(-10 * p)) - 1)
+    assert _schedule("dann", 0.0) == 0.0 and _schedule("dann", 2.0) == _schedule("dann", 1.0)
+    X, y = _two_domains()
+    clf = MultiHeadMLPClassifier(hidden=(4,), max_iter=1, adversarial_heads={1: 2.0},
+                                 adversarial_schedule="dann").fit(X, y)
+    assert clf._adversarial_lambdas(0.5) == {"head1": pytest.approx(2.0 * _schedule("dann", 0.5))}
+
+
+def _one_sgd_step(**params):
+    X, y = _two_domains()
+    params = {**dict(hidden=(6,), solver="sgd", momentum=0.0, alpha=0.0, batch_size=len(X),
+                     max_iter=1, learning_rate_init=0.5, random_state=0), **params}
+    return MultiHeadMLPClassifier(**params).fit(X, y)
+
+
+def test_adversarial_head_with_lambda_zero_sends_nothing_into_the_trunk():
+    adv = _one_sgd_step(adversarial_heads={0: 0.0})
+    object_only = _one_sgd_step(head_weights=[0.0, 1.0])
+    normal = _one_sgd_step()
+    # the trunk moved as if the domain head were absent ...
+    np.testing.assert_allclose(adv.coefs_[0], object_only.coefs_[0], rtol=1e-13)
+    np.testing.assert_allclose(adv.intercepts_[0], object_only.intercepts_[0], rtol=1e-13)
+    # ... while the domain head itself trained as usual
+    np.testing.assert_allclose(adv.coefs_[1], normal.coefs_[1], rtol=1e-13)
+    assert not np.allclose(adv.coefs_[0], normal.coefs_[0])
+
+
+def test_reversed_step_is_the_normal_step_with_the_domain_trunk_gradient_negated():
+    # Trunk step with reversal lambda = normal object part - lambda * domain part.
+    lam = 1.5
+    normal = _one_sgd_step()
+    obj = _one_sgd_step(head_weights=[0.0, 1.0])
+    adv = _one_sgd_step(adversarial_heads={"head0": lam})
+    init = _one_sgd_step(learning_rate_init=1e-300)  # no step: the initial weights
+    step_obj = obj.coefs_[0] - init.coefs_[0]
+    step_dom = (normal.coefs_[0] - init.coefs_[0]) - step_obj
+    np.testing.assert_allclose(adv.coefs_[0] - init.coefs_[0], step_obj - lam * step_dom,
+                               rtol=1e-9, atol=1e-13)
+
+
+def test_source_plus_unlabelled_target_fits_and_predicts_both_heads():
+    # Source domain: object labelled; target domain: object missing, domain labelled.
+    X, y = _two_domains(n=300, seed=1)
+    target = y[:, 0] == 1
+    y_obj = np.where(target, -1, y[:, 1])
+    Y = np.column_stack([y[:, 0], y_obj])
+    clf = MultiHeadMLPClassifier(hidden=(16,), max_iter=60, random_state=0,
+                                 adversarial_heads={"head0": 0.3},
+                                 adversarial_schedule="dann").fit(X, Y)
+    np.testing.assert_array_equal(clf.classes_[1], [0, 1, 2])
+    pred = clf.predict(X)
+    assert pred.shape == (300, 2)
+    assert set(np.unique(pred[target, 1])) <= {0, 1, 2}
+    # the object head learned the source (chance is 1/3) and works on the target
+    assert np.mean(pred[~target, 1] == y[~target, 1]) > 0.6
+    assert np.mean(pred[target, 1] == y[target, 1]) > 0.5
+    assert clf.score_heads(X, Y)["head1"] == pytest.approx(np.mean(pred[~target, 1] == y[~target, 1]))
+
+
+def test_compiled_and_numpy_paths_reverse_the_same_gradient(monkeypatch):
+    # A 256 x 256 trunk layer takes the compiled kernels when numba is there.
+    X, y = _two_domains(n=64)
+    params = dict(hidden=(256, 256), max_iter=3, batch_size=32, random_state=0,
+                  adversarial_heads={0: 0.5})
+    fast = MultiHeadMLPClassifier(**params).fit(X, y)
+    assert fast._optimizer.plan.kernels == bool(_kernels.kernels_available())
+    monkeypatch.setenv(_kernels.ENV_VAR, "0")
+    plain = MultiHeadMLPClassifier(**params).fit(X, y)
+    assert not plain._optimizer.plan.kernels
+    for p, q in zip(fast.coefs_ + fast.intercepts_, plain.coefs_ + plain.intercepts_):
+        np.testing.assert_allclose(p, q, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("spec,match", [
+    ({"colour": 1.0}, "adversarial_heads names the head 'colour'"),
+    ({0: -0.5}, r"adversarial_heads\[0\] must be a finite weight lambda >= 0"),
+    ({0: float("nan")}, r"adversarial_heads\[0\] must be a finite"),
+    ({0: "big"}, r"adversarial_heads\[0\] must be a finite"),
+    ({5: 1.0}, "head index 5"),
+    ({0: 1.0, 1: 1.0}, "every head adversarial"),
+    ({0: 1.0, "head0": 2.0}, "twice"),
+    ({1.5: 1.0}, "keys must be head names"),
+])
+def test_bad_adversarial_heads_raise(spec, match):
+    X, y = _two_domains()
+    with pytest.raises(ValueError, match=match):
+        MultiHeadMLPClassifier(hidden=(4,), max_iter=1, adversarial_heads=spec).fit(X, y)
+
+
+def test_the_only_head_cannot_be_adversarial_and_a_trunk_is_needed():
+    X, y = _two_domains()
+    with pytest.raises(ValueError, match="the only head adversarial.*nothing to be adversarial"):
+        MultiHeadMLPClassifier(hidden=(4,), adversarial_heads={0: 1.0}).fit(X, y[:, 1])
+    with pytest.raises(ValueError, match="no trunk"):
+        MultiHeadMLPClassifier(hidden=(), adversarial_heads={0: 1.0}).fit(X, y)
+
+
+def test_new_parameters_round_trip_through_get_params_and_clone():
+    from sklearn.base import clone
+
+    clf = MultiHeadMLPClassifier(n_frozen_layers=1, adversarial_heads={"domain": 0.5},
+                                 adversarial_schedule="dann")
+    params = clf.get_params()
+    assert params["n_frozen_layers"] == 1
+    assert params["adversarial_heads"] == {"domain": 0.5}
+    assert params["adversarial_schedule"] == "dann"
+    assert clone(clf).get_params() == params
+    with pytest.raises(ValueError, match="adversarial_schedule"):
+        MultiHeadMLPClassifier(adversarial_schedule="linear").fit(*_two_domains())
+    with pytest.raises(ValueError, match="n_frozen_layers"):
+        MultiHeadMLPClassifier(n_frozen_layers=-1).fit(*_two_domains())
