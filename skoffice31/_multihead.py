@@ -970,6 +970,65 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
                 ACTIVATIONS[self.activation](Z)
         return log_softmax_heads(Z, head_slices([len(c) for c in self._classes_list()]))
 
+    def embed(self, X, layer=-1):
+        """Activations of a hidden layer of the shared trunk: the learned features.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input data.
+        layer : int, default=-1
+            Which hidden layer, Python-indexed over the hidden layers only:
+            ``0`` is the first, ``-1`` the last (the features the heads see).
+
+        Returns
+        -------
+        features : ndarray of shape (n_samples, hidden[layer])
+            The layer's outputs, after its ``activation``, in the model's
+            dtype.
+
+        Raises
+        ------
+        ValueError
+            When the model has no hidden layer (``hidden=()``), or ``layer``
+            is not an index of one.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.datasets import load_digits
+        >>> from skoffice31 import MultiHeadMLPClassifier
+        >>> X, digit = load_digits(return_X_y=True)
+        >>> y = np.column_stack([digit, digit % 2])
+        >>> clf = MultiHeadMLPClassifier(hidden=(32, 16), max_iter=5, random_state=0)
+        >>> clf = clf.fit(X / 16, y)
+        >>> clf.embed(X[:3] / 16).shape
+        (3, 16)
+        >>> clf.embed(X[:3] / 16, layer=0).shape
+        (3, 32)
+        """
+        X = self._validate_X_predict(X)
+        n_hidden = len(self.coefs_) - 1
+        if n_hidden == 0:
+            raise ValueError(
+                "embed needs a hidden layer, but this model has none (hidden=()): its "
+                "inputs go straight to the heads. Fit it with hidden=(...) to get features."
+            )
+        if isinstance(layer, bool) or not isinstance(layer, (Integral, np.integer)) or not (
+            -n_hidden <= layer < n_hidden
+        ):
+            raise ValueError(
+                f"layer={layer!r} is not a hidden layer: the model has {n_hidden} hidden "
+                f"layer(s), so layer must be an int from {-n_hidden} to {n_hidden - 1}."
+            )
+        stop = int(layer) % n_hidden
+        Z = X
+        for W, b in zip(self.coefs_[: stop + 1], self.intercepts_[: stop + 1]):
+            Z = Z @ W
+            Z += b
+            ACTIVATIONS[self.activation](Z)
+        return Z
+
     def _validate_X_predict(self, X):
         check_is_fitted(self)
         return validate_data(self, X, reset=False, dtype=self.coefs_[0].dtype)

@@ -400,3 +400,43 @@ def test_new_parameters_round_trip_through_get_params_and_clone():
         MultiHeadMLPClassifier(adversarial_schedule="linear").fit(*_two_domains())
     with pytest.raises(ValueError, match="n_frozen_layers"):
         MultiHeadMLPClassifier(n_frozen_layers=-1).fit(*_two_domains())
+
+
+# ------------------------------------------------------------ embed
+
+
+def test_embed_gives_each_hidden_layers_activations():
+    X, y = _two_domains()
+    clf = MultiHeadMLPClassifier(hidden=(7, 5), activation="tanh", max_iter=5,
+                                 random_state=0).fit(X, y)
+    first = np.tanh(X @ clf.coefs_[0] + clf.intercepts_[0])
+    second = np.tanh(first @ clf.coefs_[1] + clf.intercepts_[1])
+    np.testing.assert_allclose(clf.embed(X, layer=0), first, rtol=1e-12)
+    np.testing.assert_allclose(clf.embed(X, layer=-2), first, rtol=1e-12)
+    np.testing.assert_allclose(clf.embed(X), second, rtol=1e-12)
+    np.testing.assert_allclose(clf.embed(X, layer=1), second, rtol=1e-12)
+    # the heads are a softmax of the last layer's features
+    logits = clf.embed(X) @ clf.coefs_[-1] + clf.intercepts_[-1]
+    np.testing.assert_array_equal(clf.predict(X)[:, 0], logits[:, :2].argmax(axis=1))
+    assert clf.embed(X.astype(np.float32)).dtype == np.float64
+    relu = MultiHeadMLPClassifier(hidden=(6,), max_iter=3, random_state=0).fit(X, y)
+    assert relu.embed(X).min() >= 0
+
+
+@pytest.mark.parametrize("layer", [2, -3, 1.0, "last", True])
+def test_embed_bad_layer_raises(layer):
+    X, y = _two_domains()
+    clf = MultiHeadMLPClassifier(hidden=(7, 5), max_iter=2, random_state=0).fit(X, y)
+    with pytest.raises(ValueError, match=r"layer=.* is not a hidden layer.*from -2 to 1"):
+        clf.embed(X, layer=layer)
+
+
+def test_embed_without_hidden_layer_or_fit_raises():
+    from sklearn.exceptions import NotFittedError
+
+    X, y = _two_domains()
+    with pytest.raises(NotFittedError):
+        MultiHeadMLPClassifier().embed(X)
+    clf = MultiHeadMLPClassifier(hidden=(), max_iter=2).fit(X, y)
+    with pytest.raises(ValueError, match=r"embed needs a hidden layer.*hidden=\(\)"):
+        clf.embed(X)
