@@ -153,7 +153,7 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
         calls starts a fresh optimizer.
     adversarial_heads : dict, default=None
         Heads trained adversarially to the trunk (gradient reversal, Ganin
-        et al., 2016): head name or column index -> weight ``lambda >= 0``.
+        et al., 2016 [1]_): head name or column index -> weight ``lambda >= 0``.
         Such a head is trained to classify as usual, while the gradient it
         sends into the shared trunk is multiplied by ``-lambda``: the head's
         own parameters descend its loss and the trunk descends
@@ -222,7 +222,7 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
     available as :func:`skoffice31.metrics.exact_match_scorer`.
 
     **Missing labels.** A head's label may be missing for some samples,
-    following scikit-learn's semi-supervised convention
+    following scikit-learn's semi-supervised convention [2]_
     (:class:`~sklearn.semi_supervised.SelfTrainingClassifier`): ``-1`` in an
     integer head, ``NaN``, ``None`` or ``pandas.NA`` in a float or object
     head (an object head of integers also takes ``-1``). A missing label
@@ -289,6 +289,17 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
     - ``init`` and ``init_scale`` choose the initialisation (scikit-learn
       has Glorot-uniform only, the default here), and a collapsing training
       warns (``TrainingCollapseWarning``, above), which scikit-learn does not.
+
+    References
+    ----------
+    .. [1] Y. Ganin, E. Ustinova, H. Ajakan, P. Germain, H. Larochelle,
+       F. Laviolette, M. Marchand and V. Lempitsky, "Domain-Adversarial
+       Training of Neural Networks", Journal of Machine Learning Research
+       17(59), 2016 (gradient reversal and the ``"dann"`` schedule of
+       ``adversarial_heads``).
+    .. [2] scikit-learn's semi-supervised learning guide, whose convention
+       (``-1`` for an unlabelled sample) the missing labels follow:
+       https://scikit-learn.org/stable/modules/semi_supervised.html
 
     Examples
     --------
