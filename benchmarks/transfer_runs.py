@@ -12,7 +12,9 @@ Runs:
 
 - ``cli``: the six tasks, k in {0, 3}, 3 seeds, every method, the default
   16x16 images (the 10-minute target of the transfer table);
-- ``size32``: the same at 32x32 (why 16x16 is the default).
+- ``size32``: the same at 32x32 (why 16x16 is the default);
+- ``pca``: the same without the per-image standardisation
+  (``--features pca``: why ``standardized`` is the default).
 """
 
 import argparse
@@ -28,6 +30,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 RUNS = {
     "cli": ["--task", "all", "--shots", "0,3", "--seeds", "3"],
     "size32": ["--task", "all", "--shots", "0,3", "--seeds", "3", "--size", "32"],
+    "pca": ["--task", "all", "--shots", "0,3", "--seeds", "3", "--features", "pca"],
 }
 
 
