@@ -18,6 +18,7 @@ unlabelled. Needs skada (``pip install "skoffice31[bench]"``)::
 
     python benchmarks/transfer_peers.py --data ../shared/data/office31   # the docs' table
     python benchmarks/transfer_peers.py --quick                          # built-in data, 1 seed
+    python benchmarks/transfer_peers.py --data ../shared/data/office31 --weights  # reweighting
 
 Writes ``transfer.csv``, ``transfer.json``, ``transfer.png`` and
 ``transfer.md`` (the table) to ``--out`` (default
@@ -93,6 +94,31 @@ def peer_methods():
     ]
 
 
+def reweight_concentration(data, features):
+    """Share of the total source weight that DiscriminatorReweightAdapter gives its top 10 images.
+
+    Returns
+    -------
+    lines : list of str
+        One per task.
+    """
+    from skada import DiscriminatorReweightAdapter
+
+    from skoffice31.transfer import make_features, task_label, transfer_tasks
+
+    lines = []
+    for source, target in transfer_tasks(sorted(set(data.domains))):
+        s, t = data.domains == source, data.domains == target
+        prep = make_features(features).fit(np.concatenate([data.X[s], data.X[t]]))
+        X = np.concatenate([prep.transform(data.X[s]), prep.transform(data.X[t])])
+        sample_domain = np.r_[np.ones(s.sum(), int), np.full(t.sum(), -2, int)]
+        adapter = DiscriminatorReweightAdapter().fit(X, sample_domain=sample_domain)
+        w = np.sort(adapter.compute_weights(X, sample_domain=sample_domain)[:s.sum()])[::-1]
+        lines.append(f"{task_label(source, target)}: the top 10 of {s.sum()} source images "
+                     f"carry {w[:10].sum() / w.sum():.1%} of the weight")
+    return lines
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", help="Office-31 folder (default: the built-in data)")
@@ -102,6 +128,9 @@ def main(argv=None):
     parser.add_argument("--features", default="standardized",
                         help="make_features kind (default: %(default)s)")
     parser.add_argument("--quick", action="store_true", help="1 seed, built-in data")
+    parser.add_argument("--weights", action="store_true",
+                        help="only: how concentrated the reweighting's source weights are "
+                        "(weights.txt in --out)")
     parser.add_argument("--out", default=None, help="output folder")
     args = parser.parse_args(argv)
     if args.quick:
@@ -115,6 +144,14 @@ def main(argv=None):
     name = "transfer_office31" if args.data else "transfer_builtin"
     out = Path(args.out) if args.out else RESULTS / name
     out.mkdir(parents=True, exist_ok=True)
+    if args.weights:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1, user_api="blas"):
+            text = "\n".join(reweight_concentration(data, args.features)) + "\n"
+        (out / "weights.txt").write_text(text)
+        print(text, end="")
+        return
     shots = [int(k) for k in args.shots.split(",")]
     ours = default_methods()
     estimator = default_estimator()
