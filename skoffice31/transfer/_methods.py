@@ -133,12 +133,12 @@ class TransferMethod:
     name : str
         Its name in the tables (``"fine-tune output"``).
     fit_predict : callable
-        ``fit_predict(problem, context) -> y_pred`` on ``problem.X_test``;
-        ``context`` holds the network to clone (``context.estimator``), the
-        epochs on the few labelled images (``context.few_max_iter``), the
-        weight of the adversarial head (``context.adversarial``) and the
-        model trained on the source alone (``context.source_model``, fitted
-        once per task and seed).
+        ``fit_predict(problem, context) -> y_pred`` on ``problem.X_test``,
+        for a :class:`TransferProblem` and a :class:`MethodContext` (the
+        network to clone, the epochs on the few labelled images, the weight
+        of the adversarial head, and the model trained on the source alone,
+        fitted once per task and seed). Fit networks with
+        ``context.fit`` so that the progress display sees them.
     needs_labels : bool, default=False
         Only defined for ``k > 0`` (it trains on labelled target images).
     requires : str or None, default=None

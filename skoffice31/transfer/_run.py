@@ -105,6 +105,16 @@ def _as_seeds(seeds):
 def plan_transfer(tasks, shots, seeds, methods):
     """The fits of a run, in the order :func:`run_transfer` makes them.
 
+    Parameters
+    ----------
+    tasks : list of (str, str)
+        (source, target) pairs.
+    shots : list of int
+        Labelled target images per class.
+    seeds : list of int
+    methods : list of TransferMethod
+        A method that needs labels has no fit at ``k = 0``.
+
     Returns
     -------
     plan : list of dict
