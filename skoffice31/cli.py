@@ -343,11 +343,12 @@ def _add_transfer(sub):
     tf.add_argument("--task", choices=["all"],
                     help="every task: Office-31's six (A->W, D->W, W->D, A->D, D->A, W->A); "
                     "the default without --source and --target")
-    tf.add_argument("--shots", metavar="K,...", default=[0, 1, 3, 5],
+    tf.add_argument("--shots", metavar="K,...", default=[0, 3],
                     type=_int_list("--shots", "expected comma-separated numbers >= 0 of "
                                    "labelled target images per class, e.g. 0,1,3,5",
                                    lambda v: v >= 0),
-                    help="labelled target images per class (default: 0,1,3,5)")
+                    help="labelled target images per class (default: 0,3; e.g. 0,1,3,5 for "
+                    "the curve)")
     tf.add_argument("--seeds", metavar="N", default=3,
                     type=_number(int, "--seeds", "must be >= 1", lambda v: v >= 1),
                     help="seeds 0..N-1: target splits and initialisations (default: %(default)s)")
@@ -866,7 +867,8 @@ def cmd_transfer(args):
         first = failed[0]
         sys.stderr.write(f"skoffice31 transfer: error: {len(failed)} of {len(rows)} fits "
                          f"failed (first: {first['task']} k={first['k']} seed {first['seed']} "
-                         f"{first['method']}: {first['status'].removeprefix('failed: ')}); see {out}/transfer.csv\n")
+                         f"{first['method']}: {first['status'].removeprefix('failed: ')}); "
+                         f"see {out}/transfer.csv\n")
         return 1
     return 0
 

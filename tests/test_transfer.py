@@ -34,6 +34,9 @@ from skoffice31.transfer import (
 
 TINY = dict(hidden=(16,), max_iter=3, batch_size=32)
 
+# tiny networks for a fixed number of epochs: reaching max_iter is expected
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
 
 @pytest.fixture(scope="module")
 def digits():
@@ -254,15 +257,13 @@ def test_run_transfer_rows(digits):
 
 def test_run_transfer_scores_against_the_target_labels(digits):
     X, domain, obj = digits
-    wrong = obj.copy()
-    wrong[domain == "dslr"] = "zero"  # every target image: one class
-    rows = list(run_transfer(X, domain, wrong, tasks=[("product", "dslr")], shots=[0],
+    relabelled = obj.copy()
+    relabelled[domain == "dslr"] = "unseen"  # a class no source image has
+    rows = list(run_transfer(X, domain, relabelled, tasks=[("product", "dslr")], shots=[0],
                              seeds=1, methods=["source only"],
                              estimator=default_estimator(**TINY), features="pixels"))
     (row,) = rows
-    pred_zero = row["accuracy"]
-    # accuracy is the share of test images predicted "zero"
-    assert 0 <= pred_zero < 0.5
+    assert row["status"] == "ok" and row["accuracy"] == 0.0
 
 
 def test_a_failing_method_is_a_row_not_an_exception(digits):

@@ -71,7 +71,7 @@ def transfer_info(data, *, command=None, started=None, **settings):
 
 
 def run_transfer_to_folder(out, info, data, **run_kwargs):
-    """:func:`~skoffice31.transfer.run_transfer`, ``transfer.csv``/``.json`` rewritten after each fit.
+    """:func:`~skoffice31.transfer.run_transfer` with its files rewritten after each fit.
 
     Parameters
     ----------

@@ -14,7 +14,8 @@ from typing import Callable
 import numpy as np
 from sklearn.base import clone
 
-__all__ = ["METHODS", "SKADA_HINT", "MethodContext", "TransferMethod", "TransferProblem", "default_methods",
+__all__ = ["METHODS", "SKADA_HINT", "MethodContext", "TransferMethod", "TransferProblem",
+           "default_methods",
            "skada_available"]
 
 #: The line printed instead of the skada rows when skada is not installed.
