@@ -10,6 +10,7 @@ __all__ = [
     "HEADS",
     "OFFICE31_SIZE",
     "PRESETS",
+    "STANDARDIZE",
     "STUDY_RESULTS",
     "Configuration",
     "StudySettings",
@@ -39,6 +40,9 @@ HEADS = ("domain", "object")
 #: photos use the study's 100x100.
 BUILTIN_SIZE = 32
 OFFICE31_SIZE = 100
+
+#: Values of :attr:`StudySettings.standardize`.
+STANDARDIZE = ("none", "image", "channel")
 
 #: Settings of the two presets. ``learning_rate_init`` is given per solver.
 PRESETS = {
@@ -138,6 +142,22 @@ class StudySettings:
         for the built-in dataset.
     blas_threads : int, default=0
         Limit of the BLAS threads per fit (0: no limit).
+    standardize : {"none", "image", "channel"}, default="none"
+        Per-image standardisation of the pixels
+        (:class:`~skoffice31.ImageStandardizer`): none (the study's raw
+        pixels), by the image's mean and standard deviation, or by those of
+        each colour channel.
+    image_stats : bool, default=False
+        Append each image's per-channel mean and standard deviation as
+        features (``ImageStandardizer(append_stats=True)``); needs
+        ``standardize``.
+    scale_features : bool, default=False
+        Then standardise each feature on the training rows
+        (:class:`~sklearn.preprocessing.StandardScaler`).
+    seeds : int, default=1
+        Number of seeds, ``seed, seed + 1, ...``: the grid runs once per seed,
+        the split and the initialisation both following it
+        (:func:`~skoffice31.study.run_seeds`).
     """
 
     preset: str = "study"
@@ -157,6 +177,10 @@ class StudySettings:
     solvers: tuple = DEFAULT_SOLVERS
     size: tuple = None
     blas_threads: int = 0
+    standardize: str = "none"
+    image_stats: bool = False
+    scale_features: bool = False
+    seeds: int = 1
 
     def __post_init__(self):
         set_ = object.__setattr__.__get__(self)
@@ -177,7 +201,7 @@ class StudySettings:
                 raise ValueError(f"unknown solver {solver!r}: use 'sgd' or 'adam'")
             if not self.learning_rate(solver) > 0:
                 raise ValueError(f"learning_rate_init of {solver} must be > 0")
-        for name in ("epochs", "batch_size"):
+        for name in ("epochs", "batch_size", "seeds"):
             if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
                 raise ValueError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
         if not (isinstance(self.blas_threads, int) and self.blas_threads >= 0):
@@ -189,6 +213,17 @@ class StudySettings:
             raise ValueError(
                 f"split train_size={tr}, test_size={te}: both must be in (0, 1) with sum <= 1"
             )
+        if self.standardize not in STANDARDIZE:
+            raise ValueError(
+                f"standardize must be one of {list(STANDARDIZE)}, got {self.standardize!r}"
+            )
+        if self.image_stats and self.standardize == "none":
+            raise ValueError(
+                "image_stats=True appends the statistics that per-image standardisation "
+                "removes: set standardize to 'image' or 'channel' as well"
+            )
+        set_("image_stats", bool(self.image_stats))
+        set_("scale_features", bool(self.scale_features))
         if self.size is not None:
             size = tuple(int(v) for v in self.size)
             if len(size) != 2 or min(size) <= 0:
@@ -231,6 +266,10 @@ class StudySettings:
         values["learning_rate_init"] = lrs
         values.update(overrides)
         return cls(preset=preset, **values)
+
+    def seed_values(self):
+        """The seeds of the run: ``[seed, seed + 1, ..., seed + seeds - 1]``."""
+        return [self.seed + k for k in range(self.seeds)]
 
     def learning_rate(self, solver):
         """``learning_rate_init`` of ``solver``."""
@@ -282,10 +321,71 @@ class StudySettings:
         }
 
     def make_estimator(self, config):
-        """A new unfitted :class:`~skoffice31.MultiHeadMLPClassifier` for ``config``."""
+        """A new unfitted :class:`~skoffice31.MultiHeadMLPClassifier` for ``config``.
+
+        The classifier alone; :meth:`make_pipeline` puts the preprocessing
+        (:meth:`preprocessing_steps`) in front of it.
+        """
         from .._multihead import MultiHeadMLPClassifier
 
         return MultiHeadMLPClassifier(**self.estimator_params(config))
+
+    def preprocessing_steps(self):
+        """The preprocessing of the flattened pixels, as new ``Pipeline`` steps.
+
+        Returns
+        -------
+        steps : list of (str, transformer)
+            ``("imagestandardizer", ImageStandardizer(...))`` when
+            :attr:`standardize` is not ``"none"``, then
+            ``("standardscaler", StandardScaler())`` with
+            :attr:`scale_features`; empty for the study preset (raw pixels).
+        """
+        from sklearn.preprocessing import StandardScaler
+
+        from .._preprocessing import ImageStandardizer
+
+        steps = []
+        if self.standardize != "none":
+            steps.append(("imagestandardizer", ImageStandardizer(
+                per_channel=self.standardize == "channel", n_channels=3,
+                append_stats=self.image_stats)))
+        if self.scale_features:
+            steps.append(("standardscaler", StandardScaler()))
+        return steps
+
+    def make_pipeline(self, config):
+        """The model of ``config`` on flattened pixels: preprocessing, then the classifier.
+
+        Parameters
+        ----------
+        config : Configuration or (hidden, solver)
+
+        Returns
+        -------
+        model : MultiHeadMLPClassifier or Pipeline
+            :meth:`make_estimator` itself when there is no preprocessing,
+            else a :class:`~sklearn.pipeline.Pipeline` of
+            :meth:`preprocessing_steps` and it (step
+            ``"multiheadmlpclassifier"``).
+
+        Examples
+        --------
+        >>> from skoffice31.study import StudySettings
+        >>> s = StudySettings.from_preset("study")
+        >>> type(s.make_pipeline(((10,), "sgd"))).__name__
+        'MultiHeadMLPClassifier'
+        >>> s = StudySettings.from_preset("study", standardize="image", scale_features=True)
+        >>> [name for name, _ in s.make_pipeline(((10,), "sgd")).steps]
+        ['imagestandardizer', 'standardscaler', 'multiheadmlpclassifier']
+        """
+        from sklearn.pipeline import Pipeline
+
+        clf = self.make_estimator(config)
+        steps = self.preprocessing_steps()
+        if not steps:
+            return clf
+        return Pipeline([*steps, ("multiheadmlpclassifier", clf)])
 
     def param_grid(self):
         """The grid as a :class:`~sklearn.model_selection.GridSearchCV` ``param_grid``.
