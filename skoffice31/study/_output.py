@@ -180,7 +180,7 @@ def _jsonable(obj):
     return obj
 
 
-def write_results(out, info, rows, *, partial=False):
+def write_results(out, info, rows, *, partial=False, summary=None):
     """Write ``results.csv`` and ``results.json`` to the folder ``out``.
 
     Each file is replaced in one step (:mod:`skoffice31._fileio`), so a
@@ -198,14 +198,21 @@ def write_results(out, info, rows, *, partial=False):
         Result rows (:func:`~skoffice31.study.fit_and_evaluate`).
     partial : bool, default=False
         Mark the JSON as a snapshot of a run still going on.
+    summary : list of dict, default=None
+        The mean and standard deviation over seeds
+        (:func:`~skoffice31.study.aggregate_seeds`): written to
+        ``results_summary.csv`` and to the ``summary`` key of the JSON. The
+        rows then carry a ``seed``, the first column of ``results.csv``.
     """
     out = Path(out)
+    columns = (["seed", *CSV_COLUMNS] if any("seed" in r for r in rows) or summary
+               else CSV_COLUMNS)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
+    writer.writerow(columns)
     for row in rows:
         values = []
-        for col in CSV_COLUMNS:
+        for col in columns:
             v = row.get(col, "")
             if col == "hidden":
                 v = fmt_hidden(v)
@@ -217,8 +224,34 @@ def write_results(out, info, rows, *, partial=False):
     doc = {k: v for k, v in info.items() if k != "started_time"}
     if partial:
         doc["partial"] = True
+    if summary is not None:
+        atomic_write_text(out / "results_summary.csv", _summary_csv(summary))
+        doc["summary"] = [_jsonable(s) for s in summary]
     doc["results"] = [_jsonable(r) for r in rows]
     atomic_write_text(out / "results.json", json.dumps(doc, indent=2) + "\n")
+
+
+def _summary_csv(summary):
+    from ._seeds import SEED_METRICS
+
+    columns = ["hidden", "solver", "n_seeds", "n_failed", "seeds"]
+    columns += [f"{m}_{s}" for m in SEED_METRICS for s in ("mean", "std")]
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(columns)
+    for s in summary:
+        values = []
+        for col in columns:
+            v = s[col]
+            if col == "hidden":
+                v = fmt_hidden(v)
+            elif col == "seeds":
+                v = " ".join(str(x) for x in v)
+            elif isinstance(v, float):
+                v = "" if math.isnan(v) else round(v, 6)
+            values.append(v)
+        writer.writerow(values)
+    return buf.getvalue()
 
 
 def head_confusion(y_true, y_pred, classes, heads):
