@@ -1,7 +1,11 @@
 """The ``skoffice31`` command line: ``reproduce``, ``train`` and ``predict``.
 
-A thin shell over :mod:`skoffice31.study`: it parses the options into a
-:class:`~skoffice31.study.StudySettings`, calls the study module and prints.
+A thin shell: it parses the options into a
+:class:`~skoffice31.study.StudySettings`, calls the library and prints. The
+work is done by :mod:`skoffice31.study` (its ``_train`` module for
+``train``), ``skoffice31._reproduce`` (the reproduce run's files and text),
+:mod:`skoffice31.prediction` and :mod:`skoffice31.persistence`; the
+one-line messages of errors and warnings come from ``skoffice31._messages``.
 ``skoffice31 reproduce`` re-runs the Office-31 two-head study (three hidden
 layouts x {plain SGD, Adam}) with :func:`skoffice31.study.run_study`,
 prints the study's table next to ours and writes ``results.csv``,
@@ -10,8 +14,8 @@ prints the study's table next to ours and writes ``results.csv``,
 ImageFolder tree or a CSV/TSV of paths and labels, any number of heads) and
 saves an image-to-labels :class:`~sklearn.pipeline.Pipeline`;
 ``skoffice31 predict`` applies it to image files and folders (table, CSV or
-JSON).  The model is saved and loaded by ``_save_model`` / ``_load_model``
-only.
+JSON). The model is saved and loaded through
+:mod:`skoffice31.persistence` only.
 
 Run ``skoffice31 COMMAND --help`` for the options.
 """
@@ -20,15 +24,14 @@ import argparse
 import contextlib
 import os
 import sys
-import tempfile
 import time
 import warnings
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-from . import study
+from . import _reproduce, study
+from ._messages import first_line, load_error, os_reason, warning_line
 from .study._output import fmt_hidden, fmt_seconds
 
 __all__ = ["main", "build_parser"]
@@ -227,7 +230,12 @@ def build_parser():
     )
     parser.add_argument("--version", action="version", version=_version_string())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for add_command in (_add_reproduce, _add_train, _add_predict):
+        add_command(sub)
+    return parser
 
+
+def _add_reproduce(sub):
     rep = sub.add_parser(
         "reproduce",
         help="re-run the study's grid (hidden layouts x solvers) and tabulate it",
@@ -254,6 +262,8 @@ def build_parser():
                      help="sample test predictions shown per configuration (default: %(default)s)")
     rep.set_defaults(func=cmd_reproduce)
 
+
+def _add_train(sub):
     tr = sub.add_parser(
         "train",
         help="train one network on Office-31 or your own images and save it",
@@ -270,6 +280,8 @@ def build_parser():
                     help="deprecated alias of --out")
     tr.set_defaults(func=cmd_train)
 
+
+def _add_predict(sub):
     pr = sub.add_parser(
         "predict",
         help="predict the heads of image files or folders with a saved model",
@@ -292,7 +304,6 @@ def build_parser():
     pr.add_argument("--out", metavar="FILE", default=None,
                     help="write the output to FILE instead of the standard output")
     pr.set_defaults(func=cmd_predict)
-    return parser
 
 
 def _version_string():
@@ -340,10 +351,6 @@ def settings_from_args(args, *, grid):
         raise UsageError(f"bad settings: {exc}") from None
 
 
-#: How many skipped file names the skipped-files warning line shows.
-SHOW_SKIPPED = 3
-
-
 def _load_data(args, settings):
     """:func:`skoffice31.study.load_study_data`, its problems as one-line errors.
 
@@ -360,7 +367,7 @@ def _load_data(args, settings):
         try:
             layout = study.detect_layout(data)
         except FileNotFoundError as exc:
-            raise UsageError(_first_line(exc)) from None
+            raise UsageError(first_line(exc)) from None
     try:
         with warnings.catch_warnings(record=data is not None) as caught:
             if data is not None:  # the photos' warnings become one line each
@@ -369,92 +376,11 @@ def _load_data(args, settings):
                 settings, data, n_jobs=getattr(args, "n_jobs", None), layout=layout,
                 head_name=getattr(args, "head_name", "class"), cache=cache,
             )
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
-        if data is not None and not Path(data).expanduser().exists():
-            raise UsageError(_first_line(exc)) from None
-        if layout != "office31":
-            raise UsageError(f"cannot load --data {data}: {_first_line(exc)}") from None
-        if data is not None and not Path(data).expanduser().is_dir():
-            raise UsageError(_first_line(exc)) from None
-        raise UsageError(_not_office31(data, exc)) from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        if layout != "office31":
-            raise UsageError(f"cannot load --data {data} ({_LAYOUT_NAMES[layout]}): "
-                             f"{_first_line(exc)}") from None
-        raise UsageError(_not_office31(data, exc)) from None
-    except OSError as exc:
-        # name the path that failed (a cache file, one image, a sub-folder), not just --data
-        where = exc.filename if exc.filename is not None else data
-        from .datasets._base import printable
-
-        raise UsageError(f"cannot read {printable(where)}: "
-                         f"{exc.strerror or _first_line(exc)}") from None
+    except (OSError, ValueError) as exc:  # also UnicodeDecodeError
+        raise UsageError(load_error(exc, data, layout)) from None
     for w in caught or ():
-        sys.stderr.write(f"warning: {_warning_line(w.message)}\n")
+        sys.stderr.write(f"warning: {warning_line(w.message)}\n")
     return result
-
-
-def _warning_line(message):
-    """One line for a warning of the loaders or the estimator."""
-    from . import TrainingCollapseWarning
-    from .datasets import CacheWarning, SkippedFilesWarning
-    from .datasets._base import printable
-
-    if isinstance(message, SkippedFilesWarning) and message.files:
-        files, reasons = message.files, message.reasons
-        shown = "; ".join(
-            f"{printable(f)} ({r})" if r else printable(f)
-            for f, r in zip(files[:SHOW_SKIPPED], list(reasons[:SHOW_SKIPPED])
-                            + [""] * SHOW_SKIPPED)
-        )
-        more = f"; and {len(files) - SHOW_SKIPPED} more" if len(files) > SHOW_SKIPPED else ""
-        return f"skipped {len(files)} file(s) that could not be loaded: {shown}{more}"
-    if isinstance(message, CacheWarning):
-        error = f" ({message.error})" if message.error else ""
-        return (f"cannot use the image cache in {printable(message.path)}{error}; loaded "
-                "without it (point SKOFFICE31_DATA to a writable folder, or pass --no-cache)")
-    if isinstance(message, TrainingCollapseWarning):
-        return " ".join(str(message).split())  # the estimator's advice, on one line
-    return _first_line(message)
-
-
-_LAYOUT_NAMES = {"folder": "ImageFolder layout <class>/<image>.jpg",
-                 "table": "a CSV/TSV file path,<head1>,<head2>,...",
-                 "office31": "Office-31 layout"}
-
-
-def _not_office31(data, exc):
-    return (f"{data} is not an Office-31 folder "
-            f"(expected <domain>/images/<object>/<image>.jpg): {_first_line(exc)}")
-
-
-def _first_line(exc):
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _head_label(name):
-    return {"head0": "domain", "head1": "object"}.get(str(name), str(name))
-
-
-def _check_output_dir(out):
-    path = Path(out).expanduser()
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
-            pass
-    except OSError as exc:
-        reason = exc.strerror or _first_line(exc)
-        raise UsageError(f"cannot write to output folder {out}: {reason}") from None
-    return path
-
-
-def _fmt_scale(scale):
-    if scale == 1.0:
-        return "raw 0..255 pixels"
-    if abs(scale - 1 / 255) < 1e-12:
-        return "pixels scaled to 0..1"
-    return f"pixels x {scale:.4g}"
 
 
 # --------------------------------------------------------------------------
@@ -470,86 +396,62 @@ def cmd_reproduce(args):
         raise UsageError(f"bad --samples {args.samples}: must be >= 0")
     if args.scheduler:
         _check_scheduler(args.scheduler)
-    out = _check_output_dir(args.out)
+    try:
+        out = _reproduce.check_output_folder(args.out)
+    except OSError as exc:
+        raise UsageError(f"cannot write to output folder {args.out}: "
+                         f"{exc.strerror or first_line(exc)}") from None
     started = time.time()
     data = _load_data(args, settings)
     print(data.description, flush=True)
     configs = settings.configurations()
-    print(
-        f"Preset {settings.preset}: {len(configs)} configuration"
-        f"{'s' if len(configs) != 1 else ''}, {settings.epochs} epochs, "
-        f"batch {settings.batch_size}, lr "
-        + ", ".join(f"{k} {settings.learning_rate(k):g}" for k in settings.solvers)
-        + f", {_fmt_scale(settings.scale)}, init {settings.init}; "
-        f"split {len(data.train)} train / {len(data.test)} test (seed {settings.seed})",
-        flush=True,
-    )
+    print(_reproduce.plan_line(settings, data, configs), flush=True)
     info = study.run_info(settings, data, command=["skoffice31", *args.argv],
                           started=started, scheduler=args.scheduler)
     baselines = study.head_baselines(data.y[data.train], data.y[data.test], data.heads)
     info["baselines"] = baselines
-    position = {c: i for i, c in enumerate(configs)}
-    rows, interrupted, failure, write_error, n_saved = [], False, None, None, 0
-
-    def grid_order(rows):
-        return sorted(rows, key=lambda r: position[(tuple(r["hidden"]), r["solver"])])
 
     with contextlib.ExitStack() as stack:
-        stack.enter_context(_terminate_as_interrupt())
+        stack.enter_context(_reproduce.sigterm_as_interrupt())
         if args.scheduler:
             _enter_scheduler(stack, args.scheduler, args.n_jobs, [data.X, data.y])
-        progress = None if args.quiet else _progress(settings, data, configs, args.n_jobs)
+        progress = (None if args.quiet
+                    else _reproduce.progress_display(settings, data, configs, args.n_jobs))
         if progress is not None:
             stack.callback(progress.close)
         results = stack.enter_context(contextlib.closing(study.run_study(
             settings, data, n_jobs=args.n_jobs, n_samples=args.samples,
             progress=None if progress is None else progress.epoch,
         )))
-        try:
-            for row in results:
-                rows.append(row)
-                if progress is not None:
-                    progress.done(row)
-                for message in row.get("warnings") or ():
-                    sys.stderr.write(f"warning: hidden {fmt_hidden(row['hidden'])} "
-                                     f"{row['solver']}: {message}\n")
-                _finish(info, False, None)
-                try:
-                    study.write_results(out, info, grid_order(rows), partial=True)
-                    n_saved = len(rows)
-                except OSError as exc:  # disk full, --out became read-only: stop here
-                    write_error = exc
-                    break
-        except KeyboardInterrupt:
-            interrupted = True
-        except Exception as exc:  # e.g. the dask scheduler went away
-            if args.scheduler:
-                from .parallel import as_scheduler_lost
 
-                exc = as_scheduler_lost(exc)
-            failure = f"{type(exc).__name__}: {_first_line(exc)}"
+        def show(row):
+            if progress is not None:
+                progress.done(row)
+            for message in row.get("warnings") or ():
+                sys.stderr.write(f"warning: hidden {fmt_hidden(row['hidden'])} "
+                                 f"{row['solver']}: {message}\n")
 
-    rows = grid_order(rows)
+        kept = _reproduce.keep_results(results, out, info, configs, on_row=show)
+
+    rows, interrupted, write_error, failure = kept.rows, kept.interrupted, kept.write_error, None
+    if kept.error is not None:
+        exc = kept.error
+        if args.scheduler:
+            from .parallel import as_scheduler_lost
+
+            exc = as_scheduler_lost(exc)
+        failure = f"{type(exc).__name__}: {first_line(exc)}"
     if write_error is not None:
-        failure = f"cannot write the results to {out}/: {_os_reason(write_error)}"
-    _finish(info, interrupted, failure)
-    _print_report(rows, settings)
-    print(_baseline_line(baselines))
+        failure = f"cannot write the results to {out}/: {os_reason(write_error)}"
+    _reproduce.finish_info(info, interrupted, failure)
+    print("\n".join(_reproduce.report_lines(rows, settings, baselines)))
     files = []
     if write_error is None:
         try:
-            study.write_results(out, info, rows)
-            files = ["results.csv", "results.json"]
-            per_class = [(r["hidden"], r["solver"], r["confusion"])
-                         for r in rows if r.get("confusion")]
-            if per_class:
-                study.write_per_class(out / "per_class.csv", per_class)
-                files.append("per_class.csv")
-            files += study.plot_results(out, rows, data.images,
-                                        study=settings.preset == "study", baselines=baselines)
+            files = _reproduce.write_final_results(out, info, rows, data, settings, baselines)
         except OSError as exc:
             write_error = exc
-            failure = f"cannot write the results to {out}/: {_os_reason(exc)}"
+            failure = f"cannot write the results to {out}/: {os_reason(exc)}"
     wall = fmt_seconds(time.time() - started)
     if files:
         print(f"\nWrote {', '.join(files)} to {out}/ (wall time {wall})")
@@ -559,9 +461,9 @@ def cmd_reproduce(args):
     summary = (f"{n_ok} of {len(configs)} configurations succeeded, {n_failed} failed"
                + (f", {n_missing} not run" if n_missing else ""))
     if write_error is not None:
-        kept = (f"the {n_saved} configuration(s) saved before are kept in {out}/" if n_saved
-                else "no results file was written")
-        sys.stderr.write(f"skoffice31 reproduce: error: {failure}; {kept} ({summary}, the "
+        saved = (f"the {kept.n_saved} configuration(s) saved before are kept in {out}/"
+                if kept.n_saved else "no results file was written")
+        sys.stderr.write(f"skoffice31 reproduce: error: {failure}; {saved} ({summary}, the "
                          "table above shows them all)\n")
         return 1
     if interrupted:
@@ -584,55 +486,6 @@ def cmd_reproduce(args):
     return 0
 
 
-def _baseline_line(baselines):
-    return "Baselines on the test rows: " + "; ".join(
-        f"{head} majority class {b['majority']:.3f} ({b['majority_class']}), "
-        f"chance {b['chance']:.3f}" for head, b in baselines.items())
-
-
-def _progress(settings, data, configs, n_jobs):
-    import joblib
-
-    order = study.order_by_cost(configs, data, settings)
-    costs = {c: study.expected_cost(c, data.X.shape[1], data.n_outputs, len(data.train),
-                                    settings.epochs) for c in configs}
-    n_workers = min(max(1, joblib.effective_n_jobs(n_jobs)), len(configs))
-    return study.StudyProgress(configs, costs, order, n_workers)
-
-
-def _finish(info, interrupted, failure):
-    end = time.time()
-    info["finished"] = datetime.fromtimestamp(end, tz=timezone.utc).isoformat(timespec="seconds")
-    info["wall_seconds"] = round(end - info["started_time"], 3)
-    info["interrupted"] = bool(interrupted)
-    if failure:
-        info["error"] = failure
-
-
-@contextlib.contextmanager
-def _terminate_as_interrupt():
-    """Treat SIGTERM like Ctrl-C while the grid runs (finished rows are kept)."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except (ValueError, OSError):  # pragma: no cover - unusual platforms
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def _check_scheduler(scheduler):
     """Validate ``--scheduler`` before any work (one-line error)."""
     from .parallel import parse_scheduler
@@ -640,7 +493,7 @@ def _check_scheduler(scheduler):
     try:
         parse_scheduler(scheduler)
     except ValueError as exc:
-        raise UsageError(f"bad --scheduler: {_first_line(exc)}") from None
+        raise UsageError(f"bad --scheduler: {first_line(exc)}") from None
 
 
 def _enter_scheduler(stack, scheduler, n_jobs, scatter):
@@ -654,26 +507,9 @@ def _enter_scheduler(stack, scheduler, n_jobs, scatter):
     try:
         stack.enter_context(parallel_context(scheduler, n_jobs, scatter=scatter))
     except ImportError as exc:
-        raise UsageError(_first_line(exc)) from None
+        raise UsageError(first_line(exc)) from None
     except (DistributedError, OSError, TimeoutError) as exc:
-        raise UsageError(f"--scheduler {scheduler}: {_first_line(exc)}") from None
-
-
-def _print_report(rows, settings):
-    is_study = settings.preset == "study"
-    print()
-    if is_study:
-        print("Our run (left) next to the study's own figures (right; Office-31, 100x100 "
-              "RGB, a laptop):")
-    print(study.format_table(rows, study=is_study))
-    for r in rows:
-        if not r.get("samples"):
-            continue
-        print(f"\nSample test predictions, hidden {fmt_hidden(r['hidden'])} {r['solver']}:")
-        for smp in r["samples"]:
-            t, p = smp["true"], smp["predicted"]
-            mark = "ok" if t == p else ("half" if t[0] == p[0] or t[1] == p[1] else "wrong")
-            print(f"  true ({t[0]}, {t[1]}) \u2192 predicted ({p[0]}, {p[1]})  [{mark}]")
+        raise UsageError(f"--scheduler {scheduler}: {first_line(exc)}") from None
 
 
 # --------------------------------------------------------------------------
@@ -688,129 +524,73 @@ def _model_path(args):
             raise UsageError("give the model file once: --out (--model is its deprecated alias)")
         sys.stderr.write("skoffice31 train: warning: --model is deprecated; use --out\n")
     name = args.out or args.model or DEFAULT_MODEL
-    path = Path(name).expanduser()
-    parent = path.parent
-    if path.is_dir():
-        raise UsageError(f"--out must be a file name, got a folder: {name}")
-    if not parent.is_dir():
-        raise UsageError(f"cannot write model {name}: folder {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise UsageError(f"cannot write model {name}: folder {parent} is not writable")
+    path = _output_file(name, "model ")
+    if not os.access(path.parent, os.W_OK):
+        raise UsageError(f"cannot write model {name}: folder {path.parent} is not writable")
     return name, path
 
 
+def _output_file(name, what=""):
+    """The path of ``--out NAME``, refused when it is a folder or its folder is missing."""
+    path = Path(name).expanduser()
+    if path.is_dir():
+        raise UsageError(f"--out must be a file name, got a folder: {name}")
+    if not path.parent.is_dir():
+        raise UsageError(f"cannot write {what}{name}: folder {path.parent} does not exist")
+    return path
+
+
 def cmd_train(args):
+    from .callbacks import EpochReporter
+    from .study import _train
+
     settings = settings_from_args(args, grid=False)
     name, model_path = _model_path(args)
     data = _load_data(args, settings)
     print(data.description, flush=True)
-    _check_two_classes_per_head(data)
-
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.pipeline import Pipeline
-
-    from . import TrainingCollapseWarning
-    from ._image import ImageFlattener
-    from .callbacks import EpochReporter
-    from .metrics import exact_match_accuracy, head_accuracies
-
-    images, y, train, test, heads = data.images, data.y, data.train, data.test, data.heads
-    config = settings.configurations()[0]
-    clf = settings.make_estimator(config)
-    size = (int(images.shape[2]), int(images.shape[1]))
-    model = Pipeline([("imageflattener", ImageFlattener(size=size, mode="RGB", scale=settings.scale)),
-                      ("multiheadmlpclassifier", clf)])
+    try:
+        _train.check_two_classes_per_head(data)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    heads, config = data.heads, settings.configurations()[0]
+    model = _train.make_pipeline(settings, data)
     print(f"Training hidden {fmt_hidden(config.hidden)} {config.solver} (preset "
           f"{settings.preset}, {settings.epochs} epochs, batch {settings.batch_size}, lr "
-          f"{settings.learning_rate(config.solver):g}) on {len(train)} images, "
+          f"{settings.learning_rate(config.solver):g}) on {len(data.train)} images, "
           f"head{'s' if len(heads) != 1 else ''} {', '.join(heads)}...", flush=True)
+    clf = model[-1]
     if not args.quiet:
         progress = study.StudyProgress([config], {config: 1.0}, [config], 1)
         clf.set_callbacks(EpochReporter(progress.epoch, tag=config))
-    with contextlib.ExitStack() as stack:
-        if settings.blas_threads:
-            from threadpoolctl import threadpool_limits
-
-            stack.enter_context(threadpool_limits(settings.blas_threads, user_api="blas"))
-        caught = stack.enter_context(warnings.catch_warnings(record=True))
-        # a fixed number of epochs: reaching max_iter is expected; a collapse is not
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        warnings.simplefilter("always", TrainingCollapseWarning)
-        t0 = time.perf_counter()
-        try:
-            model.fit(images[train], _named_target(y[train], heads))
-        except (ValueError, ArithmeticError) as exc:  # divergence, bad labels
-            raise Failure(f"training failed: {_first_line(exc)}") from None
-        finally:
-            if not args.quiet:
-                progress.close()
-        seconds = time.perf_counter() - t0
-    for w in caught:
-        if issubclass(w.category, TrainingCollapseWarning):
-            sys.stderr.write(f"warning: {_warning_line(w.message)}\n")
+    try:
+        # only the collapses are shown: every warning of the command is one line
+        seconds, collapses = _train.fit_pipeline(model, settings, data, reissue=False)
+    except (ValueError, ArithmeticError) as exc:  # divergence, bad labels
+        raise Failure(f"training failed: {first_line(exc)}") from None
+    finally:
+        if not args.quiet:
+            progress.close()
+    for message in collapses:
+        sys.stderr.write(f"warning: {message}\n")
     clf.set_callbacks()  # the display does not belong in the saved model
-    pred = np.asarray(model.predict(images[test]), dtype=object).reshape(len(test), -1)
-    accs = [float(a) for a in head_accuracies(y[test], pred)]
-    both = float(exact_match_accuracy(y[test], pred))
-    baselines = study.head_baselines(y[train], y[test], heads)
-    parts = [f"{h} {a:.3f} (majority class {baselines[h]['majority']:.3f}, chance "
-             f"{baselines[h]['chance']:.3f})" for h, a in zip(heads, accs)]
+    pred, accuracy, baselines = _train.evaluate_pipeline(model, settings, data)
+    parts = [f"{h} {accuracy[h]:.3f} (majority class {baselines[h]['majority']:.3f}, chance "
+             f"{baselines[h]['chance']:.3f})" for h in heads]
     if len(heads) > 1:
-        parts.append(f"all heads right {both:.3f}")
-    print(f"Test accuracy on {len(test)} held-out images: " + ", ".join(parts)
+        parts.append(f"all heads right {accuracy['all' if len(heads) != 2 else 'both']:.3f}")
+    print(f"Test accuracy on {len(data.test)} held-out images: " + ", ".join(parts)
           + f" (trained in {fmt_seconds(seconds)})")
-    test_accuracy = dict(zip(heads, accs))
-    test_accuracy["all" if len(heads) != 2 else "both"] = both
-    model.skoffice31_info_ = {"heads": list(heads), "settings": settings.to_dict(),
-                              "data": data.description, "test_accuracy": test_accuracy,
-                              "baselines": baselines}
     _save_model(model, model_path, name)
     print(f"Saved the model to {name} (use: skoffice31 predict {name} IMAGE_OR_FOLDER...)")
-    written = _write_train_report(model_path, clf, y[test], pred, heads)
-    if written:
-        print(f"Wrote {', '.join(written)} to {model_path.parent}/")
-    return 0
-
-
-def _write_train_report(model_path, clf, y_true, y_pred, heads):
-    """Per-class accuracies and per-head confusion matrices next to the model."""
-    classes = clf.classes_ if isinstance(clf.classes_, list) else [clf.classes_]
-    confusion = study.head_confusion(y_true, y_pred, classes, heads)
-    stem = model_path.name.rsplit(".", 1)[0] if "." in model_path.name else model_path.name
-    folder = model_path.parent
-    hidden, solver = clf.hidden, clf.solver
     try:
-        study.write_per_class(folder / f"{stem}_per_class.csv", [(hidden, solver, confusion)])
-        written = [f"{stem}_per_class.csv"]
-        written += study.plot_confusion_matrices(
-            folder, confusion, prefix=f"{stem}_confusion_",
-            title=f"hidden {fmt_hidden(hidden)} {solver}")
+        written = _train.write_train_report(model_path, clf, data.y[data.test], pred, heads)
     except OSError as exc:  # the model is saved; the report is a bonus
         sys.stderr.write(f"skoffice31 train: warning: cannot write the report next to the "
                          f"model: {exc.strerror or exc}\n")
-        return []
-    return written
-
-
-def _check_two_classes_per_head(data):
-    """Refuse, in one line, data whose training part has a single class in a head."""
-    for h, name in enumerate(data.heads):
-        overall = np.unique(data.y[:, h])
-        in_train = np.unique(data.y[data.train, h])
-        if len(overall) < 2:
-            folders = {"domain": "domain folders, e.g. amazon and webcam",
-                       "object": "object folders"}.get(name, f"values of {name}")
-            raise UsageError(
-                f"the images have only one {name} ({overall[0] if len(overall) else 'none'}); "
-                f"the {name} head needs at least two classes (use data with two or more "
-                f"{folders})"
-            )
-        if len(in_train) < 2:
-            raise UsageError(
-                f"too few images: the training part of the split ({len(data.train)} of "
-                f"{len(data.y)} images) has only one {name}; use more images per class or a "
-                "larger --train-size"
-            )
+        written = []
+    if written:
+        print(f"Wrote {', '.join(written)} to {model_path.parent}/")
+    return 0
 
 
 def _save_model(model, path, shown=None):
@@ -824,144 +604,11 @@ def _save_model(model, path, shown=None):
     from .persistence import save_model
 
     shown = str(path) if shown is None else shown
-    info = getattr(model, "skoffice31_info_", None)
     try:
-        save_model(model, path, info=info)
+        save_model(model, path, info=getattr(model, "skoffice31_info_", None))
     except OSError as exc:
-        raise Failure(f"cannot write model {shown}: {_os_reason(exc)}") from None
+        raise Failure(f"cannot write model {shown}: {os_reason(exc)}") from None
     return Path(path)
-
-
-def _os_reason(exc):
-    """The reason of an ``OSError`` in words, with what to do for the usual ones."""
-    import errno
-
-    if getattr(exc, "errno", None) == errno.ENOSPC:
-        return "no space left on the disk (free some space or choose another folder)"
-    if getattr(exc, "errno", None) in (errno.EROFS, errno.EACCES, errno.EPERM):
-        return f"{exc.strerror} (choose a writable folder)"
-    return exc.strerror or _first_line(exc)
-
-
-def _named_target(y, heads):
-    """``y`` as a DataFrame whose columns name the heads (with pandas)."""
-    try:
-        import pandas as pd
-    except ImportError:
-        return y
-    return pd.DataFrame(y, columns=list(heads))
-
-
-def _expand_inputs(items):
-    """Files as given; folders replaced by their image files (recursive, sorted)."""
-    from .datasets._base import _is_hidden, _is_image_name
-
-    out = []
-    for item in items:
-        path = Path(item).expanduser()
-        if path.is_dir():
-            found = []
-            for root, dirs, files in os.walk(path, followlinks=False):
-                dirs[:] = sorted(d for d in dirs if not _is_hidden(d))
-                found += [os.path.join(root, f) for f in sorted(files)
-                          if _is_image_name(f) and not _is_hidden(f)]
-            if not found:
-                out.append((str(item), "folder holds no image file"))
-            out += [(f, None) for f in found]
-        elif not path.exists():
-            out.append((str(item), "no such file"))
-        elif not path.is_file():
-            out.append((str(item), "not a file"))
-        else:
-            out.append((str(item), None))
-    return out
-
-
-def _predict_rows(model, inputs, heads, top):
-    """One dict per input: ``path``, per head the label and probability, ``error``."""
-    transformer, clf = model[:-1], model[-1]
-    error_of = {p: why for p, why in inputs if why is not None}
-    good, parts = [], []
-    for path, why in inputs:
-        if why is not None:
-            continue
-        try:  # one image at a time: a bad one costs only its own row
-            parts.append(transformer.transform([path]))
-            good.append(path)
-        except Exception as exc:
-            error_of[path] = _first_line(exc)
-    proba = []
-    if good:
-        proba = clf.predict_proba(np.concatenate(parts))
-        if not isinstance(proba, list):
-            proba = [proba]
-    classes = clf.classes_ if isinstance(clf.classes_, list) else [clf.classes_]
-    where = {p: i for i, p in enumerate(good)}
-    rows = []
-    for path, _ in inputs:
-        row = {"path": path}
-        i = where.get(path) if path not in error_of else None
-        for h, name in enumerate(heads):
-            if i is None:
-                row[name], row[f"{name}_probability"] = None, None
-                continue
-            order = np.argsort(proba[h][i])[::-1][:top]
-            row[name] = str(classes[h][order[0]])
-            row[f"{name}_probability"] = round(float(proba[h][i][order[0]]), 6)
-            if top > 1:
-                row[f"{name}_top"] = [{"label": str(classes[h][j]),
-                                       "probability": round(float(proba[h][i][j]), 6)}
-                                      for j in order]
-        row["error"] = error_of.get(path)
-        rows.append(row)
-    return rows
-
-
-def _format_table(rows, heads, top):
-    """Aligned columns ``path``, one per head (``label (probability)``, top K).
-
-    The row of an unreadable image holds ``error: ...`` after its path (it
-    does not widen the heads' columns).
-    """
-    header = ["path", *heads]
-    lines = []
-    for r in rows:
-        if r["error"] is not None:
-            lines.append([r["path"], f"error: {r['error']}"])
-            continue
-        cells = [r["path"]]
-        for h in heads:
-            best = r.get(f"{h}_top") or [{"label": r[h], "probability": r[f"{h}_probability"]}]
-            cells.append(", ".join(f"{b['label']} ({b['probability']:.2f})" for b in best[:top]))
-        lines.append(cells)
-    widths = [len(c) for c in header]
-    for cells in lines:
-        full = len(cells) == len(header)
-        for k, c in enumerate(cells if full else cells[:1]):
-            widths[k] = max(widths[k], len(c))
-    out = []
-    for cells in [header, *lines]:
-        out.append("  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip())
-    return "\n".join(out) + "\n"
-
-
-def _format_csv(rows, heads):
-    import csv
-    import io
-
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    cols = ["path"] + [c for h in heads for c in (h, f"{h}_probability")] + ["error"]
-    writer.writerow(cols)
-    for r in rows:
-        writer.writerow(["" if r.get(c) is None else r[c] for c in cols])
-    return buf.getvalue()
-
-
-def _format_json(rows):
-    import json
-
-    return json.dumps(rows, indent=2, ensure_ascii=False) + "\n"
 
 
 def _load_model_or_exit(path, shown=None):
@@ -974,8 +621,8 @@ def _load_model_or_exit(path, shown=None):
     ``Pipeline(ImageFlattener, MultiHeadMLPClassifier)`` is refused saying
     what it is. A version mismatch is one warning line.
     """
-    from . import MultiHeadMLPClassifier
     from .persistence import ModelFileError, ModelVersionWarning, load_model
+    from .prediction import _not_an_image_model
 
     shown = str(path) if shown is None else shown
     path = Path(path).expanduser()
@@ -994,16 +641,12 @@ def _load_model_or_exit(path, shown=None):
             text = "it" + text[len(str(path)):]
         raise UsageError(f"cannot load model {shown}: {text}") from None
     except OSError as exc:
-        raise UsageError(f"cannot load model {shown}: {exc.strerror or _first_line(exc)}") from None
+        raise UsageError(f"cannot load model {shown}: {exc.strerror or first_line(exc)}") from None
     for w in caught:
         if issubclass(w.category, ModelVersionWarning):
-            sys.stderr.write(f"warning: {_first_line(w.message)}\n")
-    steps = getattr(model, "steps", None)
-    if not (steps and isinstance(model[-1], MultiHeadMLPClassifier)
-            and hasattr(model[-1], "classes_")):
-        what = type(model).__name__
-        if steps:
-            what += "(" + ", ".join(type(s).__name__ for _, s in steps) + ")"
+            sys.stderr.write(f"warning: {first_line(w.message)}\n")
+    what = _not_an_image_model(model)
+    if what is not None:
         raise UsageError(
             f"cannot load model {shown}: it holds a {what}, not a model saved by 'skoffice31 "
             "train' (expected a fitted Pipeline(ImageFlattener, MultiHeadMLPClassifier))"
@@ -1012,27 +655,14 @@ def _load_model_or_exit(path, shown=None):
 
 
 def cmd_predict(args):
+    from .prediction import _format_predictions, _head_names, predict_files
+
     if args.top < 1:
         raise UsageError(f"bad --top {args.top}: must be >= 1")
-    out_path = None
-    if args.out is not None:
-        out_path = Path(args.out).expanduser()
-        if out_path.is_dir():
-            raise UsageError(f"--out must be a file name, got a folder: {args.out}")
-        if not out_path.parent.is_dir():
-            raise UsageError(f"cannot write {args.out}: folder {out_path.parent} does not exist")
+    out_path = None if args.out is None else _output_file(args.out)
     model = _load_model_or_exit(args.model)
-    info = getattr(model, "skoffice31_info_", {})
-    clf = model[-1]
-    heads = [str(h) for h in (info.get("heads") or [_head_label(h) for h in clf.head_names_])]
-    inputs = _expand_inputs(args.images)
-    rows = _predict_rows(model, inputs, heads, args.top)
-    if args.format == "csv":
-        text = _format_csv(rows, heads)
-    elif args.format == "json":
-        text = _format_json(rows)
-    else:
-        text = _format_table(rows, heads, args.top)
+    rows = predict_files(model, args.images, top=args.top)
+    text = _format_predictions(rows, _head_names(model), args.format, args.top)
     if out_path is None:
         sys.stdout.write(text)
     else:
@@ -1078,13 +708,13 @@ def main(argv=None):
         return 1
     except OSError as exc:  # disk full, a folder that became read-only, ...
         where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
-        sys.stderr.write(f"skoffice31 {args.command}: error:{where} {_os_reason(exc)}\n")
+        sys.stderr.write(f"skoffice31 {args.command}: error:{where} {os_reason(exc)}\n")
         return 1
     except Exception as exc:  # anything else: one line, the traceback on request
         if os.environ.get(DEBUG_ENV):
             raise
         sys.stderr.write(f"skoffice31 {args.command}: error: {type(exc).__name__}: "
-                         f"{_first_line(exc)} (set {DEBUG_ENV}=1 for the traceback)\n")
+                         f"{first_line(exc)} (set {DEBUG_ENV}=1 for the traceback)\n")
         return 1
 
 

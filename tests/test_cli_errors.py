@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from skoffice31 import MultiHeadMLPClassifier, cli, study
+from skoffice31 import MultiHeadMLPClassifier, _messages, cli, study
 from skoffice31.study import _output
 
 REPO = Path(__file__).resolve().parents[1]
@@ -393,7 +393,7 @@ def test_skipped_files_count_and_first_names(tmp_path, capsys, monkeypatch):
     line = err[0]
     assert line.startswith("warning: skipped 5 file(s)")
     shown = [p for p in broken if p.name in line]
-    assert len(shown) == cli.SHOW_SKIPPED and "and 2 more" in line
+    assert len(shown) == _messages.SHOW_SKIPPED and "and 2 more" in line
 
 
 def test_skipped_files_line_unit():
@@ -401,8 +401,8 @@ def test_skipped_files_line_unit():
 
     w = SkippedFilesWarning("Skipped 2 file(s):\n  a.jpg: x\n  b.jpg: y",
                             files=["a.jpg", "caf\udce9.jpg"], reasons=["broken", "unreadable"])
-    assert cli._warning_line(w) == ("skipped 2 file(s) that could not be loaded: "
-                                    "a.jpg (broken); caf\\xe9.jpg (unreadable)")
+    assert _messages.warning_line(w) == ("skipped 2 file(s) that could not be loaded: "
+                                         "a.jpg (broken); caf\\xe9.jpg (unreadable)")
 
 
 # --------------------------------------------------------------------------

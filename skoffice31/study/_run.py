@@ -6,13 +6,13 @@ import math
 import signal
 import threading
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 
 from ._output import head_confusion
 from ._settings import HEADS, STUDY_RESULTS, Configuration, expected_cost
+from ._train import fit_context, named_target
 
 __all__ = [
     "LAYOUTS", "StudyData", "detect_layout", "empty_row", "fit_and_evaluate", "load_study_data", "order_by_cost", "run_study",
@@ -209,15 +209,6 @@ def load_study_data(settings, data=None, *, n_jobs=None, layout="auto", head_nam
     return StudyData(X, y, images, classes, train, test, source, description, heads)
 
 
-def _named(y):
-    """``y`` as a DataFrame with columns ``domain`` and ``object`` (with pandas)."""
-    try:
-        import pandas as pd
-    except ImportError:
-        return y
-    return pd.DataFrame(y, columns=list(HEADS))
-
-
 def _first_line(exc):
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -304,9 +295,6 @@ def fit_and_evaluate(settings, config, X, y, train, test, *, n_samples=3, callba
         study's own ``study_domain_acc``, ``study_object_acc`` and
         ``study_seconds``.
     """
-    from sklearn.exceptions import ConvergenceWarning
-
-    from .._multihead import TrainingCollapseWarning
     from ..metrics import exact_match_scorer, head_accuracy_scorer
 
     config = Configuration(tuple(config[0]), config[1])
@@ -318,29 +306,15 @@ def fit_and_evaluate(settings, config, X, y, train, test, *, n_samples=3, callba
         if callbacks:
             mlp.set_callbacks(*callbacks)
         y = np.asarray(y)
-        with contextlib.ExitStack() as stack:
-            if settings.blas_threads:
-                from threadpoolctl import threadpool_limits
-
-                stack.enter_context(threadpool_limits(settings.blas_threads, user_api="blas"))
-            stack.enter_context(warnings.catch_warnings())
-            # the study trains a fixed number of epochs: reaching max_iter is expected;
-            # a collapse is not: it is kept in the row (the CLI prints it)
-            warnings.simplefilter("ignore", ConvergenceWarning)
+        # BLAS limit, no ConvergenceWarning (fixed epochs); a collapse is kept in the row
+        with fit_context(settings) as row["warnings"]:
             t0 = time.perf_counter()
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", TrainingCollapseWarning)
-                clf.fit(X[train], _named(y[train]))
-            for w in caught:
-                if issubclass(w.category, TrainingCollapseWarning):
-                    row["warnings"].append(" ".join(str(w.message).split()))
-                else:  # the others as they would have been shown
-                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+            clf.fit(X[train], named_target(y[train]))
             row["fit_seconds"] = time.perf_counter() - t0
             t0 = time.perf_counter()
             names = list(mlp.head_names_)  # ("domain", "object") with pandas, else head0, head1
             for part, rows in (("", test), ("train_", train)):
-                Xp, yp = X[rows], _named(y[rows])
+                Xp, yp = X[rows], named_target(y[rows])
                 for h, name in enumerate(HEADS):
                     scorer = head_accuracy_scorer(name if name in names else h)
                     row[f"{part}{name}_acc"] = float(scorer(clf, Xp, yp))
