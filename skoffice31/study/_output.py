@@ -201,12 +201,18 @@ def write_results(out, info, rows, *, partial=False, summary=None):
     summary : list of dict, default=None
         The mean and standard deviation over seeds
         (:func:`~skoffice31.study.aggregate_seeds`): written to
-        ``results_summary.csv`` and to the ``summary`` key of the JSON. The
-        rows then carry a ``seed``, the first column of ``results.csv``.
+        ``results_summary.csv`` and to the ``summary`` key of the JSON.
+        Default: computed from ``rows`` when they carry a ``seed`` (rows of
+        :func:`~skoffice31.study.run_seeds`), whose ``seed`` is then the first
+        column of ``results.csv``; none for rows without one.
     """
+    from ._seeds import aggregate_seeds
+
     out = Path(out)
-    columns = (["seed", *CSV_COLUMNS] if any("seed" in r for r in rows) or summary
-               else CSV_COLUMNS)
+    seeded = any("seed" in r for r in rows)
+    if summary is None and seeded:
+        summary = aggregate_seeds(rows)
+    columns = ["seed", *CSV_COLUMNS] if seeded else CSV_COLUMNS
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(columns)
@@ -420,13 +426,20 @@ def _pyplot():
 
 
 def format_table(rows, study=False):
-    """The study's table (Markdown) from result rows; ``study`` adds its own figures."""
-    head = ["hidden", "solver", "domain acc", "object acc", "both right", "train s"]
+    """The study's table (Markdown) from result rows; ``study`` adds its own figures.
+
+    Rows of several seeds (:func:`~skoffice31.study.run_seeds`) get a
+    ``seed`` column after the solver.
+    """
+    seeded = any("seed" in r for r in rows)
+    head = ["hidden", "solver", *(["seed"] if seeded else []), "domain acc", "object acc",
+            "both right", "train s"]
     if study:
         head += ["study domain", "study object", "study s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for r in rows:
-        cells = [fmt_hidden(r["hidden"]), r["solver"], fmt_acc(r["domain_acc"]),
+        cells = [fmt_hidden(r["hidden"]), r["solver"],
+                 *([str(r.get("seed", ""))] if seeded else []), fmt_acc(r["domain_acc"]),
                  fmt_acc(r["object_acc"]), fmt_acc(r["both_acc"]),
                  "-" if math.isnan(r["fit_seconds"]) else f"{r['fit_seconds']:.1f}"]
         if study:
