@@ -232,3 +232,26 @@ def test_cli_train_saves_the_preprocessing(tmp_path, capsys):
     images = load_office_digits(size=8).images[:5]
     by_hand = pipe[-1].predict(pipe[:-1].transform(images))
     np.testing.assert_array_equal(pipe.predict(images), by_hand)
+
+
+def test_grid_search_over_the_tuned_pipeline_gives_the_runners_numbers():
+    import warnings
+
+    from sklearn.model_selection import GridSearchCV
+
+    from skoffice31.metrics import head_accuracy_scorer
+
+    s = StudySettings.from_preset("tuned", epochs=2, hidden=[(6,), (5, 3)], solvers=["adam"],
+                                  size=(8, 8))
+    data = study.load_study_data(s)
+    rows = {tuple(r["hidden"]): r for r in study.run_study(s, data, n_samples=0)}
+    first = s.configurations()[0]
+    search = GridSearchCV(s.make_pipeline(first), s.param_grid(prefix="multiheadmlpclassifier__"),
+                          scoring={"object": head_accuracy_scorer(1)}, cv=data.cv(),
+                          refit=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        search.fit(data.X, data.y)
+    for i, params in enumerate(search.cv_results_["params"]):
+        row = rows[params["multiheadmlpclassifier__hidden"]]
+        assert search.cv_results_["split0_test_object"][i] == pytest.approx(row["object_acc"])
