@@ -69,7 +69,11 @@ def multihead_cross_entropy(Z, y_idx, slices, head_weights, sample_weight, delta
     Z : ndarray of shape (n_samples, n_outputs)
         Logits; not modified.
     y_idx : ndarray of shape (n_samples, n_heads), dtype int
-        Class index of each sample for each head.
+        Class index of each sample for each head; a negative index marks a
+        missing label. A head with missing labels has the loss and gradient
+        of its labelled rows alone, their sample weights renormalised to sum
+        to one (PyTorch's ``ignore_index``); a head with no labelled row (or
+        only zero-weight ones) has loss 0 and a zero gradient.
     slices : list of slice
         Each head's columns, see :func:`head_slices`.
     head_weights : ndarray of shape (n_heads,)
@@ -82,20 +86,31 @@ def multihead_cross_entropy(Z, y_idx, slices, head_weights, sample_weight, delta
     Returns
     -------
     losses : ndarray of shape (n_heads,), float64
-        Unweighted cross-entropy of each head.
+        Unweighted cross-entropy of each head (mean over its labelled rows).
     """
     rows = np.arange(Z.shape[0])
     losses = np.empty(len(slices))
     for h, sl in enumerate(slices):
         Zh = Z[:, sl]
         D = delta[:, sl]
+        y_h, s_h = y_idx[:, h], sample_weight
+        labelled = y_h >= 0
+        if not labelled.all():  # missing labels: a mean over the labelled rows
+            s_h = np.where(labelled, sample_weight, 0).astype(sample_weight.dtype, copy=False)
+            total = float(s_h.sum())
+            if total == 0:  # nothing labelled in this batch: no loss, no gradient
+                losses[h] = 0.0
+                D[...] = 0
+                continue
+            s_h /= s_h.dtype.type(total)
+            y_h = np.where(labelled, y_h, 0)
         zmax = Zh.max(axis=1)
         np.subtract(Zh, zmax[:, None], out=D)
         np.exp(D, out=D)
         norm = D.sum(axis=1)
-        log_p_true = Zh[rows, y_idx[:, h]] - zmax - np.log(norm)
-        losses[h] = -float(np.dot(sample_weight, log_p_true))
+        log_p_true = Zh[rows, y_h] - zmax - np.log(norm)
+        losses[h] = -float(np.dot(s_h, log_p_true))
         D /= norm[:, None]
-        D[rows, y_idx[:, h]] -= 1
-        D *= (head_weights[h] * sample_weight)[:, None]
+        D[rows, y_h] -= 1
+        D *= (head_weights[h] * s_h)[:, None]
     return losses

@@ -22,9 +22,9 @@ from sklearn.utils.validation import (
 from . import _callbacks, _kernels
 from ._activations import ACTIVATIONS, DERIVATIVES
 from ._losses import head_slices, log_softmax_heads, multihead_cross_entropy
+from ._missing import MISSING_INT, labelled_values, missing_mask
 from ._optimizers import AdamOptimizer, OuterGradient, SGDOptimizer
 from ._plan import plan_training
-from .metrics import head_accuracies
 
 #: An epoch whose mean training loss is more than this many times the loss
 #: of the fit's first minibatch (measured before any step) has collapsed.
@@ -47,7 +47,7 @@ _FITTED_ATTRIBUTES = (
     "classes_", "n_outputs_", "head_names_", "coefs_", "intercepts_", "n_features_in_",
     "feature_names_in_", "n_iter_", "t_", "loss_", "loss_curve_", "head_loss_curves_",
     "best_loss_", "validation_scores_", "best_validation_score_", "n_layers_",
-    "_optimizer", "_no_improvement_count", "_y_is_1d",
+    "_optimizer", "_no_improvement_count", "_y_is_1d", "_optimizer_n_frozen",
 )
 
 #: Bookkeeping that lives only during a fit; a pickle made from inside a fit
@@ -56,7 +56,7 @@ _FITTED_ATTRIBUTES = (
 #: callback contexts hold the training data).
 _FIT_ONLY_ATTRIBUTES = (
     "_in_place", "_best_params", "_callback_epoch_ctx", "_callback_fit_ctx",
-    "_skl_callbacks_to_teardown",
+    "_skl_callbacks_to_teardown", "_adversarial",
 )
 
 
@@ -142,6 +142,35 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
         weights with zero intercepts (the study's).
     init_scale : float, default=0.03
         Standard deviation of the ``"normal"`` initialisation.
+    n_frozen_layers : int, default=0
+        Number of weight layers, counted from the input, that ``fit`` and
+        ``partial_fit`` leave unchanged (weights and intercepts). With
+        ``warm_start=True`` (or ``partial_fit`` on a fitted model) this
+        fine-tunes the remaining layers, e.g. ``len(hidden)`` trains only
+        the output layer on top of fixed features. Frozen layers have no
+        optimizer state and cost no gradient work; the back-propagation
+        stops at the lowest trainable layer. On a fresh fit (no warm start)
+        frozen layers keep their random initialisation (a random-features
+        model). At least the output layer must train: the value must be
+        smaller than ``len(hidden) + 1``. Changing it between ``partial_fit``
+        calls starts a fresh optimizer.
+    adversarial_heads : dict, default=None
+        Heads trained adversarially to the trunk (gradient reversal, Ganin
+        et al., 2016 [1]_): head name or column index -> weight ``lambda >= 0``.
+        Such a head is trained to classify as usual, while the gradient it
+        sends into the shared trunk is multiplied by ``-lambda``: the head's
+        own parameters descend its loss and the trunk descends
+        ``L_other - lambda * L_adv``, learning features the head cannot
+        classify (e.g. ``{"domain": 1.0}``: domain-invariant features for
+        the object head). ``loss_curve_`` stays the plain sum of the heads'
+        losses. At least one head must not be adversarial, and the model
+        needs a hidden layer (a trunk). ``None`` trains every head normally.
+    adversarial_schedule : {"constant", "dann"}, default="constant"
+        How ``lambda`` evolves: ``"constant"``, or the schedule of Ganin et
+        al. (2016), ``lambda_p = lambda * (2 / (1 + exp(-10 p)) - 1)`` with
+        ``p`` the training progress, from 0 to 1 over ``max_iter`` epochs
+        (updated every minibatch; ``partial_fit`` counts its epochs in
+        ``n_iter_``, and ``p`` stays 1 after ``max_iter`` of them).
 
     Attributes
     ----------
@@ -195,6 +224,34 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
     For one head both definitions are plain accuracy. The subset accuracy is
     available as :func:`skoffice31.metrics.exact_match_scorer`.
 
+    **Missing labels.** A head's label may be missing for some samples,
+    following scikit-learn's semi-supervised convention [2]_
+    (:class:`~sklearn.semi_supervised.SelfTrainingClassifier`): ``-1`` in an
+    integer head, ``NaN``, ``None`` or ``pandas.NA`` in a float or object
+    head (an object head of integers also takes ``-1``). A missing label
+    contributes nothing to that head's loss: each head's loss on a minibatch
+    is the (sample-weighted) mean over the rows labelled for that head, as
+    PyTorch's ``ignore_index`` does, and a head with no labelled row in a
+    minibatch adds nothing to that step. The L2 penalty is still divided by
+    the batch's total sample weight. ``head_loss_curves_`` are means over
+    the labelled rows. ``classes_`` never holds the marker, ``predict``
+    predicts every head of every row, and ``score``, ``score_heads`` and
+    the scorers of :mod:`skoffice31.metrics` leave missing entries out.
+    ``fit``, ``partial_fit`` and a warm start accept them alike; a head
+    whose every label is missing raises ``ValueError``. One head labelled on
+    a source domain and missing on a target domain, next to a head labelled
+    everywhere, is the layout of semi-supervised domain adaptation.
+
+    .. versionchanged:: 0.2
+       ``-1`` in an integer head used to be an ordinary class; it now marks
+       a missing label. So that no model silently loses a class ``-1``, an
+       integer head holding ``-1`` next to other negative labels raises
+       ``ValueError``: recode such labels (e.g. an offset, or strings). A
+       head whose labels are ``-1`` and exactly one other value (the binary
+       ``-1, 1`` convention) cannot be semi-supervised, as a head needs two
+       classes: there ``-1`` stays a class, and a fitted model treats ``-1``
+       as a class exactly when it is in that head's ``classes_``.
+
     ``KeyboardInterrupt`` during ``fit`` leaves a usable model (the epochs
     done so far) and is then raised again, so that an interrupted grid
     search stops instead of moving on to the next configuration.
@@ -236,6 +293,17 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
       has Glorot-uniform only, the default here; ``"he"`` and ``"normal"``
       are extra), and a collapsing training
       warns (``TrainingCollapseWarning``, above), which scikit-learn does not.
+
+    References
+    ----------
+    .. [1] Y. Ganin, E. Ustinova, H. Ajakan, P. Germain, H. Larochelle,
+       F. Laviolette, M. Marchand and V. Lempitsky, "Domain-Adversarial
+       Training of Neural Networks", Journal of Machine Learning Research
+       17(59), 2016 (gradient reversal and the ``"dann"`` schedule of
+       ``adversarial_heads``).
+    .. [2] scikit-learn's semi-supervised learning guide, whose convention
+       (``-1`` for an unlabelled sample) the missing labels follow:
+       https://scikit-learn.org/stable/modules/semi_supervised.html
 
     Examples
     --------
@@ -285,6 +353,9 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
         "head_weights": ["array-like", None],
         "init": [StrOptions({"glorot", "he", "normal"})],
         "init_scale": [Interval(Real, 0, None, closed="neither")],
+        "n_frozen_layers": [Interval(Integral, 0, None, closed="left")],
+        "adversarial_heads": [dict, None],
+        "adversarial_schedule": [StrOptions({"constant", "dann"})],
     }
 
     def __init__(
@@ -315,6 +386,9 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
         head_weights=None,
         init="glorot",
         init_scale=0.03,
+        n_frozen_layers=0,
+        adversarial_heads=None,
+        adversarial_schedule="constant",
     ):
         self.hidden = hidden
         self.activation = activation
@@ -341,6 +415,9 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
         self.head_weights = head_weights
         self.init = init
         self.init_scale = init_scale
+        self.n_frozen_layers = n_frozen_layers
+        self.adversarial_heads = adversarial_heads
+        self.adversarial_schedule = adversarial_schedule
 
     # ------------------------------------------------------------------ fit
 
@@ -354,7 +431,10 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
             Training data; float32 is trained in float32.
         y : array-like of shape (n_samples,) or (n_samples, n_heads)
             Labels, one column per head; a column may hold ints or strings.
-            A DataFrame's column names become ``head_names_``.
+            A DataFrame's column names become ``head_names_``. A missing
+            label (``-1`` in an integer head; ``NaN``, ``None`` or
+            ``pandas.NA`` otherwise) leaves that sample out of that head's
+            loss only; see "Missing labels" in the class's Notes.
         sample_weight : array-like of shape (n_samples,), default=None
             Weight of each sample's loss.
 
@@ -413,6 +493,13 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
     def _fit(self, X, y, sample_weight, incremental, classes):
         self._validate_params()
         hidden = _check_hidden(self.hidden)
+        if self.n_frozen_layers > len(hidden):
+            raise ValueError(
+                f"n_frozen_layers={self.n_frozen_layers} would freeze every weight layer: "
+                f"hidden={hidden} gives {len(hidden) + 1} weight layers (the output "
+                "layer included), and at least the output layer must train. Use "
+                f"n_frozen_layers <= {len(hidden)}."
+            )
         if incremental and self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True.")
         fitted = hasattr(self, "coefs_")
@@ -440,6 +527,9 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
         _check_rows(X, columns)
         y_idx = _encode(columns, classes_list, names)
         head_weights = self._check_head_weights(len(columns))
+        adversarial = self._check_adversarial_heads(
+            list(self.head_names_) if keep_weights else names, hidden
+        )
         # float64 whatever X's dtype: a float32 weight overflows at 3.4e38,
         # and the batch normalisation below is overflow-free in float64.
         sample_weight = _check_sample_weight(
@@ -464,8 +554,71 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
             self._reset_curves()
         elif not incremental:  # warm start: a new count, the curves go on
             self.n_iter_ = 0
-        self._train(X, y_idx, sample_weight, head_weights, rng, incremental)
+        self._adversarial = adversarial
+        try:
+            self._train(X, y_idx, sample_weight, head_weights, rng, incremental)
+        finally:
+            del self._adversarial
         return self
+
+    def _check_adversarial_heads(self, names, hidden):
+        """``{head index: lambda}`` of the adversarial heads, or None without any."""
+        spec = self.adversarial_heads
+        if not spec:
+            return None
+        n_heads = len(names)
+        lambdas = {}
+        seen = {}
+        for key, value in spec.items():
+            if isinstance(key, str):
+                if key not in names:
+                    raise ValueError(
+                        f"adversarial_heads names the head {key!r}, which y does not "
+                        f"have: its heads are {names}. Use a head name or a column index."
+                    )
+                h = names.index(key)
+            elif isinstance(key, (Integral, np.integer)) and not isinstance(key, bool):
+                if not -n_heads <= key < n_heads:
+                    raise ValueError(
+                        f"adversarial_heads has the head index {key}, but y has {n_heads} "
+                        f"head(s) (indices 0 to {n_heads - 1})."
+                    )
+                h = int(key) % n_heads
+            else:
+                raise ValueError(
+                    f"adversarial_heads keys must be head names (str) or column indices "
+                    f"(int), got {key!r}."
+                )
+            if h in seen:
+                raise ValueError(
+                    f"adversarial_heads gives head {names[h]!r} twice (as {seen[h]!r} and "
+                    f"{key!r}): give each head once."
+                )
+            seen[h] = key
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (Real, np.number))
+                or not np.isfinite(value)
+                or value < 0
+            ):
+                raise ValueError(
+                    f"adversarial_heads[{key!r}] must be a finite weight lambda >= 0, got "
+                    f"{value!r}."
+                )
+            lambdas[h] = float(value)
+        if len(seen) == n_heads:
+            what = "the only head" if n_heads == 1 else "every head"
+            raise ValueError(
+                f"adversarial_heads makes {what} adversarial: there is no head left to "
+                "learn features for, so nothing to be adversarial against. Keep at least "
+                "one head out of adversarial_heads."
+            )
+        if not hidden:
+            raise ValueError(
+                "adversarial_heads reverses a head's gradient into the shared trunk, but "
+                "hidden=() has no trunk: give at least one hidden layer."
+            )
+        return lambdas
 
     def _check_same_classes(self, classes, classes_list):
         given = _classes_from_param(classes, len(classes_list), self.head_names_)
@@ -533,8 +686,14 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
             self.coefs_.append(W.astype(dtype, copy=False))
             self.intercepts_.append(b.astype(dtype, copy=False))
 
+    def _trainable_params(self):
+        """The parameters ``fit`` updates: those of the layers after the frozen ones."""
+        k = self.n_frozen_layers
+        return self.coefs_[k:] + self.intercepts_[k:]
+
     def _make_optimizer(self, plan):
-        params = self.coefs_ + self.intercepts_
+        self._optimizer_n_frozen = self.n_frozen_layers
+        params = self._trainable_params()
         if self.solver == "adam":
             return AdamOptimizer(
                 params, self.learning_rate_init, self.beta_1, self.beta_2, self.epsilon,
@@ -599,10 +758,14 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
                 [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"],
                 default=1,
             ),
-            layer_shapes=[W.shape for W in self.coefs_],
+            layer_shapes=[W.shape for W in self.coefs_[self.n_frozen_layers:]],
             kernels_available=_kernels.kernels_available,
         )
-        if not incremental or not hasattr(self, "_optimizer"):
+        if (
+            not incremental
+            or not hasattr(self, "_optimizer")
+            or getattr(self, "_optimizer_n_frozen", 0) != self.n_frozen_layers
+        ):  # a fit, or other parameters to train: a fresh optimizer
             self._optimizer = self._make_optimizer(plan)
         else:  # partial_fit goes on; batch size or machine may have changed
             self._optimizer.plan = plan
@@ -625,9 +788,19 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
             track_dead_units=self.activation == "relu",
         )
         slices = head_slices([len(c) for c in self._classes_list()])
-        params = self.coefs_ + self.intercepts_
+        n_frozen = self.n_frozen_layers
+        params = self._trainable_params()
+        # The L2 term of frozen weights is a constant of the loss (no gradient).
+        frozen_sq_norm = sum(
+            float(np.dot(W.reshape(-1), W.reshape(-1))) for W in self.coefs_[:n_frozen]
+        )
         start_time = time.perf_counter()
         collapse = _CollapseMonitor()
+        # Head-loss curves are means over each head's labelled rows.
+        has_missing = bool((y_idx < 0).any())
+        if has_missing:
+            train_codes = y_idx if train_idx is None else y_idx[train_idx]
+            n_labelled_epoch = (train_codes >= 0).sum(axis=0)
         try:
             for _ in range(1 if incremental else self.max_iter):
                 net.start_epoch()
@@ -656,11 +829,14 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
                     sw = sw / sw_max
                     sw_scaled_sum = float(sw.sum())
                     sw_sum = sw_max * sw_scaled_sum  # may be inf: alpha / inf = 0
+                    reversal = None
+                    if self._adversarial is not None:
+                        reversal = self._reversal(slices, start / n_samples, X.dtype)
                     losses, grads = net.backprop(
                         X_batch, y_idx[rows], sw / sw_scaled_sum, slices, head_weights,
-                        self.alpha / sw_sum,
+                        self.alpha / sw_sum, n_frozen=n_frozen, reversal=reversal,
                     )
-                    sq_norm = self._optimizer.update_params(params, grads)
+                    sq_norm = self._optimizer.update_params(params, grads) + frozen_sq_norm
                     batch_loss = float(np.dot(head_weights, losses))
                     if self.alpha:
                         batch_loss += 0.5 * self.alpha * sq_norm / sw_sum
@@ -672,10 +848,18 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
                             "learning_rate_init or scale the inputs."
                         )
                     epoch_loss += batch_loss * (stop - start)
-                    epoch_heads += losses * (stop - start)
-                self._end_epoch(
-                    epoch_loss / n_samples, epoch_heads / n_samples, n_samples, start_time
-                )
+                    if has_missing:
+                        epoch_heads += losses * (y_idx[rows] >= 0).sum(axis=0)
+                    else:
+                        epoch_heads += losses * (stop - start)
+                if has_missing:
+                    head_means = np.divide(
+                        epoch_heads, n_labelled_epoch, out=np.zeros(len(slices)),
+                        where=n_labelled_epoch > 0,
+                    )
+                else:
+                    head_means = epoch_heads / n_samples
+                self._end_epoch(epoch_loss / n_samples, head_means, n_samples, start_time)
                 collapse.end_epoch(self, net)
                 if self.early_stopping:
                     self._track_validation(X_val, y_val, sw_val)
@@ -705,6 +889,37 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
                 self.intercepts_ = self._best_params[n:]
                 del self._best_params
 
+    def _adversarial_lambdas(self, progress):
+        """Weight ``lambda_p`` of each adversarial head at training progress ``p``.
+
+        Parameters
+        ----------
+        progress : float
+            Training progress ``p`` in [0, 1] (clipped).
+
+        Returns
+        -------
+        lambdas : dict
+            Head name -> ``lambda_p``: ``lambda`` for
+            ``adversarial_schedule="constant"``, else
+            ``lambda * (2 / (1 + exp(-10 p)) - 1)``.
+        """
+        check_is_fitted(self)
+        lambdas = self._check_adversarial_heads(list(self.head_names_), self._fitted_hidden())
+        if lambdas is None:
+            return {}
+        scale = _schedule(self.adversarial_schedule, progress)
+        return {self.head_names_[h]: lam * scale for h, lam in sorted(lambdas.items())}
+
+    def _reversal(self, slices, epoch_fraction, dtype):
+        """Factor of each output column on its way into the trunk: 1, or ``-lambda_p``."""
+        progress = (self.n_iter_ + epoch_fraction) / self.max_iter
+        scale = _schedule(self.adversarial_schedule, progress)
+        factors = np.ones(slices[-1].stop, dtype=dtype)
+        for h, lam in self._adversarial.items():
+            factors[slices[h]] = -lam * scale
+        return factors
+
     def _end_epoch(self, loss, head_losses, n_samples, start_time):
         self.n_iter_ += 1
         self.t_ += n_samples
@@ -718,7 +933,7 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
         _callbacks.end_epoch(self)
 
     def _check_stratifiable(self, y_codes):
-        counts = np.bincount(y_codes, minlength=len(self._classes_list()[0]))
+        counts = np.bincount(y_codes[y_codes >= 0], minlength=len(self._classes_list()[0]))
         lonely = self._classes_list()[0][(counts == 1)]
         if len(lonely):
             raise ValueError(
@@ -740,7 +955,16 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
         pred = np.column_stack(
             [p.argmax(axis=1) for p in self._log_proba_heads(X_val)]
         )
-        score = float(np.mean(np.average(pred == y_val, axis=0, weights=sw_val)))
+        labelled = y_val >= 0
+        if labelled.all():
+            score = float(np.mean(np.average(pred == y_val, axis=0, weights=sw_val)))
+        else:  # each head scored on its labelled rows; a head without any is left out
+            per_head = [
+                np.average(pred[m, h] == y_val[m, h], weights=sw_val[m])
+                for h, m in enumerate(labelled.T)
+                if sw_val[m].sum() > 0
+            ]
+            score = float(np.mean(per_head)) if per_head else 0.0
         self.validation_scores_.append(score)
         if self.verbose:
             print(f"Validation score: {score:f}")
@@ -763,6 +987,65 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
             if i < last:
                 ACTIVATIONS[self.activation](Z)
         return log_softmax_heads(Z, head_slices([len(c) for c in self._classes_list()]))
+
+    def embed(self, X, layer=-1):
+        """Activations of a hidden layer of the shared trunk: the learned features.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input data.
+        layer : int, default=-1
+            Which hidden layer, Python-indexed over the hidden layers only:
+            ``0`` is the first, ``-1`` the last (the features the heads see).
+
+        Returns
+        -------
+        features : ndarray of shape (n_samples, hidden[layer])
+            The layer's outputs, after its ``activation``, in the model's
+            dtype.
+
+        Raises
+        ------
+        ValueError
+            When the model has no hidden layer (``hidden=()``), or ``layer``
+            is not an index of one.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.datasets import load_digits
+        >>> from skoffice31 import MultiHeadMLPClassifier
+        >>> X, digit = load_digits(return_X_y=True)
+        >>> y = np.column_stack([digit, digit % 2])
+        >>> clf = MultiHeadMLPClassifier(hidden=(32, 16), max_iter=5, random_state=0)
+        >>> clf = clf.fit(X / 16, y)
+        >>> clf.embed(X[:3] / 16).shape
+        (3, 16)
+        >>> clf.embed(X[:3] / 16, layer=0).shape
+        (3, 32)
+        """
+        X = self._validate_X_predict(X)
+        n_hidden = len(self.coefs_) - 1
+        if n_hidden == 0:
+            raise ValueError(
+                "embed needs a hidden layer, but this model has none (hidden=()): its "
+                "inputs go straight to the heads. Fit it with hidden=(...) to get features."
+            )
+        if isinstance(layer, bool) or not isinstance(layer, (Integral, np.integer)) or not (
+            -n_hidden <= layer < n_hidden
+        ):
+            raise ValueError(
+                f"layer={layer!r} is not a hidden layer: the model has {n_hidden} hidden "
+                f"layer(s), so layer must be an int from {-n_hidden} to {n_hidden - 1}."
+            )
+        stop = int(layer) % n_hidden
+        Z = X
+        for W, b in zip(self.coefs_[: stop + 1], self.intercepts_[: stop + 1]):
+            Z = Z @ W
+            Z += b
+            ACTIVATIONS[self.activation](Z)
+        return Z
 
     def _validate_X_predict(self, X):
         check_is_fitted(self)
@@ -849,8 +1132,22 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
             )
         pred = self.predict(X)
         _check_rows(pred, columns)
-        acc = head_accuracies(np.column_stack(columns), pred, sample_weight)
-        return dict(zip(self.head_names_, acc.tolist()))
+        sw = None if sample_weight is None else np.asarray(sample_weight)
+        scores = {}
+        for h, (col, classes, name) in enumerate(
+            zip(columns, self._classes_list(), self.head_names_)
+        ):
+            # missing entries left out; -1 is missing unless it is a class
+            mask = missing_mask(col, name, classes)
+            if mask.all():
+                raise ValueError(
+                    f"Every label of head {name!r} of y is missing: there is nothing to "
+                    "score it on. Score on samples that have labels for that head."
+                )
+            keep = ~mask
+            right = col[keep] == pred[keep, h] if pred.ndim == 2 else col[keep] == pred[keep]
+            scores[name] = float(np.average(right, weights=None if sw is None else sw[keep]))
+        return scores
 
     def score(self, X, y, sample_weight=None):
         """Mean over heads of each head's accuracy.
@@ -953,11 +1250,19 @@ class _Network:
         self.x_buf = np.empty((batch_size, coefs[0].shape[0]), dtype)
         self.z_bufs = [np.empty((batch_size, W.shape[1]), dtype) for W in coefs]
         self.delta_bufs = [np.empty((batch_size, W.shape[1]), dtype) for W in coefs]
+        self._batch_size = batch_size
         self.activate = ACTIVATIONS[activation]
         self.activate_derivative = DERIVATIVES[activation]
         # Old names, still read by benchmarks/profile_training.py.
         self.relu, self.relu_derivative = self.activate, self.activate_derivative
         self._alive = [False] * (len(coefs) - 1) if track_dead_units else None
+
+    @property
+    def reversed_buf(self):
+        """Buffer of the output deltas reversed into the trunk (made on first use)."""
+        if not hasattr(self, "_reversed_buf"):
+            self._reversed_buf = np.empty_like(self.delta_bufs[-1])
+        return self._reversed_buf
 
     def start_epoch(self):
         """Forget which layers had a non-zero output."""
@@ -976,7 +1281,8 @@ class _Network:
         np.take(X, rows, axis=0, out=out)
         return out
 
-    def backprop(self, X_batch, y_batch, sample_weight, slices, head_weights, l2):
+    def backprop(self, X_batch, y_batch, sample_weight, slices, head_weights, l2,
+                 n_frozen=0, reversal=None):
         """Forward and backward pass of one minibatch.
 
         Parameters
@@ -991,14 +1297,24 @@ class _Network:
         head_weights : ndarray of shape (n_heads,)
         l2 : float
             ``alpha`` divided by the batch's total sample weight.
+        n_frozen : int, default=0
+            Number of leading weight layers left out: no gradient for them,
+            and no delta is propagated below the lowest trainable layer.
+        reversal : ndarray of shape (n_outputs,), default=None
+            Factor applied to each output column's delta on its way into the
+            trunk (gradient reversal: ``-lambda`` for an adversarial head's
+            columns, 1 elsewhere). The output layer's own gradient is not
+            scaled. Applied to the deltas before the trunk's back-propagation,
+            so every update path (NumPy or compiled) sees the same gradient.
 
         Returns
         -------
         losses : ndarray of shape (n_heads,)
             Cross-entropy of each head on the batch.
         grads : list
-            :class:`OuterGradient` for each weight matrix, then the intercept
-            gradients; no gradient is computed for the network's input.
+            :class:`OuterGradient` for each trainable weight matrix, then the
+            trainable intercept gradients; no gradient is computed for the
+            network's input.
         """
         n = X_batch.shape[0]
         dtype = self.coefs[0].dtype
@@ -1018,18 +1334,30 @@ class _Network:
             activations[-1], y_batch, slices, head_weights,
             sample_weight.astype(dtype, copy=False), deltas[last],
         )
-        for i in range(last, 0, -1):
-            np.matmul(deltas[i], self.coefs[i].T, out=deltas[i - 1])
+        into_trunk = deltas[last]
+        if reversal is not None and last > n_frozen:
+            into_trunk = np.multiply(deltas[last], reversal, out=self.reversed_buf[:n])
+        for i in range(last, n_frozen, -1):
+            np.matmul(into_trunk if i == last else deltas[i], self.coefs[i].T,
+                      out=deltas[i - 1])
             self.activate_derivative(activations[i], deltas[i - 1])
         coef_grads = [
             OuterGradient(activations[i], deltas[i], self.coefs[i], l2)
-            for i in range(last + 1)
+            for i in range(n_frozen, last + 1)
         ]
-        intercept_grads = [d.sum(axis=0) for d in deltas]
+        intercept_grads = [deltas[i].sum(axis=0) for i in range(n_frozen, last + 1)]
         return losses, coef_grads + intercept_grads
 
 
 # ------------------------------------------------------------- y handling
+
+
+def _schedule(kind, progress):
+    """Factor of ``lambda`` at training progress ``progress`` (clipped to [0, 1])."""
+    if kind == "constant":
+        return 1.0
+    p = min(max(float(progress), 0.0), 1.0)
+    return 2.0 / (1.0 + np.exp(-10.0 * p)) - 1.0
 
 
 def _check_hidden(hidden):
@@ -1051,12 +1379,12 @@ def _split_heads(y):
         raise ValueError("This estimator requires y to be passed, but the target y is None.")
     if hasattr(y, "columns") and hasattr(y, "iloc"):  # DataFrame
         names = [str(c) for c in y.columns]
-        columns = [np.asarray(y.iloc[:, j]) for j in range(y.shape[1])]
+        columns = [_series_values(y.iloc[:, j]) for j in range(y.shape[1])]
         if not columns:
             raise ValueError("y has no columns.")
         return columns, names, False
     name = getattr(y, "name", None)
-    y = np.asarray(y)
+    y = _series_values(y) if hasattr(y, "hasnans") else np.asarray(y)
     if y.ndim == 1:
         return [y], [str(name) if isinstance(name, str) else "head0"], True
     if y.ndim != 2 or y.shape[1] == 0:
@@ -1066,6 +1394,18 @@ def _split_heads(y):
     return [y[:, j] for j in range(y.shape[1])], [f"head{j}" for j in range(y.shape[1])], False
 
 
+def _series_values(series):
+    """A pandas Series as an array; a nullable integer one with gaps keeps its ints.
+
+    NumPy has no integer NA: ``np.asarray`` turns an ``Int64`` column with
+    ``pd.NA`` into floats. Its ints and ``None`` (a missing label) as objects
+    keep the classes integers.
+    """
+    if series.dtype.kind in "iu" and series.hasnans:
+        return series.to_numpy(dtype=object, na_value=None)
+    return np.asarray(series)
+
+
 def _check_rows(X, columns):
     if len(columns[0]) != X.shape[0]:
         raise ValueError(
@@ -1073,19 +1413,23 @@ def _check_rows(X, columns):
         )
 
 
-def _clean_column(col, name):
-    if col.dtype.kind == "f":
-        if not np.all(np.isfinite(col)):
-            raise ValueError(f"Head {name!r} of y contains NaN or infinity.")
-    elif col.dtype.kind == "O" and any(
-        v is None or (isinstance(v, float) and not np.isfinite(v)) for v in col
-    ):
-        raise ValueError(f"Head {name!r} of y contains missing values.")
-    return col
+def _labelled_or_raise(col, name, classes=None):
+    """The labelled values of one head and the mask of its missing labels.
+
+    Every label missing raises: the head would have nothing to learn.
+    """
+    values, mask = labelled_values(col, name, classes)
+    if len(col) and mask.all():
+        raise ValueError(
+            f"Every label of head {name!r} of y is missing (-1 in an integer head, "
+            "NaN, None or pandas.NA otherwise): a head needs at least one labelled "
+            "sample. Label some samples of that head, or drop the head."
+        )
+    return values, mask
 
 
 def _unique_labels(col, name):
-    col = _clean_column(col, name)
+    col, _ = _labelled_or_raise(col, name)
     try:  # type_of_target sorts the labels too: mixed str/number raises TypeError
         kind = type_of_target(col)  # one column at a time: mixed 2-D y would raise
         if kind in ("continuous", "continuous-multioutput"):
@@ -1124,14 +1468,27 @@ def _classes_from_param(classes, n_heads, names):
             f"classes must give one array of classes per head: got {len(classes)} for "
             f"{n_heads} head(s)."
         )
-    return [_unique_labels(np.asarray(c), name) for c, name in zip(classes, names)]
+    out = []
+    for c, name in zip(classes, names):
+        c = np.asarray(c)
+        if missing_mask(c, name).any():  # -1 is a class only next to exactly one other
+            raise ValueError(
+                f"classes of head {name!r} contain a missing-label marker (-1 in an "
+                "integer head, NaN, None or pandas.NA): give only the real classes; "
+                "missing labels are marked in y."
+            )
+        out.append(_unique_labels(c, name))
+    return out
 
 
 def _encode(columns, classes_list, names):
-    """Class index of every label, per head; unknown labels raise."""
+    """Class index of every label, per head; ``-1`` for a missing label.
+
+    Unknown labels raise, and so does a head whose every label is missing.
+    """
     codes = np.empty((len(columns[0]), len(columns)), dtype=np.intp)
     for h, (col, classes, name) in enumerate(zip(columns, classes_list, names)):
-        col = _clean_column(col, name)
+        col, mask = _labelled_or_raise(col, name, classes)
         try:
             idx = np.searchsorted(classes, col)
         except TypeError:
@@ -1144,5 +1501,9 @@ def _encode(columns, classes_list, names):
                 f"Head {name!r} of y has labels not among its classes: "
                 f"{', '.join(unknown[:5])}."
             )
-        codes[:, h] = idx
+        if mask.any():
+            codes[:, h] = MISSING_INT
+            codes[~mask, h] = idx
+        else:
+            codes[:, h] = idx
     return codes

@@ -52,9 +52,9 @@ class ImageStandardizer(TransformerMixin, BaseEstimator):
     Attributes
     ----------
     n_features_in_ : int
-        Number of features seen during :term:`fit`.
+        Number of features seen during ``fit``.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
-        Names of features seen during :term:`fit`. Defined only when `X`
+        Names of features seen during ``fit``. Defined only when `X`
         has feature names that are all strings.
     n_features_out_ : int
         Number of output features: ``n_features_in_``, plus
@@ -163,7 +163,7 @@ class ImageStandardizer(TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        X_out : ndarray of shape (n_samples, n_features_out_)
+        X_out : ndarray of shape (n_samples, n_features_out)
             The standardised rows, followed by the per-channel means and
             standard deviations with ``append_stats=True``.
         """

@@ -20,6 +20,13 @@ they share one ``predict`` call per split, they take ``sample_weight``, and
 with ``sklearn.set_config(enable_metadata_routing=True)`` they ask for it
 with ``set_score_request(sample_weight=True)``, as scikit-learn's own
 scorers do.
+
+Missing labels in ``y_true`` (``-1`` in an integer head; ``NaN``, ``None``
+or ``pandas.NA`` otherwise, scikit-learn's semi-supervised convention, as
+in :class:`~skoffice31.MultiHeadMLPClassifier`) are left out: each head is
+scored on its labelled rows, and a row counts for the exact match on the
+heads it has labels for. A head with no labelled row cannot be scored and
+raises ``ValueError``.
 """
 
 import numbers
@@ -28,6 +35,8 @@ import numpy as np
 from sklearn.metrics import classification_report, confusion_matrix, log_loss
 from sklearn.metrics._scorer import _BaseScorer
 from sklearn.utils import Bunch
+
+from ._missing import missing_mask
 
 __all__ = [
     "ExactMatchScorer",
@@ -63,7 +72,12 @@ def _column(y2d, h):
     another) holds Python ints as objects, which scikit-learn's
     ``type_of_target`` calls "unknown": such a column becomes a numeric array.
     """
-    col = y2d[:, h]
+    return _as_values(y2d[:, h])
+
+
+def _as_values(col):
+    """A 1-D object column of numbers as a numeric array (see :func:`_column`)."""
+    col = np.asarray(col)
     if col.dtype == object and all(
         isinstance(v, numbers.Number) and not isinstance(v, bool) for v in col
     ):
@@ -84,6 +98,26 @@ def _average(correct, sample_weight):
     return float(np.average(correct, weights=sample_weight))
 
 
+def _labelled(y_true, sample_weight, name="y_true", *others):
+    """Drop the rows whose ``y_true`` label is missing.
+
+    Returns ``y_true``, ``sample_weight`` and each of ``others`` restricted
+    to the labelled rows (unchanged objects when no label is missing).
+    """
+    y_true = np.asarray(y_true)
+    mask = missing_mask(y_true, name)
+    if not mask.any():
+        return (y_true, sample_weight, *others)
+    if mask.all():
+        raise ValueError(
+            f"Every label of head {name!r} is missing: there is nothing to score it "
+            "on. Score on samples that have labels for that head."
+        )
+    keep = ~mask
+    sw = None if sample_weight is None else np.asarray(sample_weight)[keep]
+    return (_as_values(y_true[keep]), sw, *(np.asarray(o)[keep] for o in others))
+
+
 def _names_of(y, n_heads, head_names):
     """Head names: ``head_names``, else a DataFrame's columns, else head0, ..."""
     if head_names is not None:
@@ -102,8 +136,10 @@ def _names_of(y, n_heads, head_names):
 
 
 def _head_accuracy(y_true, y_pred, sample_weight=None):
-    # the score function of HeadAccuracyScorer: one column of each
-    return _average(np.asarray(y_true) == np.asarray(y_pred), sample_weight)
+    # the score function of HeadAccuracyScorer: one column of each; rows
+    # whose true label is missing are left out
+    y_true, sample_weight, y_pred = _labelled(y_true, sample_weight, "y_true", y_pred)
+    return _average(y_true == np.asarray(y_pred), sample_weight)
 
 
 def head_accuracies(y_true, y_pred, sample_weight=None):
@@ -128,9 +164,10 @@ def head_accuracies(y_true, y_pred, sample_weight=None):
     array([1. , 0.5])
     """
     y_true, y_pred = _check_same_shape(y_true, y_pred)
-    return np.array(
-        [_average(y_true[:, h] == y_pred[:, h], sample_weight) for h in range(y_true.shape[1])]
-    )
+    return np.array([
+        _head_accuracy(y_true[:, h], y_pred[:, h], sample_weight)
+        for h in range(y_true.shape[1])
+    ])
 
 
 def exact_match_accuracy(y_true, y_pred, sample_weight=None):
@@ -155,7 +192,17 @@ def exact_match_accuracy(y_true, y_pred, sample_weight=None):
     0.5
     """
     y_true, y_pred = _check_same_shape(y_true, y_pred)
-    return _average(np.all(y_true == y_pred, axis=1), sample_weight)
+    missing = np.column_stack([missing_mask(y_true[:, h], f"head{h}")
+                               for h in range(y_true.shape[1])])
+    if not missing.any():
+        return _average(np.all(y_true == y_pred, axis=1), sample_weight)
+    # a row is right when every head it has a label for is right
+    keep = ~missing.all(axis=1)
+    if not keep.any():
+        raise ValueError("Every label of y_true is missing: there is nothing to score.")
+    right = np.all((y_true == y_pred) | missing, axis=1)
+    sw = None if sample_weight is None else np.asarray(sample_weight)[keep]
+    return _average(right[keep], sw)
 
 
 def head_classification_report(
@@ -210,13 +257,13 @@ def head_classification_report(
     """
     names = _names_of(y_true, _as_columns(y_true).shape[1], head_names)
     y_true, y_pred = _check_same_shape(y_true, y_pred)
-    reports = {
-        name: classification_report(
-            _column(y_true, h), _column(y_pred, h), sample_weight=sample_weight, digits=digits,
+    reports = {}
+    for h, name in enumerate(names):
+        t, sw, p = _labelled(_column(y_true, h), sample_weight, name, _column(y_pred, h))
+        reports[name] = classification_report(
+            t, _as_values(p), sample_weight=sw, digits=digits,
             output_dict=output_dict, zero_division=zero_division,
         )
-        for h, name in enumerate(names)
-    }
     if output_dict:
         return reports
     return "\n".join(f"head: {name}\n\n{text}" for name, text in reports.items())
@@ -268,7 +315,8 @@ def head_confusion_matrices(y_true, y_pred, *, head_names=None, sample_weight=No
     y_true, y_pred = _check_same_shape(y_true, y_pred)
     out = {}
     for h, name in enumerate(names):
-        t, p = _column(y_true, h), _column(y_pred, h)
+        t, sw, p = _labelled(_column(y_true, h), sample_weight, name, _column(y_pred, h))
+        p = _as_values(p)
         try:
             labels = np.unique(np.concatenate([t, p]))
         except TypeError:
@@ -276,8 +324,7 @@ def head_confusion_matrices(y_true, y_pred, *, head_names=None, sample_weight=No
                 f"Head {name!r} mixes label types (e.g. strings and numbers); use one "
                 "type per head."
             ) from None
-        cm = confusion_matrix(t, p, labels=labels,
-                              sample_weight=sample_weight, normalize=normalize)
+        cm = confusion_matrix(t, p, labels=labels, sample_weight=sw, normalize=normalize)
         out[name] = Bunch(confusion_matrix=cm, display_labels=labels)
     return out
 
@@ -294,6 +341,7 @@ def _head_log_loss(y_true, y_proba, sample_weight=None):
     # (one head's probabilities, that head's classes). Its signature is what
     # metadata routing reads, so no further keyword (``labels``) appears.
     proba, labels = y_proba
+    y_true, sample_weight, proba = _labelled(y_true, sample_weight, "y_true", proba)
     return float(log_loss(y_true, proba, labels=labels, sample_weight=sample_weight))
 
 

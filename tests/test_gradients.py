@@ -106,3 +106,103 @@ def test_each_head_gradient_enters_only_its_own_columns():
     last = grads[len(clf.coefs_) - 1].toarray()
     assert np.all(last[:, slices[1]] == 0)
     assert np.any(last[:, slices[0]] != 0)
+
+
+def _masked_loss(clf, X, y, sw, head_weights):
+    """The loss with missing labels (``y < 0``), from the predict path.
+
+    Each head's cross-entropy is the weighted mean over its labelled rows.
+    """
+    log_proba = clf.predict_log_proba(X)
+    total = 0.0
+    for h, lp in enumerate(log_proba):
+        lab = y[:, h] >= 0
+        w = sw[lab] / sw[lab].sum()
+        total += head_weights[h] * -(w * lp[np.flatnonzero(lab), y[lab, h]]).sum()
+    l2 = sum((W**2).sum() for W in clf.coefs_)
+    return float(total) + 0.5 * clf.alpha * l2 / sw.sum()
+
+
+def _numeric_gradient(loss, params, eps=1e-6):
+    out = []
+    for param in params:
+        numeric = np.empty_like(param)
+        for idx in np.ndindex(param.shape):
+            old = param[idx]
+            param[idx] = old + eps
+            up = loss()
+            param[idx] = old - eps
+            down = loss()
+            param[idx] = old
+            numeric[idx] = (up - down) / (2 * eps)
+        out.append(numeric)
+    return out
+
+
+@pytest.mark.parametrize("hidden", [(), (6,), (6, 4)])
+def test_backprop_with_missing_labels_matches_finite_differences(hidden):
+    clf, X, y = _model(hidden, (3, 4), 0.5)
+    y = y.copy()
+    y[[0, 3, 5], 1] = -1  # head 1 unlabelled on three rows, head 0 everywhere
+    y[6, 0] = -1
+    rng = np.random.default_rng(2)
+    sw = rng.uniform(0.5, 2.0, len(X))
+    head_weights = np.array([0.7, 1.3])
+    net = _Network(clf.coefs_, clf.intercepts_, len(X))
+    losses, grads = net.backprop(X, y, sw / sw.sum(), head_slices((3, 4)), head_weights,
+                                 clf.alpha / sw.sum())
+    n = len(clf.coefs_)
+    analytic = [g.toarray() for g in grads[:n]] + grads[n:]
+    l2 = 0.5 * clf.alpha * sum((W**2).sum() for W in clf.coefs_) / sw.sum()
+    assert np.dot(head_weights, losses) + l2 == pytest.approx(
+        _masked_loss(clf, X, y, sw, head_weights))
+    numeric = _numeric_gradient(lambda: _masked_loss(clf, X, y, sw, head_weights),
+                                clf.coefs_ + clf.intercepts_)
+    for a, b in zip(analytic, numeric):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-8)
+
+
+def _head_losses(clf, X, y, sw):
+    """Each head's weighted mean cross-entropy, from the predict path."""
+    log_proba = clf.predict_log_proba(X)
+    rows = np.arange(len(X))
+    return [-(sw / sw.sum() * lp[rows, y[:, h]]).sum() for h, lp in enumerate(log_proba)]
+
+
+@pytest.mark.parametrize("hidden", [(6,), (6, 4)])
+@pytest.mark.parametrize("lam", [0.0, 0.7, 2.0])
+def test_gradient_reversal_matches_finite_differences_of_the_min_max_objective(hidden, lam):
+    # The heads' own parameters (the output layer) descend the usual loss
+    # sum_h w_h L_h; the trunk descends w_0 L_0 - lam * w_1 L_1 (head 1 adversarial).
+    clf, X, y = _model(hidden, (3, 2), 0.5)
+    rng = np.random.default_rng(3)
+    sw = rng.uniform(0.5, 2.0, len(X))
+    w = np.array([1.2, 0.8])
+    slices = head_slices((3, 2))
+    reversal = np.ones(5)
+    reversal[slices[1]] = -lam
+    net = _Network(clf.coefs_, clf.intercepts_, len(X))
+    _, grads = net.backprop(X, y, sw / sw.sum(), slices, w, clf.alpha / sw.sum(),
+                            reversal=reversal)
+    n = len(clf.coefs_)
+    analytic = [g.toarray() for g in grads[:n]] + grads[n:]
+
+    def l2():
+        return 0.5 * clf.alpha * sum((W**2).sum() for W in clf.coefs_) / sw.sum()
+
+    def heads_loss():
+        ce = _head_losses(clf, X, y, sw)
+        return w[0] * ce[0] + w[1] * ce[1] + l2()
+
+    def trunk_loss():
+        ce = _head_losses(clf, X, y, sw)
+        return w[0] * ce[0] - lam * w[1] * ce[1] + l2()
+
+    out_params = [clf.coefs_[-1], clf.intercepts_[-1]]
+    trunk_params = clf.coefs_[:-1] + clf.intercepts_[:-1]
+    out_analytic = [analytic[n - 1], analytic[-1]]
+    trunk_analytic = analytic[: n - 1] + analytic[n:-1]
+    for a, b in zip(out_analytic, _numeric_gradient(heads_loss, out_params)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-8)
+    for a, b in zip(trunk_analytic, _numeric_gradient(trunk_loss, trunk_params)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-8)

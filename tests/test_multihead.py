@@ -389,7 +389,8 @@ def test_head_weights_zero_ignores_a_head():
 @pytest.mark.parametrize("case,match", [
     ("nan", "NaN"), ("inf", "infinity"), ("rows", "samples"), ("single", "only one class"),
     ("empty", "0 sample"), ("3d", "dim 3"), ("y3d", "1-D .* 2-D"),
-    ("mixed", "mixes label types"), ("ynan", "NaN|missing"),
+    ("mixed", "mixes label types"), ("ynan", "Every label of head 'head1' .* missing"),
+    ("yinf", "infinity"),
 ])
 def test_bad_input_raises_value_error_naming_the_problem(case, match):
     X, y = _toy()
@@ -409,8 +410,12 @@ def test_bad_input_raises_value_error_naming_the_problem(case, match):
         y = y.reshape(60, 2, 1)
     elif case == "mixed":
         y[0, 0] = 3
-    elif case == "ynan":
-        y = np.where(np.arange(60)[:, None] == 4, np.nan, np.zeros((60, 2)) + (np.arange(60) % 2)[:, None])
+    elif case == "ynan":  # a NaN label is missing; a head of nothing but NaN raises
+        y = np.zeros((60, 2)) + (np.arange(60) % 2)[:, None]
+        y[:, 1] = np.nan
+    elif case == "yinf":
+        y = np.zeros((60, 2)) + (np.arange(60) % 2)[:, None]
+        y[4, 0] = np.inf
     with pytest.raises(ValueError, match=match):
         MultiHeadMLPClassifier(hidden=(3,), max_iter=1).fit(X, y)
 

@@ -234,3 +234,30 @@ def test_failed_save_leaves_the_old_file_and_no_temporary(fitted, tmp_path, monk
 def test_missing_file_raises_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError):
         load_model(tmp_path / "none.skops")
+
+
+def test_model_with_transfer_parameters_roundtrips(tmp_path):
+    # frozen layers, an adversarial head and missing labels: the file keeps
+    # the parameters, and the loaded model goes on exactly like the original
+    data = load_office_digits(size=8)
+    rows = np.random.RandomState(1).permutation(len(data.images))[:200]
+    target = data.target[rows].astype(object)  # columns: domain, object
+    target[:50, 1] = None  # unlabelled rows for the object head
+    params = dict(hidden=(8, 6), max_iter=2, random_state=0, n_frozen_layers=1,
+                  adversarial_heads={0: 0.5}, adversarial_schedule="dann")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = make_pipeline(ImageFlattener(size=(8, 8)), MultiHeadMLPClassifier(**params))
+        model.fit(data.images[rows], target)
+    path = save_model(model, tmp_path / "t.skops")
+    assert set(sio.get_untrusted_types(file=path)) <= set(TRUSTED_TYPES)
+    loaded = load_model(path)
+    clf, original = loaded[-1], model[-1]
+    assert {k: clf.get_params()[k] for k in params} == params
+    np.testing.assert_array_equal(loaded.predict(data.images[:10]),
+                                  model.predict(data.images[:10]))
+    X = model[0].transform(data.images[rows])
+    original.partial_fit(X, target)
+    clf.partial_fit(X, target)
+    for p, q in zip(clf.coefs_ + clf.intercepts_, original.coefs_ + original.intercepts_):
+        np.testing.assert_array_equal(p, q)
