@@ -33,6 +33,7 @@ import numpy as np
 from . import _reproduce, study
 from ._messages import first_line, load_error, os_reason, warning_line
 from .study._output import fmt_hidden, fmt_seconds
+from .study._settings import STANDARDIZE
 
 __all__ = ["main", "build_parser"]
 
@@ -200,6 +201,14 @@ def _add_training_options(p, *, grid):
         help=f"image side in pixels, e.g. 100 or 100x100 (default {study.OFFICE31_SIZE} "
         f"with --data, {study.BUILTIN_SIZE} for the built-in data)",
     )
+    p.add_argument("--standardize", choices=list(STANDARDIZE),
+                   help="per-image standardisation of the pixels (ImageStandardizer): by the "
+                   "image's mean and std, by each channel's, or none (the study's)")
+    p.add_argument("--image-stats", action=argparse.BooleanOptionalAction, default=None,
+                   help="append each image's per-channel mean and std as features "
+                   "(needs --standardize)")
+    p.add_argument("--scale-features", action=argparse.BooleanOptionalAction, default=None,
+                   help="standardise each feature on the training rows (StandardScaler)")
     p.add_argument("--train-size", type=_number(float, "--train-size", "must be between 0 and 1",
                                                 lambda v: 0 < v < 1),
                    metavar="F", help="training fraction of the split")
@@ -255,6 +264,10 @@ def _add_reproduce(sub):
         help="run the grid on dask: tcp://HOST:PORT of a running scheduler, "
         "or local:N for a LocalCluster of N workers (extra 'distributed')",
     )
+    rep.add_argument("--seeds", type=_number(int, "--seeds", "must be >= 1", lambda v: v >= 1),
+                     metavar="N",
+                     help="run every configuration with N seeds (--seed, --seed + 1, ...; the "
+                     "split and the weights follow the seed) and report mean and std per head")
     rep.add_argument("--out", metavar="DIR", default="skoffice31-results",
                      help="output folder (default: %(default)s)")
     rep.add_argument("--samples", type=_number(int, "--samples", "must be >= 0", lambda v: v >= 0),
@@ -428,7 +441,9 @@ def settings_from_args(args, *, grid):
             args.preset, epochs=args.epochs, batch_size=args.batch_size, alpha=args.alpha,
             seed=args.seed, train_size=args.train_size, test_size=args.test_size,
             learning_rate_init=args.lr, blas_threads=args.blas_threads,
-            hidden=hidden, solvers=solvers,
+            hidden=hidden, solvers=solvers, seeds=getattr(args, "seeds", None),
+            standardize=args.standardize, image_stats=args.image_stats,
+            scale_features=args.scale_features,
             size=None if args.size is None else _parse_size(args.size),
         )
     except ValueError as exc:
@@ -490,6 +505,13 @@ def cmd_reproduce(args):
     print(data.description, flush=True)
     configs = settings.configurations()
     print(_reproduce.plan_line(settings, data, configs), flush=True)
+    steps = settings.preprocessing_steps()
+    if steps:
+        print("Preprocessing: " + ", ".join(repr(step) for _, step in steps), flush=True)
+    seeds = settings.seed_values()
+    if len(seeds) > 1:
+        print(f"Seeds {', '.join(map(str, seeds))}: every configuration on the split and "
+              "the initial weights of each seed", flush=True)
     info = study.run_info(settings, data, command=["skoffice31", *args.argv],
                           started=started, scheduler=args.scheduler)
     baselines = study.head_baselines(data.y[data.train], data.y[data.test], data.heads)
@@ -499,18 +521,32 @@ def cmd_reproduce(args):
         stack.enter_context(_reproduce.sigterm_as_interrupt())
         if args.scheduler:
             _enter_scheduler(stack, args.scheduler, args.n_jobs, [data.X, data.y])
-        progress = (None if args.quiet
-                    else _reproduce.progress_display(settings, data, configs, args.n_jobs))
-        if progress is not None:
-            stack.callback(progress.close)
-        results = stack.enter_context(contextlib.closing(study.run_study(
-            settings, data, n_jobs=args.n_jobs, n_samples=args.samples,
-            progress=None if progress is None else progress.epoch,
-        )))
+        shown = {}  # the progress display of the running seed
+
+        def start_seed(seed, one, seed_data):
+            if shown:
+                shown.pop("progress").close()
+            if len(seeds) > 1:
+                print(f"Seed {seed} ({seeds.index(seed) + 1} of {len(seeds)}): split "
+                      f"{len(seed_data.train)} train / {len(seed_data.test)} test", flush=True)
+            if not args.quiet:
+                shown["progress"] = _reproduce.progress_display(one, seed_data, configs,
+                                                                args.n_jobs)
+
+        stack.callback(lambda: shown and shown.pop("progress").close())
+        epoch = None if args.quiet else (lambda record: shown["progress"].epoch(record))
+        if len(seeds) > 1:  # rows with a "seed"; the summary is written with them
+            run = study.run_seeds(settings, data, n_jobs=args.n_jobs, n_samples=args.samples,
+                                  progress=epoch, on_seed=start_seed)
+        else:
+            start_seed(settings.seed, settings, data)
+            run = study.run_study(settings, data, n_jobs=args.n_jobs, n_samples=args.samples,
+                                  progress=epoch)
+        results = stack.enter_context(contextlib.closing(run))
 
         def show(row):
-            if progress is not None:
-                progress.done(row)
+            if shown:
+                shown["progress"].done(row)
             for message in row.get("warnings") or ():
                 sys.stderr.write(f"warning: hidden {fmt_hidden(row['hidden'])} "
                                  f"{row['solver']}: {message}\n")
@@ -529,6 +565,9 @@ def cmd_reproduce(args):
         failure = f"cannot write the results to {out}/: {os_reason(write_error)}"
     _reproduce.finish_info(info, interrupted, failure)
     print("\n".join(_reproduce.report_lines(rows, settings, baselines)))
+    if len(seeds) > 1:
+        print(f"\nMean \u00b1 std (ddof=1) over the seeds {', '.join(map(str, seeds))}:")
+        print(study.format_seed_table(study.aggregate_seeds(rows)))
     files = []
     if write_error is None:
         try:
@@ -536,13 +575,17 @@ def cmd_reproduce(args):
         except OSError as exc:
             write_error = exc
             failure = f"cannot write the results to {out}/: {os_reason(exc)}"
+    if len(seeds) > 1 and "results.json" in files:
+        files.insert(files.index("results.json") + 1, "results_summary.csv")
     wall = fmt_seconds(time.time() - started)
     if files:
         print(f"\nWrote {', '.join(files)} to {out}/ (wall time {wall})")
     n_ok = sum(r.get("status") == "ok" for r in rows)
     n_failed = len(rows) - n_ok
-    n_missing = len(configs) - len(rows)
-    summary = (f"{n_ok} of {len(configs)} configurations succeeded, {n_failed} failed"
+    n_runs = len(configs) * len(seeds)
+    n_missing = n_runs - len(rows)
+    what = "configurations" if len(seeds) == 1 else "runs (configuration x seed)"
+    summary = (f"{n_ok} of {n_runs} {what} succeeded, {n_failed} failed"
                + (f", {n_missing} not run" if n_missing else ""))
     if write_error is not None:
         saved = (f"the {kept.n_saved} configuration(s) saved before are kept in {out}/"
@@ -552,7 +595,7 @@ def cmd_reproduce(args):
         return 1
     if interrupted:
         sys.stderr.write(
-            f"skoffice31: interrupted; {len(rows)} of {len(configs)} configurations "
+            f"skoffice31: interrupted; {len(rows)} of {n_runs} {what} "
             f"finished and saved in {out}/ ({summary})\n"
         )
         return 130

@@ -427,7 +427,9 @@ def test_train_saves_a_pipeline(trained_model, capsys):
 
     model, paths, _ = trained_model
     pipe = load_model(model)  # train saves the safe .skops format
-    assert [name for name, _ in pipe.steps] == ["imageflattener", "multiheadmlpclassifier"]
+    # the tuned preset's preprocessing is part of the saved model
+    assert [name for name, _ in pipe.steps] == ["imageflattener", "standardscaler",
+                                                "multiheadmlpclassifier"]
     clf = pipe[-1]
     assert clf.hidden == (16,) and clf.solver == "adam" and clf.max_iter == 3
     assert pipe[0].scale == pytest.approx(1 / 255)  # tuned preset by default

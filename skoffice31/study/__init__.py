@@ -50,6 +50,7 @@ from ._run import (
     order_by_cost,
     run_study,
 )
+from ._seeds import aggregate_seeds, format_seed_table, resplit, run_seeds
 from ._settings import (
     BUILTIN_SIZE,
     DEFAULT_HIDDEN,
@@ -78,10 +79,12 @@ __all__ = [
     "StudyData",
     "StudyProgress",
     "StudySettings",
+    "aggregate_seeds",
     "detect_layout",
     "empty_row",
     "expected_cost",
     "fit_and_evaluate",
+    "format_seed_table",
     "format_table",
     "head_baselines",
     "head_confusion",
@@ -90,7 +93,9 @@ __all__ = [
     "per_class_accuracies",
     "plot_confusion_matrices",
     "plot_results",
+    "resplit",
     "run_info",
+    "run_seeds",
     "run_study",
     "write_per_class",
     "write_results",

@@ -180,7 +180,7 @@ def _jsonable(obj):
     return obj
 
 
-def write_results(out, info, rows, *, partial=False):
+def write_results(out, info, rows, *, partial=False, summary=None):
     """Write ``results.csv`` and ``results.json`` to the folder ``out``.
 
     Each file is replaced in one step (:mod:`skoffice31._fileio`), so a
@@ -198,14 +198,27 @@ def write_results(out, info, rows, *, partial=False):
         Result rows (:func:`~skoffice31.study.fit_and_evaluate`).
     partial : bool, default=False
         Mark the JSON as a snapshot of a run still going on.
+    summary : list of dict, default=None
+        The mean and standard deviation over seeds
+        (:func:`~skoffice31.study.aggregate_seeds`): written to
+        ``results_summary.csv`` and to the ``summary`` key of the JSON.
+        Default: computed from ``rows`` when they carry a ``seed`` (rows of
+        :func:`~skoffice31.study.run_seeds`), whose ``seed`` is then the first
+        column of ``results.csv``; none for rows without one.
     """
+    from ._seeds import aggregate_seeds
+
     out = Path(out)
+    seeded = any("seed" in r for r in rows)
+    if summary is None and seeded:
+        summary = aggregate_seeds(rows)
+    columns = ["seed", *CSV_COLUMNS] if seeded else CSV_COLUMNS
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
+    writer.writerow(columns)
     for row in rows:
         values = []
-        for col in CSV_COLUMNS:
+        for col in columns:
             v = row.get(col, "")
             if col == "hidden":
                 v = fmt_hidden(v)
@@ -217,8 +230,34 @@ def write_results(out, info, rows, *, partial=False):
     doc = {k: v for k, v in info.items() if k != "started_time"}
     if partial:
         doc["partial"] = True
+    if summary is not None:
+        atomic_write_text(out / "results_summary.csv", _summary_csv(summary))
+        doc["summary"] = [_jsonable(s) for s in summary]
     doc["results"] = [_jsonable(r) for r in rows]
     atomic_write_text(out / "results.json", json.dumps(doc, indent=2) + "\n")
+
+
+def _summary_csv(summary):
+    from ._seeds import SEED_METRICS
+
+    columns = ["hidden", "solver", "n_seeds", "n_failed", "seeds"]
+    columns += [f"{m}_{s}" for m in SEED_METRICS for s in ("mean", "std")]
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(columns)
+    for s in summary:
+        values = []
+        for col in columns:
+            v = s[col]
+            if col == "hidden":
+                v = fmt_hidden(v)
+            elif col == "seeds":
+                v = " ".join(str(x) for x in v)
+            elif isinstance(v, float):
+                v = "" if math.isnan(v) else round(v, 6)
+            values.append(v)
+        writer.writerow(values)
+    return buf.getvalue()
 
 
 def head_confusion(y_true, y_pred, classes, heads):
@@ -387,13 +426,20 @@ def _pyplot():
 
 
 def format_table(rows, study=False):
-    """The study's table (Markdown) from result rows; ``study`` adds its own figures."""
-    head = ["hidden", "solver", "domain acc", "object acc", "both right", "train s"]
+    """The study's table (Markdown) from result rows; ``study`` adds its own figures.
+
+    Rows of several seeds (:func:`~skoffice31.study.run_seeds`) get a
+    ``seed`` column after the solver.
+    """
+    seeded = any("seed" in r for r in rows)
+    head = ["hidden", "solver", *(["seed"] if seeded else []), "domain acc", "object acc",
+            "both right", "train s"]
     if study:
         head += ["study domain", "study object", "study s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for r in rows:
-        cells = [fmt_hidden(r["hidden"]), r["solver"], fmt_acc(r["domain_acc"]),
+        cells = [fmt_hidden(r["hidden"]), r["solver"],
+                 *([str(r.get("seed", ""))] if seeded else []), fmt_acc(r["domain_acc"]),
                  fmt_acc(r["object_acc"]), fmt_acc(r["both_acc"]),
                  "-" if math.isnan(r["fit_seconds"]) else f"{r['fit_seconds']:.1f}"]
         if study:

@@ -252,7 +252,8 @@ def empty_row(settings, config):
 def fit_and_evaluate(settings, config, X, y, train, test, *, n_samples=3, callbacks=()):
     """Fit the estimator of one configuration and evaluate it on the test rows.
 
-    The estimator is ``settings.make_estimator(config)``, fitted on
+    The estimator is ``settings.make_pipeline(config)`` (the classifier,
+    after the preprocessing of the settings if any), fitted on
     ``X[train]``, scored with :func:`skoffice31.metrics.head_accuracy_scorer`
     and :func:`~skoffice31.metrics.exact_match_scorer` (the numbers
     :class:`~sklearn.model_selection.GridSearchCV` with these scorers gives).
@@ -300,9 +301,10 @@ def fit_and_evaluate(settings, config, X, y, train, test, *, n_samples=3, callba
     row = empty_row(settings, config)
     row["started"] = time.time()
     try:
-        clf = settings.make_estimator(config)
+        clf = settings.make_pipeline(config)
+        mlp = clf[-1] if hasattr(clf, "steps") else clf  # the classifier's own attributes
         if callbacks:
-            clf.set_callbacks(*callbacks)
+            mlp.set_callbacks(*callbacks)
         y = np.asarray(y)
         # BLAS limit, no ConvergenceWarning (fixed epochs); a collapse is kept in the row
         with fit_context(settings) as row["warnings"]:
@@ -310,7 +312,7 @@ def fit_and_evaluate(settings, config, X, y, train, test, *, n_samples=3, callba
             clf.fit(X[train], named_target(y[train]))
             row["fit_seconds"] = time.perf_counter() - t0
             t0 = time.perf_counter()
-            names = list(clf.head_names_)  # ("domain", "object") with pandas, else head0, head1
+            names = list(mlp.head_names_)  # ("domain", "object") with pandas, else head0, head1
             for part, rows in (("", test), ("train_", train)):
                 Xp, yp = X[rows], named_target(y[rows])
                 for h, name in enumerate(HEADS):
@@ -319,12 +321,12 @@ def fit_and_evaluate(settings, config, X, y, train, test, *, n_samples=3, callba
                 row[f"{part}both_acc"] = float(exact_match_scorer(clf, Xp, yp))
             row["score_seconds"] = time.perf_counter() - t0
             row["confusion"] = head_confusion(y[test], clf.predict(X[test]), clf.classes_, HEADS)
-            row["loss_curve"] = [float(v) for v in clf.loss_curve_]
+            row["loss_curve"] = [float(v) for v in mlp.loss_curve_]
             row["head_loss_curves"] = {
-                name: [float(v) for v in clf.head_loss_curves_.get(names[h], [])]
+                name: [float(v) for v in mlp.head_loss_curves_.get(names[h], [])]
                 for h, name in enumerate(HEADS)
             }
-            row["n_iter"] = int(clf.n_iter_)
+            row["n_iter"] = int(mlp.n_iter_)
             row["final_loss"] = row["loss_curve"][-1] if row["loss_curve"] else math.nan
             rows = np.asarray(test[:n_samples])
             if len(rows):

@@ -10,6 +10,7 @@ __all__ = [
     "HEADS",
     "OFFICE31_SIZE",
     "PRESETS",
+    "STANDARDIZE",
     "STUDY_RESULTS",
     "Configuration",
     "StudySettings",
@@ -40,6 +41,9 @@ HEADS = ("domain", "object")
 BUILTIN_SIZE = 32
 OFFICE31_SIZE = 100
 
+#: Values of :attr:`StudySettings.standardize`.
+STANDARDIZE = ("none", "image", "channel")
+
 #: Settings of the two presets. ``learning_rate_init`` is given per solver.
 PRESETS = {
     # The study exactly: raw 0..255 pixels, N(0, 0.03) weights, plain SGD
@@ -59,22 +63,29 @@ PRESETS = {
         "test_size": 0.15,
         "seed": 0,
     },
-    # Our recommendation: pixels scaled to 0..1, Glorot initialisation,
-    # SGD with Nesterov momentum, a little L2, larger minibatches and fewer
-    # epochs (see the performance page of the documentation).
+    # Our recommendation, chosen by benchmarks/tune_recipe.py (cross-validation
+    # inside the training part of the split, never the test part): 32x32
+    # photos, pixels scaled to 0..1 then centred and scaled per feature on the
+    # training rows (StandardScaler; un-centred pixels are what killed the
+    # ReLUs of the previous preset), Glorot initialisation, SGD with Nesterov
+    # momentum (lr 3e-3) or Adam (1e-3), L2 1e-2, minibatches of 32, 40 epochs.
     "tuned": {
         "scale": 1.0 / 255.0,
         "init": "glorot",
         "init_scale": 0.03,
         "momentum": 0.9,
         "nesterovs_momentum": True,
-        "alpha": 1e-4,
-        "learning_rate_init": {"sgd": 0.01, "adam": 1e-3},
+        "alpha": 1e-2,
+        "learning_rate_init": {"sgd": 3e-3, "adam": 1e-3},
         "batch_size": 32,
         "epochs": 40,
         "train_size": 0.8,
         "test_size": 0.15,
         "seed": 0,
+        "photo_size": 32,
+        "standardize": "none",
+        "image_stats": False,
+        "scale_features": True,
     },
 }
 
@@ -134,10 +145,29 @@ class StudySettings:
     solvers : tuple of str
         The solvers of the grid.
     size : tuple of (int, int) or None
-        Image ``(width, height)``; ``None``: 100x100 for the photos, 32x32
-        for the built-in dataset.
+        Image ``(width, height)``; ``None``: ``photo_size`` for the photos,
+        32x32 for the built-in dataset.
     blas_threads : int, default=0
         Limit of the BLAS threads per fit (0: no limit).
+    standardize : {"none", "image", "channel"}, default="none"
+        Per-image standardisation of the pixels
+        (:class:`~skoffice31.ImageStandardizer`): none (the study's raw
+        pixels), by the image's mean and standard deviation, or by those of
+        each colour channel.
+    image_stats : bool, default=False
+        Append each image's per-channel mean and standard deviation as
+        features (``ImageStandardizer(append_stats=True)``); needs
+        ``standardize``.
+    scale_features : bool, default=False
+        Then standardise each feature on the training rows
+        (:class:`~sklearn.preprocessing.StandardScaler`).
+    photo_size : int, default=100
+        Image side of the photos (``--data``) when ``size`` is ``None``: the
+        study's 100; the tuned preset's is smaller.
+    seeds : int, default=1
+        Number of seeds, ``seed, seed + 1, ...``: the grid runs once per seed,
+        the split and the initialisation both following it
+        (:func:`~skoffice31.study.run_seeds`).
     """
 
     preset: str = "study"
@@ -157,6 +187,11 @@ class StudySettings:
     solvers: tuple = DEFAULT_SOLVERS
     size: tuple = None
     blas_threads: int = 0
+    standardize: str = "none"
+    image_stats: bool = False
+    scale_features: bool = False
+    photo_size: int = OFFICE31_SIZE
+    seeds: int = 1
 
     def __post_init__(self):
         set_ = object.__setattr__.__get__(self)
@@ -177,7 +212,7 @@ class StudySettings:
                 raise ValueError(f"unknown solver {solver!r}: use 'sgd' or 'adam'")
             if not self.learning_rate(solver) > 0:
                 raise ValueError(f"learning_rate_init of {solver} must be > 0")
-        for name in ("epochs", "batch_size"):
+        for name in ("epochs", "batch_size", "seeds", "photo_size"):
             if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
                 raise ValueError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
         if not (isinstance(self.blas_threads, int) and self.blas_threads >= 0):
@@ -189,6 +224,17 @@ class StudySettings:
             raise ValueError(
                 f"split train_size={tr}, test_size={te}: both must be in (0, 1) with sum <= 1"
             )
+        if self.standardize not in STANDARDIZE:
+            raise ValueError(
+                f"standardize must be one of {list(STANDARDIZE)}, got {self.standardize!r}"
+            )
+        if self.image_stats and self.standardize == "none":
+            raise ValueError(
+                "image_stats=True appends the statistics that per-image standardisation "
+                "removes: set standardize to 'image' or 'channel' as well"
+            )
+        set_("image_stats", bool(self.image_stats))
+        set_("scale_features", bool(self.scale_features))
         if self.size is not None:
             size = tuple(int(v) for v in self.size)
             if len(size) != 2 or min(size) <= 0:
@@ -232,6 +278,10 @@ class StudySettings:
         values.update(overrides)
         return cls(preset=preset, **values)
 
+    def seed_values(self):
+        """The seeds of the run: ``[seed, seed + 1, ..., seed + seeds - 1]``."""
+        return [self.seed + k for k in range(self.seeds)]
+
     def learning_rate(self, solver):
         """``learning_rate_init`` of ``solver``."""
         return dict(self.learning_rate_init)[solver]
@@ -240,7 +290,7 @@ class StudySettings:
         """``(width, height)`` to load: :attr:`size`, or the default of the data."""
         if self.size is not None:
             return self.size
-        side = OFFICE31_SIZE if real_photos else BUILTIN_SIZE
+        side = self.photo_size if real_photos else BUILTIN_SIZE
         return (side, side)
 
     def configurations(self):
@@ -282,19 +332,88 @@ class StudySettings:
         }
 
     def make_estimator(self, config):
-        """A new unfitted :class:`~skoffice31.MultiHeadMLPClassifier` for ``config``."""
+        """A new unfitted :class:`~skoffice31.MultiHeadMLPClassifier` for ``config``.
+
+        The classifier alone; :meth:`make_pipeline` puts the preprocessing
+        (:meth:`preprocessing_steps`) in front of it.
+        """
         from .._multihead import MultiHeadMLPClassifier
 
         return MultiHeadMLPClassifier(**self.estimator_params(config))
 
-    def param_grid(self):
+    def preprocessing_steps(self):
+        """The preprocessing of the flattened pixels, as new ``Pipeline`` steps.
+
+        Returns
+        -------
+        steps : list of (str, transformer)
+            ``("imagestandardizer", ImageStandardizer(...))`` when
+            :attr:`standardize` is not ``"none"``, then
+            ``("standardscaler", StandardScaler())`` with
+            :attr:`scale_features`; empty for the study preset (raw pixels).
+        """
+        from sklearn.preprocessing import StandardScaler
+
+        from .._preprocessing import ImageStandardizer
+
+        steps = []
+        if self.standardize != "none":
+            steps.append(("imagestandardizer", ImageStandardizer(
+                per_channel=self.standardize == "channel", n_channels=3,
+                append_stats=self.image_stats)))
+        if self.scale_features:
+            steps.append(("standardscaler", StandardScaler()))
+        return steps
+
+    def make_pipeline(self, config):
+        """The model of ``config`` on flattened pixels: preprocessing, then the classifier.
+
+        Parameters
+        ----------
+        config : Configuration or (hidden, solver)
+
+        Returns
+        -------
+        model : MultiHeadMLPClassifier or Pipeline
+            :meth:`make_estimator` itself when there is no preprocessing,
+            else a :class:`~sklearn.pipeline.Pipeline` of
+            :meth:`preprocessing_steps` and it (step
+            ``"multiheadmlpclassifier"``).
+
+        Examples
+        --------
+        >>> from skoffice31.study import StudySettings
+        >>> s = StudySettings.from_preset("study")
+        >>> type(s.make_pipeline(((10,), "sgd"))).__name__
+        'MultiHeadMLPClassifier'
+        >>> s = StudySettings.from_preset("study", standardize="image", scale_features=True)
+        >>> [name for name, _ in s.make_pipeline(((10,), "sgd")).steps]
+        ['imagestandardizer', 'standardscaler', 'multiheadmlpclassifier']
+        """
+        from sklearn.pipeline import Pipeline
+
+        clf = self.make_estimator(config)
+        steps = self.preprocessing_steps()
+        if not steps:
+            return clf
+        return Pipeline([*steps, ("multiheadmlpclassifier", clf)])
+
+    def param_grid(self, prefix=""):
         """The grid as a :class:`~sklearn.model_selection.GridSearchCV` ``param_grid``.
 
         One dict per configuration (the learning rate goes with the solver).
+
+        Parameters
+        ----------
+        prefix : str, default=""
+            Put before every name: ``""`` for the estimator of
+            :meth:`make_estimator`, ``"multiheadmlpclassifier__"`` for the
+            pipeline of :meth:`make_pipeline` when the settings have
+            preprocessing steps.
         """
         return [
-            {"hidden": [c.hidden], "solver": [c.solver],
-             "learning_rate_init": [self.learning_rate(c.solver)]}
+            {f"{prefix}hidden": [c.hidden], f"{prefix}solver": [c.solver],
+             f"{prefix}learning_rate_init": [self.learning_rate(c.solver)]}
             for c in self.configurations()
         ]
 

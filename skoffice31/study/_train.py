@@ -113,7 +113,10 @@ def make_pipeline(settings, data):
     """``Pipeline(ImageFlattener, MultiHeadMLPClassifier)`` of the first configuration.
 
     The flattener has the data's image size and the settings' pixel scale,
-    so the pipeline maps image files (or arrays) to labels.
+    so the pipeline maps image files (or arrays) to labels; the settings'
+    preprocessing (:meth:`~skoffice31.study.StudySettings.preprocessing_steps`,
+    e.g. :class:`~skoffice31.ImageStandardizer` and ``StandardScaler`` with
+    the tuned preset) goes between the two, so a saved model applies it too.
     """
     from sklearn.pipeline import Pipeline
 
@@ -123,6 +126,7 @@ def make_pipeline(settings, data):
     size = (int(data.images.shape[2]), int(data.images.shape[1]))
     return Pipeline([
         ("imageflattener", ImageFlattener(size=size, mode="RGB", scale=settings.scale)),
+        *settings.preprocessing_steps(),
         ("multiheadmlpclassifier", clf),
     ])
 

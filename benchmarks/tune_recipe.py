@@ -1,0 +1,237 @@
+"""Choose the ``tuned`` preset by a search on the training part only (issue 12).
+
+The candidates are recipes: input size, preprocessing, initialisation,
+learning rate per solver, L2. Each recipe is scored on the study's whole
+grid (three hidden layouts x two solvers) by 2-fold cross-validation
+(``KFold(2, shuffle=True, random_state=0)``) *inside the 80% training part*
+of the study's split (seed 0): the 15% test part is never loaded into a fit
+or a score here. A recipe's score is the mean, over the six configurations
+and the two folds, of the mean of the two heads' accuracies, so a
+configuration that collapses pulls its recipe down.
+
+The search goes in stages, each starting from the best recipe so far:
+
+1. preprocessing and initialisation at 32x32 (sgd lr 1e-3, adam lr 3e-4);
+2. image size 32 or 48, with the best recipe of stage 1;
+3. learning rate of each solver: the stage-1 value and the two next
+   larger ones, x3 apart (the two solvers' configurations are independent,
+   so each solver takes its own best);
+4. L2 (``alpha``) x epochs (20 or 40).
+
+Every fit has minibatches of 32 and, for SGD, Nesterov momentum 0.9; up to
+stage 3 it trains 20 epochs.
+
+Two folds, not more, to keep the whole search at about 20 minutes on a
+shared 2-core machine.
+
+Run (from the repository root; ~20-30 min on 2 shared cores)::
+
+    nice -n 5 python benchmarks/tune_recipe.py --data ../shared/data/office31 --n-jobs 2
+
+Results: ``benchmarks/results/tune_recipe.json`` (every fold of every
+candidate) and ``tune_recipe.md`` (the tables and the chosen recipe).
+"""
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import joblib
+import numpy as np
+from sklearn.model_selection import KFold
+
+from skoffice31.study import HEADS, StudySettings, load_study_data
+
+OUT = Path(__file__).parent / "results"
+
+#: Where the search starts: the training schedule shared by every recipe.
+BASE = dict(scale=1 / 255, init="he", momentum=0.9, nesterovs_momentum=True, alpha=1e-4,
+            learning_rate_init={"sgd": 1e-3, "adam": 3e-4}, batch_size=32, epochs=20,
+            size=(32, 32), standardize="none", image_stats=False, scale_features=True)
+
+#: Stage 1: preprocessing x initialisation.
+STAGE1 = {
+    "0..1 pixels, StandardScaler, glorot": dict(init="glorot"),
+    "0..1 pixels, StandardScaler, he": dict(),
+    "image std, StandardScaler, he": dict(standardize="image"),
+    "image std + stats, StandardScaler, he": dict(standardize="image", image_stats=True),
+    "channel std + stats, StandardScaler, he": dict(standardize="channel", image_stats=True),
+}
+SIZES = (32, 48)
+LRS = {"sgd": (1e-3, 3e-3, 1e-2), "adam": (3e-4, 1e-3, 3e-3)}
+ALPHAS = (1e-4, 1e-2)
+EPOCHS = (20, 40)
+
+
+def evaluate(settings, config, X, y, train, val):
+    """CV-fold accuracies of one configuration (the fold's rows only)."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    model = settings.make_pipeline(config)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X[train], y[train])
+    seconds = time.perf_counter() - t0
+    pred = np.asarray(model.predict(X[val]))
+    return {h: float(np.mean(pred[:, k] == y[val, k])) for k, h in enumerate(HEADS)} | {
+        "fit_seconds": seconds}
+
+
+class Search:
+    def __init__(self, data_dir, n_jobs, folds=2):
+        self.data_dir, self.n_jobs, self.folds = data_dir, n_jobs, folds
+        self.data = {}
+        self.results = []
+
+    def load(self, size):
+        if size not in self.data:
+            settings = StudySettings.from_preset("tuned", **dict(BASE, size=(size, size)))
+            data = load_study_data(settings, self.data_dir)
+            # only the training part of the study's split exists from here on
+            X, y = data.X[data.train], data.y[data.train]
+            cv = KFold(self.folds, shuffle=True, random_state=0)
+            self.data[size] = (X, y, list(cv.split(X)))
+        return self.data[size]
+
+    def run(self, stage, candidates, solvers=("sgd", "adam")):
+        """Score ``{name: overrides}``; return ``{name: record}``."""
+        tasks = []
+        for name, overrides in candidates.items():
+            values = dict(BASE, **overrides)
+            settings = StudySettings.from_preset("tuned", **values)
+            X, y, folds = self.load(settings.size[0])
+            for config in settings.configurations():
+                if config.solver not in solvers:
+                    continue
+                for k, (tr, va) in enumerate(folds):
+                    tasks.append((name, values, settings, config, k, X, y, tr, va))
+        t0 = time.perf_counter()
+        scores = joblib.Parallel(n_jobs=self.n_jobs)(
+            joblib.delayed(evaluate)(s, c, X, y, tr, va) for _, _, s, c, _, X, y, tr, va in tasks
+        )
+        wall = time.perf_counter() - t0
+        out = {}
+        for (name, values, settings, config, k, *_), score in zip(tasks, scores):
+            rec = out.setdefault(name, {"stage": stage, "name": name, "values": values,
+                                        "folds": []})
+            rec["folds"].append({"hidden": list(config.hidden), "solver": config.solver,
+                                 "fold": k, **score})
+        for rec in out.values():
+            rec["score"] = float(np.mean([(f["domain"] + f["object"]) / 2
+                                          for f in rec["folds"]]))
+            rec["wall_seconds"] = wall
+            self.results.append(rec)
+            print(f"stage {stage}: {rec['name']}: score {rec['score']:.3f}", flush=True)
+        return out
+
+
+def per_config(rec):
+    """``{(hidden, solver): (domain mean, object mean, fit seconds mean)}``."""
+    groups = {}
+    for f in rec["folds"]:
+        groups.setdefault((tuple(f["hidden"]), f["solver"]), []).append(f)
+    return {k: tuple(float(np.mean([f[m] for f in v])) for m in ("domain", "object", "fit_seconds"))
+            for k, v in groups.items()}
+
+
+def solver_score(rec, solver):
+    return float(np.mean([(f["domain"] + f["object"]) / 2 for f in rec["folds"]
+                          if f["solver"] == solver]))
+
+
+STAGE_NOTES = {
+    1: "Stage 1: 32x32, sgd lr 1e-3, adam lr 3e-4, alpha 1e-4, 20 epochs.",
+    2: "Stage 2: the best recipe of stage 1 at the other size (its 32x32 row is stage 1's).",
+    3: "Stage 3: the first pair of learning rates of the search (sgd 1e-3, adam 3e-4) is the "
+       "best row of stages 1-2; *chosen* takes each solver's configurations from the pair "
+       "that scored best for that solver.",
+    4: "Stage 4: the row with the chosen learning rates, alpha 1e-4 and 20 epochs is stage "
+       "3's *chosen*.",
+}
+
+
+def write(search, chosen, path):
+    path.with_suffix(".json").write_text(json.dumps(
+        {"base": BASE, "results": search.results, "chosen": chosen}, indent=1, default=str))
+    lines = ["# Search of the tuned preset (benchmarks/tune_recipe.py)", "",
+             "2-fold shuffled CV inside the 80% training part of the study's split (seed 0); "
+             "the test part is never used. Score = mean over the six configurations and the "
+             "folds of the mean of the two heads' accuracies. Cells: CV domain / object "
+             "accuracy (mean of the folds).", ""]
+    for stage in sorted({r["stage"] for r in search.results}):
+        recs = [r for r in search.results if r["stage"] == stage]
+        keys = list(per_config(recs[0]))
+        lines += [f"## Stage {stage}", "",
+                  "| recipe | score | " + " | ".join(
+                      f"({','.join(map(str, h))}) {s}" for h, s in keys) + " |",
+                  "|---|---|" + "---|" * len(keys)]
+        for r in recs:
+            pc = per_config(r)
+            lines.append(f"| {r['name']} | {r['score']:.3f} | " + " | ".join(
+                f"{pc[k][0]:.3f} / {pc[k][1]:.3f}" if k in pc else "" for k in keys) + " |")
+        lines += ["", STAGE_NOTES[stage], ""]
+    if chosen:
+        lines += ["## Chosen", "", "```", json.dumps(chosen, indent=1, default=str), "```", ""]
+    path.with_suffix(".md").write_text("\n".join(lines), encoding="utf-8")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True, help="the Office-31 folder")
+    parser.add_argument("--n-jobs", type=int, default=2)
+    parser.add_argument("--out", default=str(OUT / "tune_recipe"))
+    args = parser.parse_args()
+    out = Path(args.out)
+    search = Search(args.data, args.n_jobs)
+
+    def best(recs):
+        return max(recs.values(), key=lambda r: r["score"])
+
+    # 1. preprocessing x init at 32x32
+    s1 = search.run(1, STAGE1)
+    write(search, None, out)
+    chosen = dict(best(s1)["values"])
+    # 2. size
+    s2 = search.run(2, {f"{side}x{side}": dict(chosen, size=(side, side)) for side in SIZES
+                        if (side, side) != tuple(chosen["size"])})
+    s2[f"{chosen['size'][0]}x{chosen['size'][1]}"] = best(s1)
+    chosen = dict(best(s2)["values"])
+    write(search, None, out)
+    # 3. learning rate per solver: the k-th sgd and k-th adam value together
+    #    (the two solvers' configurations are independent)
+    cands = {f"sgd {sgd:g}, adam {adam:g}": dict(chosen, learning_rate_init={"sgd": sgd,
+                                                                              "adam": adam})
+             for sgd, adam in zip(LRS["sgd"], LRS["adam"])}
+    done = {k: v for k, v in cands.items() if v["learning_rate_init"] == chosen[
+        "learning_rate_init"]}  # already scored in stage 2
+    s3 = search.run(3, {k: v for k, v in cands.items() if k not in done})
+    s3.update({k: best(s2) for k in done})
+    tops = {solver: max(s3.values(), key=lambda r: solver_score(r, solver))
+            for solver in ("sgd", "adam")}
+    lrs = {solver: top["values"]["learning_rate_init"][solver] for solver, top in tops.items()}
+    chosen = dict(chosen, learning_rate_init=lrs)
+    # the two solvers' configurations are independent: the chosen recipe's
+    # folds are those of each solver's best candidate
+    combined = {"values": chosen, "folds": [f for solver, top in tops.items()
+                                            for f in top["folds"] if f["solver"] == solver]}
+    combined["score"] = float(np.mean([(f["domain"] + f["object"]) / 2
+                                       for f in combined["folds"]]))
+    combined.update(stage=3, name=f"chosen: sgd {lrs['sgd']:g}, adam {lrs['adam']:g}")
+    search.results.append(combined)
+    write(search, None, out)
+    # 4. L2 x epochs with the chosen learning rates
+    s4 = search.run(4, {f"alpha {a:g}, {e} epochs": dict(chosen, alpha=a, epochs=e)
+                        for a in ALPHAS for e in EPOCHS
+                        if (a, e) != (chosen["alpha"], chosen["epochs"])})
+    s4[f"alpha {chosen['alpha']:g}, {chosen['epochs']} epochs"] = combined
+    chosen = dict(best(s4)["values"])
+    write(search, chosen, out)
+    print("chosen:", json.dumps(chosen, default=str))
+
+
+if __name__ == "__main__":
+    main()

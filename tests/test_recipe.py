@@ -1,0 +1,257 @@
+"""Issue 12: the preprocessing of the presets, the tuned preset, results over several seeds."""
+
+import dataclasses
+import json
+import math
+
+import numpy as np
+import pytest
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from skoffice31 import ImageStandardizer, MultiHeadMLPClassifier
+from skoffice31 import study
+from skoffice31.study import StudySettings
+
+
+def test_study_preset_has_no_preprocessing():
+    s = StudySettings.from_preset("study")
+    assert s.preprocessing_steps() == []
+    assert isinstance(s.make_pipeline(((10,), "sgd")), MultiHeadMLPClassifier)
+    assert (s.init, s.scale, s.standardize, s.seeds) == ("normal", 1.0, "none", 1)
+
+
+def test_tuned_preset_builds_the_preprocessing_pipeline():
+    s = StudySettings.from_preset("tuned")
+    model = s.make_pipeline(((64, 32, 10), "adam"))
+    assert isinstance(model, Pipeline)
+    names = [name for name, _ in model.steps]
+    assert names[-1] == "multiheadmlpclassifier" and names[:-1] == [
+        name for name, _ in s.preprocessing_steps()]
+    clf = model[-1]
+    assert clf.get_params() == s.make_estimator(((64, 32, 10), "adam")).get_params()
+    assert clf.init == "he" and clf.learning_rate_init == s.learning_rate("adam")
+    if s.standardize != "none":
+        st = model.named_steps["imagestandardizer"]
+        assert isinstance(st, ImageStandardizer)
+        assert st.per_channel == (s.standardize == "channel")
+        assert st.append_stats == s.image_stats and st.n_channels == 3
+    assert isinstance(model.named_steps.get("standardscaler"), StandardScaler) == s.scale_features
+    # a new pipeline every call: fitting one does not fit the next
+    assert s.make_pipeline(((10,), "sgd")) is not s.make_pipeline(((10,), "sgd"))
+
+
+@pytest.mark.parametrize("standardize,stats,scale,steps", [
+    ("none", False, True, ["standardscaler"]),
+    ("image", False, False, ["imagestandardizer"]),
+    ("channel", True, True, ["imagestandardizer", "standardscaler"]),
+])
+def test_preprocessing_steps_follow_the_settings(standardize, stats, scale, steps):
+    s = StudySettings.from_preset("study", standardize=standardize, image_stats=stats,
+                                  scale_features=scale)
+    assert [name for name, _ in s.preprocessing_steps()] == steps
+    assert s.to_dict()["standardize"] == standardize
+
+
+@pytest.mark.parametrize("overrides,match", [
+    ({"standardize": "pixel"}, "standardize must be one of"),
+    ({"image_stats": True}, "image_stats=True .* set standardize"),
+    ({"seeds": 0}, "seeds must be an integer >= 1"),
+])
+def test_bad_preprocessing_or_seeds_are_refused(overrides, match):
+    with pytest.raises(ValueError, match=match):
+        StudySettings.from_preset("study", **overrides)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_fit_and_evaluate_fits_the_pipeline():
+    s = StudySettings.from_preset("tuned", epochs=2, hidden=[(8,)], solvers=["adam"],
+                                  size=(8, 8))
+    data = study.load_study_data(s)
+    row = study.fit_and_evaluate(s, ((8,), "adam"), data.X, data.y, data.train, data.test)
+    assert row["status"] == "ok", row["status"]
+    assert row["n_iter"] == 2 and len(row["loss_curve"]) == 2
+    # the same numbers as fitting the pipeline by hand
+    model = s.make_pipeline(((8,), "adam")).fit(data.X[data.train], data.y[data.train])
+    pred = np.asarray(model.predict(data.X[data.test]))
+    assert row["domain_acc"] == pytest.approx(np.mean(pred[:, 0] == data.y[data.test, 0]))
+    assert row["object_acc"] == pytest.approx(np.mean(pred[:, 1] == data.y[data.test, 1]))
+
+
+# --------------------------------------------------------------- seeds
+
+
+def _row(hidden, solver, seed, **values):
+    row = {"hidden": list(hidden), "solver": solver, "seed": seed, "status": "ok"}
+    row.update({m: values.get(m, 0.5) for m in study._seeds.SEED_METRICS})
+    return row
+
+
+def test_aggregate_seeds_matches_numpy():
+    rng = np.random.default_rng(0)
+    acc = rng.uniform(size=(2, 3, 2))  # config x seed x head
+    rows = [_row(h, "sgd", seed, domain_acc=acc[c, k, 0], object_acc=acc[c, k, 1],
+                 fit_seconds=float(k + 1))
+            for k, seed in enumerate((5, 6, 7)) for c, h in enumerate([(10,), (4, 2)])]
+    summary = study.aggregate_seeds(rows)
+    assert [s["hidden"] for s in summary] == [[10], [4, 2]]
+    for c, s in enumerate(summary):
+        assert s["seeds"] == [5, 6, 7] and s["n_seeds"] == 3 and s["n_failed"] == 0
+        for h, name in enumerate(("domain_acc", "object_acc")):
+            assert s[f"{name}_mean"] == pytest.approx(np.mean(acc[c, :, h]))
+            assert s[f"{name}_std"] == pytest.approx(np.std(acc[c, :, h], ddof=1))
+        assert s["fit_seconds_mean"] == pytest.approx(2.0)
+        assert s["fit_seconds_std"] == pytest.approx(1.0)
+
+
+def test_aggregate_seeds_counts_failures_and_one_seed_has_no_std():
+    rows = [_row((10,), "adam", 0, domain_acc=0.7), _row((10,), "adam", 1)]
+    rows[1]["status"] = "failed: ValueError: boom"
+    (s,) = study.aggregate_seeds(rows)
+    assert (s["n_seeds"], s["n_failed"], s["seeds"]) == (1, 1, [0])
+    assert s["domain_acc_mean"] == 0.7 and math.isnan(s["domain_acc_std"])
+    table = study.format_seed_table([s])
+    assert "0.700 |" in table and "1 (1 failed)" in table
+
+
+def test_seed_table_shows_mean_and_std():
+    rows = [_row((10,), "sgd", k, domain_acc=a) for k, a in enumerate((0.8, 0.9))]
+    table = study.format_seed_table(study.aggregate_seeds(rows))
+    assert "0.850 ± 0.071" in table.splitlines()[2]
+
+
+def test_resplit_follows_the_seed_like_load_study_data():
+    s = StudySettings.from_preset("study", size=(8, 8))
+    data = study.load_study_data(s)
+    for seed in (0, 3):
+        one = dataclasses.replace(s, seed=seed)
+        expected = study.load_study_data(one)
+        got = study.resplit(data, one)
+        np.testing.assert_array_equal(got.train, expected.train)
+        np.testing.assert_array_equal(got.test, expected.test)
+    assert not np.array_equal(study.resplit(data, dataclasses.replace(s, seed=1)).test,
+                              data.test)
+
+
+def test_run_seeds_runs_every_configuration_for_every_seed(tmp_path):
+    s = StudySettings.from_preset("tuned", epochs=1, hidden=[(4,)], solvers=["sgd", "adam"],
+                                  size=(8, 8), seed=3, seeds=2)
+    assert s.seed_values() == [3, 4]
+    data = study.load_study_data(s)
+    seen = []
+    rows = list(study.run_seeds(s, data, n_samples=0,
+                                on_seed=lambda seed, one, d: seen.append((seed, one.seed,
+                                                                          len(d.test)))))
+    assert seen == [(3, 3, len(data.test)), (4, 4, len(data.test))]
+    assert sorted((r["seed"], r["solver"]) for r in rows) == [
+        (3, "adam"), (3, "sgd"), (4, "adam"), (4, "sgd")]
+    # seed 3's rows are the one-seed run with seed 3: same split, same weights
+    one = list(study.run_study(dataclasses.replace(s, seeds=1), data, n_samples=0))
+    by_solver = {r["solver"]: r for r in rows if r["seed"] == 3}
+    for r in one:
+        assert by_solver[r["solver"]]["loss_curve"] == r["loss_curve"]
+    summary = study.aggregate_seeds(rows)
+    study.write_results(tmp_path, {"command": None}, rows, summary=summary)
+    header = (tmp_path / "results.csv").read_text().splitlines()[0].split(",")
+    assert header[0] == "seed"
+    lines = (tmp_path / "results_summary.csv").read_text().splitlines()
+    assert lines[0].startswith("hidden,solver,n_seeds,n_failed,seeds,domain_acc_mean")
+    assert len(lines) == 3 and ",3 4," in lines[1]
+    doc = json.loads((tmp_path / "results.json").read_text())
+    assert len(doc["summary"]) == 2 and len(doc["results"]) == 4
+
+
+# --------------------------------------------------------------- the command line
+
+TINY = ["--epochs", "2", "--hidden", "6", "--size", "8", "--samples", "0", "-q"]
+
+
+def _csv(path):
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def test_cli_reproduce_seeds_2_reports_mean_and_std(tmp_path, capsys):
+    from skoffice31 import cli
+
+    out = tmp_path / "res"
+    code = cli.main(["reproduce", *TINY, "--solver", "sgd", "--solver", "adam", "--seeds", "2",
+                     "--seed", "4", "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "Seeds 4, 5: every configuration" in captured.out
+    assert "4 of 4 runs (configuration x seed) succeeded" in captured.out
+    rows = _csv(out / "results.csv")
+    assert sorted((r["seed"], r["solver"]) for r in rows) == [
+        ("4", "adam"), ("4", "sgd"), ("5", "adam"), ("5", "sgd")]
+    summary = _csv(out / "results_summary.csv")
+    assert [(s["hidden"], s["solver"], s["seeds"]) for s in summary] == [
+        ("(6)", "sgd", "4 5"), ("(6)", "adam", "4 5")]
+    for s in summary:
+        acc = [float(r["object_acc"]) for r in rows if r["solver"] == s["solver"]]
+        assert float(s["object_acc_mean"]) == pytest.approx(np.mean(acc), abs=1e-6)
+        assert float(s["object_acc_std"]) == pytest.approx(np.std(acc, ddof=1), abs=1e-6)
+        cell = f"{np.mean(acc):.3f} ± {np.std(acc, ddof=1):.3f}"
+        line = next(ln for ln in captured.out.splitlines()
+                    if ln.startswith(f"| (6) | {s['solver']} | ") and "±" in ln)
+        assert cell in line
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["settings"]["seeds"] == 2 and len(doc["summary"]) == 2
+    # the two seeds' splits differ
+    tests = {r["seed"]: r["samples"] for r in doc["results"]}
+    assert set(tests) == {4, 5}
+
+
+def test_cli_reproduce_one_seed_keeps_the_study_files(tmp_path, capsys):
+    from skoffice31 import cli
+
+    out = tmp_path / "res"
+    assert cli.main(["reproduce", *TINY, "--solver", "sgd", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert "seed" not in _csv(out / "results.csv")[0]
+    assert not (out / "results_summary.csv").exists()
+
+
+def test_cli_train_saves_the_preprocessing(tmp_path, capsys):
+    from skoffice31 import cli
+    from skoffice31.datasets import load_office_digits
+    from skoffice31.persistence import load_model
+
+    model = tmp_path / "m.skops"
+    assert cli.main(["train", "--epochs", "2", "--hidden", "8", "--size", "8", "--standardize",
+                     "channel", "--image-stats", "--scale-features", "--model", str(model),
+                     "-q"]) == 0
+    capsys.readouterr()
+    pipe = load_model(model)
+    assert [n for n, _ in pipe.steps] == ["imageflattener", "imagestandardizer",
+                                          "standardscaler", "multiheadmlpclassifier"]
+    assert pipe.named_steps["imagestandardizer"].per_channel
+    assert pipe[-1].n_features_in_ == 8 * 8 * 3 + 6
+    images = load_office_digits(size=8).images[:5]
+    by_hand = pipe[-1].predict(pipe[:-1].transform(images))
+    np.testing.assert_array_equal(pipe.predict(images), by_hand)
+
+
+def test_grid_search_over_the_tuned_pipeline_gives_the_runners_numbers():
+    import warnings
+
+    from sklearn.model_selection import GridSearchCV
+
+    from skoffice31.metrics import head_accuracy_scorer
+
+    s = StudySettings.from_preset("tuned", epochs=2, hidden=[(6,), (5, 3)], solvers=["adam"],
+                                  size=(8, 8))
+    data = study.load_study_data(s)
+    rows = {tuple(r["hidden"]): r for r in study.run_study(s, data, n_samples=0)}
+    first = s.configurations()[0]
+    search = GridSearchCV(s.make_pipeline(first), s.param_grid(prefix="multiheadmlpclassifier__"),
+                          scoring={"object": head_accuracy_scorer(1)}, cv=data.cv(),
+                          refit=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        search.fit(data.X, data.y)
+    for i, params in enumerate(search.cv_results_["params"]):
+        row = rows[params["multiheadmlpclassifier__hidden"]]
+        assert search.cv_results_["split0_test_object"][i] == pytest.approx(row["object_acc"])
