@@ -207,7 +207,7 @@ def test_unexpected_error_is_one_line_and_debug_shows_the_traceback(monkeypatch,
     def boom(args):
         raise RuntimeError("something odd\nsecond line")
 
-    monkeypatch.setattr(cli, "cmd_train", boom)
+    monkeypatch.setattr(cli._models, "cmd_train", boom)
     monkeypatch.delenv(cli.DEBUG_ENV, raising=False)
     assert cli.main(["train"]) == 1
     assert_one_line_error(capsys.readouterr().err, "RuntimeError: something odd",
