@@ -19,7 +19,6 @@ with ``sample_domain`` given by hand or derived from the missing labels.
 """
 
 import warnings
-from numbers import Integral
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
