@@ -23,7 +23,8 @@ import warnings
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
 from sklearn.utils._param_validation import HasMethods, StrOptions
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.multiclass import type_of_target
+from sklearn.utils.validation import _num_samples, check_array, check_is_fitted
 
 from ._missing import missing_mask
 
@@ -117,7 +118,9 @@ class DomainHeadClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
 
     Without ``sample_domain`` (outside skada), labelled rows are taken as
     source (``1``) and unlabelled ones as target (``-2``), skada's own
-    defaults.
+    defaults. A fit needs rows of two domains (one class would make the
+    domain head pointless), so scikit-learn's ``check_estimator``, whose
+    checks fit fully labelled data of one domain, does not apply.
 
     References
     ----------
@@ -184,10 +187,12 @@ class DomainHeadClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         from . import MultiHeadMLPClassifier
 
         self._validate_params()
+        # the input's own errors first (the network checks X again, keeping its dtype)
+        check_array(X, accept_sparse=False, dtype=None, ensure_all_finite=True)
         label, missing = _label_column(y)
         n = len(label)
-        sample_domain = _check_sample_domain(sample_domain, missing, n)
-        domain_codes, self.domain_classes_ = _domain_codes(sample_domain, self.domain_head)
+        if _num_samples(X) != n:
+            raise ValueError(f"X has {_num_samples(X)} samples but y has {n}: they must match.")
         if missing.all():
             raise ValueError(
                 "Every label of y is missing (-1, NaN or None): the label head has "
@@ -200,6 +205,14 @@ class DomainHeadClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
                 f"The labelled rows of y have one class only ({present[0]!r}): the label "
                 "head needs at least two classes."
             )
+        kind = type_of_target(present)
+        if kind.startswith("continuous"):
+            raise ValueError(
+                f"Unknown label type: {kind}. y holds continuous values; the label head "
+                "needs class labels."
+            )
+        sample_domain = _check_sample_domain(sample_domain, missing, n)
+        domain_codes, self.domain_classes_ = _domain_codes(sample_domain, self.domain_head)
         Y = np.empty((n, 2), dtype=object if label.dtype.kind not in "iuf" else label.dtype)
         Y[:, 0] = domain_codes
         Y[:, 1] = label
@@ -357,7 +370,10 @@ class DomainHeadClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
 def _label_column(y, classes=None):
     """``y`` as a 1-D array, and the mask of its missing labels."""
     if y is None:
-        raise ValueError("DomainHeadClassifier requires y (the labels of the label head).")
+        raise ValueError(
+            "DomainHeadClassifier requires y to be passed, but the target y is None: give "
+            "the labels of the label head (-1 on the unlabelled rows)."
+        )
     values = y.to_numpy() if hasattr(y, "to_numpy") else np.asarray(y)
     if values.ndim == 2 and values.shape[1] == 1:
         values = values.ravel()

@@ -313,6 +313,17 @@ def test_bad_labels():
     one = np.where(sd > 0, 2, -1)
     with pytest.raises(ValueError, match="one class only"):
         DomainHeadClassifier(_net()).fit(X, one, sample_domain=sd)
+    with pytest.raises(ValueError, match="Unknown label type: continuous"):
+        DomainHeadClassifier(_net()).fit(X, np.where(sd > 0, y + 0.5, np.nan),
+                                         sample_domain=sd)
+    X_nan = X.copy()
+    X_nan[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):  # before any domain or label check
+        DomainHeadClassifier(_net()).fit(X_nan, np.ones_like(y), sample_domain=np.ones_like(sd))
+    with pytest.raises(ValueError, match="X has 99 samples but y has 100"):
+        DomainHeadClassifier(_net()).fit(X[1:], _masked(y, sd), sample_domain=sd)
+    with pytest.raises(ValueError, match="requires y to be passed"):
+        DomainHeadClassifier(_net()).fit(X, None, sample_domain=sd)
     with pytest.raises(ValueError, match="domain_head"):
         DomainHeadClassifier(_net(), domain_head="nope").fit(X, _masked(y, sd),
                                                              sample_domain=sd)
