@@ -48,6 +48,7 @@ TRUSTED_TYPES = (
     "skoffice31._image.ImageFlattener",
     "skoffice31._preprocessing.ImageStandardizer",
     "skoffice31._multihead.MultiHeadMLPClassifier",
+    "skoffice31.adaptation.DomainHeadClassifier",
     "skoffice31._optimizers.SGDOptimizer",
     "skoffice31._optimizers.AdamOptimizer",
     "skoffice31._plan.TrainingPlan",
