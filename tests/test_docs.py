@@ -24,7 +24,8 @@ def _public_objects():
     names = []
     for module in ("skoffice31", "skoffice31.datasets", "skoffice31.metrics",
                    "skoffice31.callbacks", "skoffice31.study", "skoffice31.parallel",
-                   "skoffice31.persistence", "skoffice31.prediction", "skoffice31.transfer"):
+                   "skoffice31.persistence", "skoffice31.prediction", "skoffice31.transfer",
+                   "skoffice31.adaptation"):
         mod = importlib.import_module(module)
         names += [f"{module}.{n}" for n in mod.__all__ if not n.startswith("_")]
     return names
