@@ -172,6 +172,22 @@ def test_each_method_trains_and_predicts_target_labels(digits, name):
     assert set(np.asarray(pred).tolist()) <= set(p.y_source.tolist())
 
 
+def test_coral_ours_routes_sample_domain_even_with_routing_turned_off(digits):
+    # importing skada turns metadata routing on; a user (or a test module)
+    # may turn it off afterwards: the skada pipeline must still get its
+    # sample_domain
+    pytest.importorskip("skada")
+    import sklearn
+
+    p = _problem(digits, k=2)
+    context = MethodContext(default_estimator(**TINY), 0, p.X_source, p.y_source,
+                            few_max_iter=3)
+    with sklearn.config_context(enable_metadata_routing=False):
+        pred = METHODS["CORAL + ours"].fit_predict(p, context)
+        assert not sklearn.get_config()["enable_metadata_routing"]
+    assert len(pred) == len(p.test)
+
+
 def test_fine_tuning_starts_from_the_source_model_and_leaves_it_alone(digits):
     p = _problem(digits, k=2)
     context = MethodContext(default_estimator(**TINY), 0, p.X_source, p.y_source,

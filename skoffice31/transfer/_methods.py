@@ -12,6 +12,7 @@ import time
 from typing import Callable
 
 import numpy as np
+import sklearn
 from sklearn.base import clone
 
 __all__ = ["METHODS", "SKADA_HINT", "MethodContext", "TransferMethod", "TransferProblem",
@@ -306,8 +307,12 @@ def _coral_ours(problem, context):
     # network; skada drops the unlabelled ones (y = -1) before it.
     net = context.estimator_for()
     pipe = make_da_pipeline(CORALAdapter(), net, mask_target_labels=False)
-    context.fit(pipe, X, y, net=net, sample_domain=sample_domain)
-    pred = pipe.predict(problem.X_test, sample_domain=np.full(len(problem.test), -2))
+    # skada's pipelines route sample_domain through scikit-learn's metadata
+    # routing: importing skada turns it on, but the caller may have turned it
+    # off since (or imported skada before setting it).
+    with sklearn.config_context(enable_metadata_routing=True):
+        context.fit(pipe, X, y, net=net, sample_domain=sample_domain)
+        pred = pipe.predict(problem.X_test, sample_domain=np.full(len(problem.test), -2))
     return classes[np.asarray(pred, dtype=int)]
 
 
