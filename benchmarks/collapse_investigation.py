@@ -49,7 +49,8 @@ OUT = Path(__file__).parent / "results"
 #: The old tuned preset, as it was before issue 12 (for the record).
 OLD_TUNED = dict(scale=1 / 255, init="glorot", momentum=0.9, nesterovs_momentum=True,
                  alpha=1e-4, learning_rate_init={"sgd": 0.01, "adam": 1e-3},
-                 batch_size=32, epochs=40)
+                 batch_size=32, epochs=40, standardize="none", image_stats=False,
+                 scale_features=False)
 
 #: (size, hidden, solver, epochs): the rows of the issue that collapsed,
 #: at the study's 100x100, and the same at 32x32.

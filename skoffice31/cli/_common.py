@@ -168,8 +168,9 @@ def _add_training_options(p, *, grid):
     p.add_argument(
         "--size",
         metavar="PX",
-        help=f"image side in pixels, e.g. 100 or 100x100 (default {study.OFFICE31_SIZE} "
-        f"with --data, {study.BUILTIN_SIZE} for the built-in data)",
+        help="image side in pixels, e.g. 100 or 100x100 (default with --data: the preset's, "
+        f"study {study.PRESETS['study'].get('photo_size', study.OFFICE31_SIZE)}, tuned "
+        f"{study.PRESETS['tuned']['photo_size']}; {study.BUILTIN_SIZE} for the built-in data)",
     )
     p.add_argument("--standardize", choices=list(STANDARDIZE),
                    help="per-image standardisation of the pixels (ImageStandardizer): by the "
