@@ -107,15 +107,17 @@ def cmd_reproduce(args):
                                  f"{row['solver']}: {message}\n")
 
         kept = _reproduce.keep_results(results, out, info, configs, on_row=show)
-
-    rows, interrupted, write_error, failure = kept.rows, kept.interrupted, kept.write_error, None
-    if kept.error is not None:
-        exc = kept.error
-        if args.scheduler:
+        error = kept.error
+        if error is not None and args.scheduler:
+            # while the scheduler's context is still open: only then can it
+            # tell a lost scheduler from a failing task
             from ..parallel import as_scheduler_lost
 
-            exc = as_scheduler_lost(exc)
-        failure = f"{type(exc).__name__}: {first_line(exc)}"
+            error = as_scheduler_lost(error)
+
+    rows, interrupted, write_error, failure = kept.rows, kept.interrupted, kept.write_error, None
+    if error is not None:
+        failure = f"{type(error).__name__}: {first_line(error)}"
     if write_error is not None:
         failure = f"cannot write the results to {out}/: {os_reason(write_error)}"
     _reproduce.finish_info(info, interrupted, failure)
