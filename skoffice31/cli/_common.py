@@ -1,4 +1,4 @@
-"""What the commands share: the errors, the option types, the training options, settings and data."""
+"""What the commands share: errors, option types, the training options, settings, data."""
 
 import argparse
 import sys
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import study
+from .. import _reproduce, study
 from .._messages import first_line, load_error, warning_line
 from ..study._settings import STANDARDIZE
 
@@ -298,3 +298,12 @@ def _output_file(name, what=""):
     if not path.parent.is_dir():
         raise UsageError(f"cannot write {what}{name}: folder {path.parent} does not exist")
     return path
+
+
+def _output_folder(folder):
+    """The ``--out`` folder, created if needed (one that cannot be written: :class:`UsageError`)."""
+    try:
+        return _reproduce.check_output_folder(folder)
+    except OSError as exc:
+        raise UsageError(f"cannot write to output folder {folder}: "
+                         f"{exc.strerror or first_line(exc)}") from None

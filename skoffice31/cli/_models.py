@@ -1,4 +1,4 @@
-"""``skoffice31 train`` and ``skoffice31 predict``: their options, saving and loading the model, printing."""
+"""``skoffice31 train`` and ``predict``: their options, saving and loading the model, printing."""
 
 import os
 import sys

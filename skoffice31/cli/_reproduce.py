@@ -1,4 +1,4 @@
-"""``skoffice31 reproduce``: its options, and the run of :func:`skoffice31.study.run_study` printed."""
+"""``skoffice31 reproduce``: its options; :func:`skoffice31.study.run_study`, printed."""
 
 import contextlib
 import sys
@@ -7,7 +7,14 @@ import time
 from .. import _reproduce, study
 from .._messages import first_line, os_reason
 from ..study._output import fmt_hidden, fmt_seconds
-from ._common import UsageError, _number, _add_training_options, settings_from_args, _load_data
+from ._common import (
+    UsageError,
+    _add_training_options,
+    _load_data,
+    _number,
+    _output_folder,
+    settings_from_args,
+)
 
 
 def _add_reproduce(sub):
@@ -50,11 +57,7 @@ def cmd_reproduce(args):
         raise UsageError(f"bad --samples {args.samples}: must be >= 0")
     if args.scheduler:
         _check_scheduler(args.scheduler)
-    try:
-        out = _reproduce.check_output_folder(args.out)
-    except OSError as exc:
-        raise UsageError(f"cannot write to output folder {args.out}: "
-                         f"{exc.strerror or first_line(exc)}") from None
+    out = _output_folder(args.out)
     started = time.time()
     data = _load_data(args, settings)
     print(data.description, flush=True)

@@ -1,4 +1,4 @@
-"""``skoffice31 transfer``: its options, and the run of :func:`skoffice31.transfer.run_transfer` printed."""
+"""``skoffice31 transfer``: its options; :func:`skoffice31.transfer.run_transfer`, printed."""
 
 import contextlib
 import sys
@@ -7,7 +7,7 @@ import time
 from .. import _reproduce
 from .._messages import first_line, load_error
 from ..study._output import fmt_seconds
-from ._common import UsageError, _parse_hidden, _number, _hidden_arg, _int_list
+from ._common import UsageError, _parse_hidden, _number, _hidden_arg, _int_list, _output_folder
 
 
 def _add_transfer(sub):
@@ -106,11 +106,7 @@ def cmd_transfer(args):
         if needs:
             raise UsageError(f"--methods {', '.join(needs)} need skada: "
                              'pip install "skoffice31[skada]"')
-    try:
-        out = _reproduce.check_output_folder(args.out)
-    except OSError as exc:
-        raise UsageError(f"cannot write to output folder {args.out}: "
-                         f"{exc.strerror or first_line(exc)}") from None
+    out = _output_folder(args.out)
     started = time.time()
     try:
         data = transfer.load_transfer_data(args.data, size=args.size, cache=not args.no_cache)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .._fileio import atomic_path, atomic_write_text
+from ..study._output import _pyplot
 
 __all__ = ["CSV_COLUMNS", "format_transfer_table", "plot_transfer", "summarize_transfer",
            "write_transfer"]
@@ -167,19 +168,6 @@ def write_transfer(out, info, rows, *, partial=False):
     atomic_write_text(out / "transfer.json", json.dumps(doc, indent=2) + "\n")
     return ["transfer.csv", "transfer.json"]
 
-
-def _pyplot():
-    import sys
-
-    try:
-        import matplotlib
-
-        if "matplotlib.pyplot" not in sys.modules:
-            matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    return plt
 
 
 def plot_transfer(out, summary, *, name="transfer.png"):
