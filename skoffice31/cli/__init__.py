@@ -52,7 +52,7 @@ def build_parser():
     parser = _Parser(
         prog="skoffice31",
         description="Multi-head MLPs on Office-31 the scikit-learn way: reproduce the "
-        "two-head study, train a model, predict images.",
+        "two-head study, train a model, predict images, transfer between domains.",
     )
     parser.add_argument("--version", action="version", version=_version_string())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
