@@ -213,20 +213,7 @@ def write_results(out, info, rows, *, partial=False, summary=None):
     if summary is None and seeded:
         summary = aggregate_seeds(rows)
     columns = ["seed", *CSV_COLUMNS] if seeded else CSV_COLUMNS
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(columns)
-    for row in rows:
-        values = []
-        for col in columns:
-            v = row.get(col, "")
-            if col == "hidden":
-                v = fmt_hidden(v)
-            elif isinstance(v, float):
-                v = "" if math.isnan(v) else round(v, 6)
-            values.append(v)
-        writer.writerow(values)
-    atomic_write_text(out / "results.csv", buf.getvalue())
+    atomic_write_text(out / "results.csv", csv_text(rows, columns))
     doc = {k: v for k, v in info.items() if k != "started_time"}
     if partial:
         doc["partial"] = True
@@ -242,13 +229,23 @@ def _summary_csv(summary):
 
     columns = ["hidden", "solver", "n_seeds", "n_failed", "seeds"]
     columns += [f"{m}_{s}" for m in SEED_METRICS for s in ("mean", "std")]
+    return csv_text(summary, columns)
+
+
+def csv_text(rows, columns):
+    """The CSV text of result rows (dicts): a header, then one line per row.
+
+    A missing value is empty, a ``hidden`` layout is written ``(64,32,10)``,
+    a ``seeds`` list space-separated, a float rounded to 6 digits (NaN:
+    empty).
+    """
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(columns)
-    for s in summary:
+    for row in rows:
         values = []
         for col in columns:
-            v = s[col]
+            v = row.get(col, "")
             if col == "hidden":
                 v = fmt_hidden(v)
             elif col == "seeds":

@@ -1,7 +1,5 @@
 """A transfer run's outputs: summary, table, transfer.csv / transfer.json, figure."""
 
-import csv
-import io
 import json
 import math
 from pathlib import Path
@@ -9,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from .._fileio import atomic_path, atomic_write_text
-from ..study._output import _pyplot
+from ..study._output import _pyplot, csv_text
 
 __all__ = ["CSV_COLUMNS", "format_transfer_table", "plot_transfer", "summarize_transfer",
            "write_transfer"]
@@ -148,18 +146,7 @@ def write_transfer(out, info, rows, *, partial=False):
         ``["transfer.csv", "transfer.json"]``.
     """
     out = Path(out)
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for row in rows:
-        values = []
-        for col in CSV_COLUMNS:
-            v = row.get(col, "")
-            if isinstance(v, float):
-                v = "" if math.isnan(v) else round(v, 6)
-            values.append(v)
-        writer.writerow(values)
-    atomic_write_text(out / "transfer.csv", buf.getvalue())
+    atomic_write_text(out / "transfer.csv", csv_text(rows, CSV_COLUMNS))
     doc = dict(_jsonable(info))
     if partial:
         doc["partial"] = True
