@@ -28,23 +28,18 @@ import os
 import sys
 
 from .._messages import first_line, os_reason
-from ._common import (
-    DEFAULT_MODEL,
-    UsageError,
-    Failure,
-    DEBUG_ENV,
-    _Parser,
-    _version_string,
-    settings_from_args,
-)
-from ._models import cmd_predict, cmd_train, _add_predict, _add_train
-from ._reproduce import cmd_reproduce, _add_reproduce
-from ._transfer import cmd_transfer, _add_transfer
-
-__all__ = ["main", "build_parser"]
+from ._common import DEBUG_ENV, Failure, UsageError, _Parser, _version_string
+from ._models import _add_predict, _add_train
+from ._reproduce import _add_reproduce
+from ._transfer import _add_transfer
 
 # Also importable from here, as before the commands had modules of their own.
-_REEXPORTED = (DEFAULT_MODEL, settings_from_args, cmd_predict, cmd_reproduce, cmd_train, cmd_transfer)
+from ._common import DEFAULT_MODEL, settings_from_args  # noqa: F401
+from ._models import cmd_predict, cmd_train  # noqa: F401
+from ._reproduce import cmd_reproduce  # noqa: F401
+from ._transfer import cmd_transfer  # noqa: F401
+
+__all__ = ["main", "build_parser"]
 
 
 def build_parser():
