@@ -161,8 +161,7 @@ def main(argv=None):
             "methods": [m.name for m in ours + peers]}
     started = time.time()
     rows = []
-    # run_transfer limits BLAS to one thread: on two busy cores a LogisticRegression
-    # took 98 s with two BLAS threads, 1 s with one
+    # run_transfer limits BLAS to one thread (small fits on shared cores)
     for row in run_transfer(data.X, data.domains, data.y, shots=shots,
                             seeds=args.seeds, methods=ours + peers, estimator=estimator,
                             features=args.features):

@@ -191,8 +191,8 @@ def run_transfer(X, domains, y, *, tasks=None, shots=(0, 3), seeds=3, methods=No
         Limit of the BLAS threads during the run (threadpoolctl); ``None``:
         no limit. The fits are small (a few thousand rows of 100 features),
         where BLAS threads cost more than they give, by far on a loaded
-        machine (measured: a ``LogisticRegression`` of the peers took 98 s
-        with two threads on two busy cores, 1 s with one).
+        machine (thread oversubscription: the fits of a run share the cores
+        with each other and with other work).
     watch : callable, default=None
         Called as ``watch(fit, model)`` before each network fit of the plan
         (``fit`` a :func:`plan_transfer` entry), e.g. to set callbacks that
