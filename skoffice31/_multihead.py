@@ -794,6 +794,9 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
         frozen_sq_norm = sum(
             float(np.dot(W.reshape(-1), W.reshape(-1))) for W in self.coefs_[:n_frozen]
         )
+        # Forward fusion: the first layer's step also computes the next
+        # batch's product through it, when the kernels take that layer.
+        fuse_forward = n_frozen == 0 and self._optimizer.fuses_forward(self.coefs_[0])
         start_time = time.perf_counter()
         collapse = _CollapseMonitor()
         # Head-loss curves are means over each head's labelled rows.
@@ -812,6 +815,9 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
                     order = train_idx
                 epoch_loss = 0.0
                 epoch_heads = np.zeros(len(slices))
+                # the batch (by its start) already in the input buffer, and the
+                # one whose first-layer product is ready (forward fusion)
+                gathered_start = ready_start = None
                 for start in range(0, n_samples, batch_size):
                     stop = min(n_samples, start + batch_size)
                     if order is None:
@@ -819,7 +825,10 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
                         X_batch = X[rows]
                     else:
                         rows = order[start:stop]
-                        X_batch = net.gather(X, rows)
+                        if gathered_start == start:
+                            X_batch = net.x_buf[: stop - start]
+                        else:
+                            X_batch = net.gather(X, rows)
                     sw = sample_weight[rows]
                     # Normalise by the largest weight first: a sum of weights
                     # near the float maximum would overflow to inf.
@@ -832,11 +841,22 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
                     reversal = None
                     if self._adversarial is not None:
                         reversal = self._reversal(slices, start / n_samples, X.dtype)
+                    next_input = None
+                    if fuse_forward and stop < n_samples:
+                        next_stop = min(n_samples, stop + batch_size)
+                        if order is None:
+                            next_input = X[stop:next_stop]
+                        else:
+                            next_input = net.gather_next(X, order[stop:next_stop])
                     losses, grads = net.backprop(
                         X_batch, y_idx[rows], sw / sw_scaled_sum, slices, head_weights,
                         self.alpha / sw_sum, n_frozen=n_frozen, reversal=reversal,
+                        first_done=ready_start == start, next_input=next_input,
                     )
                     sq_norm = self._optimizer.update_params(params, grads) + frozen_sq_norm
+                    if next_input is not None:
+                        ready_start = stop if net.end_step(grads) else None
+                        gathered_start = stop if order is not None else None
                     batch_loss = float(np.dot(head_weights, losses))
                     if self.alpha:
                         batch_loss += 0.5 * self.alpha * sq_norm / sw_sum
@@ -1241,6 +1261,15 @@ class _Network:
     With ``track_dead_units``, the network records per epoch whether each
     hidden layer had any non-zero output (see :meth:`dead_layers`); once a
     layer has had one, the check is skipped for the rest of the epoch.
+
+    Forward fusion: :meth:`backprop` can be given the *next* minibatch
+    (``next_input``, gathered with :meth:`gather_next`), and the optimizer
+    step that consumes the first layer's gradient may then also write the
+    next batch's first-layer product ``next_input @ W`` (through the updated
+    weights) into a second buffer. :meth:`end_step` makes that buffer the
+    first layer's output and the gathered batch the input of the next
+    step, whose :meth:`backprop` is told so with ``first_done=True``: the
+    wide first weight matrix is then read once per step instead of twice.
     """
 
     def __init__(self, coefs, intercepts, batch_size, activation="relu",
@@ -1251,6 +1280,11 @@ class _Network:
         self.z_bufs = [np.empty((batch_size, W.shape[1]), dtype) for W in coefs]
         self.delta_bufs = [np.empty((batch_size, W.shape[1]), dtype) for W in coefs]
         self._batch_size = batch_size
+        # the next minibatch and its first-layer product (forward fusion),
+        # made on first use
+        self._next_x = self._next_z = None
+        self._pending = None
+        self._gathered = False
         self.activate = ACTIVATIONS[activation]
         self.activate_derivative = DERIVATIVES[activation]
         # Old names, still read by benchmarks/profile_training.py.
@@ -1281,8 +1315,46 @@ class _Network:
         np.take(X, rows, axis=0, out=out)
         return out
 
+    def gather_next(self, X, rows):
+        """Copy the rows of the *next* minibatch into a second input buffer
+        (the current batch's buffer is still in use); :meth:`end_step`
+        swaps the two."""
+        if self._next_x is None:
+            self._next_x = np.empty_like(self.x_buf)
+        out = self._next_x[: len(rows)]
+        np.take(X, rows, axis=0, out=out)
+        self._gathered = True
+        return out
+
+    def end_step(self, grads):
+        """Finish a step whose :meth:`backprop` was given ``next_input``.
+
+        Parameters
+        ----------
+        grads : list
+            The gradients of that :meth:`backprop`, after the optimizer step.
+
+        Returns
+        -------
+        first_done : bool
+            Whether the first layer's product of the next batch is ready (the
+            step computed it): pass it to the next :meth:`backprop` as
+            ``first_done``. Either way, a batch gathered by
+            :meth:`gather_next` is now in the input buffer.
+        """
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return False
+        gathered, grad = pending
+        if gathered:
+            self.x_buf, self._next_x = self._next_x, self.x_buf
+        if not grad.next_done:
+            return False
+        self.z_bufs[0], self._next_z = self._next_z, self.z_bufs[0]
+        return True
+
     def backprop(self, X_batch, y_batch, sample_weight, slices, head_weights, l2,
-                 n_frozen=0, reversal=None):
+                 n_frozen=0, reversal=None, first_done=False, next_input=None):
         """Forward and backward pass of one minibatch.
 
         Parameters
@@ -1306,6 +1378,13 @@ class _Network:
             columns, 1 elsewhere). The output layer's own gradient is not
             scaled. Applied to the deltas before the trunk's back-propagation,
             so every update path (NumPy or compiled) sees the same gradient.
+        first_done : bool, default=False
+            The first layer's product ``X_batch @ W`` is already in its output
+            buffer (computed by the previous step, see :meth:`end_step`).
+        next_input : ndarray of shape (n_next, n_features), default=None
+            The next minibatch, whose first-layer product the optimizer step
+            may compute (forward fusion; only when the first layer is
+            trained). Call :meth:`end_step` after the step.
 
         Returns
         -------
@@ -1322,7 +1401,8 @@ class _Network:
         last = len(self.coefs) - 1
         for i, (W, b) in enumerate(zip(self.coefs, self.intercepts)):
             Z = self.z_bufs[i][:n]
-            np.matmul(activations[-1], W, out=Z)
+            if i or not first_done:
+                np.matmul(activations[-1], W, out=Z)
             Z += b
             if i < last:
                 self.activate(Z)
@@ -1345,6 +1425,16 @@ class _Network:
             OuterGradient(activations[i], deltas[i], self.coefs[i], l2)
             for i in range(n_frozen, last + 1)
         ]
+        if next_input is not None:
+            if n_frozen:
+                raise ValueError("Forward fusion needs the first layer to be trained.")
+            if self._next_z is None:
+                self._next_z = np.empty_like(self.z_bufs[0])
+            first = coef_grads[0]
+            first.next_input = next_input
+            first.next_output = self._next_z[: next_input.shape[0]]
+            self._pending = (self._gathered, first)
+            self._gathered = False
         intercept_grads = [deltas[i].sum(axis=0) for i in range(n_frozen, last + 1)]
         return losses, coef_grads + intercept_grads
 

@@ -67,10 +67,27 @@ class OuterGradient:
         The layer's weights (only read for the L2 term).
     l2 : float
         L2 coefficient; 0 skips the term.
+    next_input : ndarray of shape (n_next, n_in), default=None
+        The next minibatch's input, when the step that consumes this gradient
+        may also compute the next forward product through ``W`` (see
+        :meth:`BaseOptimizer.fuses_forward`).
+    next_output : ndarray of shape (n_next, n_out), default=None
+        Where that product ``next_input @ W`` (``W`` *after* the step) goes.
+
+    Attributes
+    ----------
+    next_done : bool
+        Whether the step wrote ``next_output``. Only the compiled kernels do;
+        the NumPy path leaves it False and the caller computes the product
+        itself.
     """
 
-    def __init__(self, A, delta, W, l2):
+    def __init__(self, A, delta, W, l2, next_input=None, next_output=None):
         self.A, self.delta, self.W, self.l2 = A, delta, W, l2
+        if (next_input is None) != (next_output is None):
+            raise ValueError("next_input and next_output go together: pass both or neither.")
+        self.next_input, self.next_output = next_input, next_output
+        self.next_done = False
 
     @property
     def shape(self):
@@ -160,14 +177,37 @@ class BaseOptimizer:
         for i, (param, grad) in items:
             if self._takes_kernel(param, grad):
                 sq_norm += self._kernel_step(i, param, grad)
+                grad.next_done = grad.next_input is not None
             else:
                 rest.append((i, (param, grad)))
         return sq_norm, rest
 
+    def fuses_forward(self, param):
+        """Whether a step of ``param`` (a dense layer's weights) can also
+        compute the next minibatch's forward product through it.
+
+        True when the plan gives this layer to the compiled kernels: they
+        multiply each updated row of ``W`` into the next batch's product
+        while the row is still in cache, so ``W`` is read once per step
+        instead of twice (once for the update, once for the next forward
+        pass). Ask for it with ``OuterGradient(..., next_input=, next_output=)``.
+
+        Parameters
+        ----------
+        param : ndarray of shape (n_in, n_out)
+
+        Returns
+        -------
+        fuses : bool
+        """
+        return self.plan.kernels and self._kernel_param(param)
+
     def _takes_kernel(self, param, grad):
+        return isinstance(grad, OuterGradient) and self._kernel_param(param)
+
+    def _kernel_param(self, param):
         return (
-            isinstance(grad, OuterGradient)
-            and param.ndim == 2
+            param.ndim == 2
             and param.size >= self.plan.kernel_min_size
             and param.shape[1] >= self.plan.kernel_min_columns
             and param.dtype in (np.float32, np.float64)
@@ -337,6 +377,7 @@ class SGDOptimizer(BaseOptimizer):
             velocity=self.velocities[i] if self.momentum else None,
             momentum=self.momentum, nesterov=self.nesterov, l2=grad.l2,
             n_threads=self.plan.kernel_threads,
+            X_next=grad.next_input, out=grad.next_output,
         )
 
     def _update_block(self, i, start, stop, param, grad, tmp):
@@ -420,6 +461,7 @@ class AdamOptimizer(BaseOptimizer):
             param, grad.A, grad.delta, self.ms[i], self.vs[i], lr=self.learning_rate,
             eps=self._eps_t, beta_1=self.beta_1, beta_2=self.beta_2, l2=grad.l2,
             flush=bool(self._flush), n_threads=self.plan.kernel_threads,
+            X_next=grad.next_input, out=grad.next_output,
         )
 
     def _update_block(self, i, start, stop, param, grad, tmp):

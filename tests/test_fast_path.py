@@ -109,3 +109,134 @@ def test_study_warms_up_the_kernels_its_fits_will_use(monkeypatch):
     wide = StudySettings(batch_size=256)
     _run._warm_up_kernels(wide, configs, data)
     assert calls == []  # batch 256: the fits take the NumPy path
+
+
+# ------------------------------------------------------------ forward fusion
+# With the kernels, the first layer's step also computes the next batch's
+# first-layer product (X_next @ W through the updated W), and the next
+# backprop skips that GEMM. Same mathematics: the weights match a fit where
+# fusion is switched off, to the rounding of the kernel's summation order.
+
+
+def _record_first_layer(monkeypatch):
+    """Count the first layer's forward GEMMs and the fused kernel calls."""
+    from skoffice31 import _multihead
+
+    counts = {"gemm0": 0, "fused": 0}
+    real_matmul = np.matmul
+
+    def matmul(a, b, *args, **kwargs):
+        if b.shape == (N_FEATURES, HIDDEN):
+            counts["gemm0"] += 1
+        return real_matmul(a, b, *args, **kwargs)
+
+    monkeypatch.setattr(_multihead.np, "matmul", matmul, raising=True)
+    for name in ("adam_update", "sgd_update"):
+        real = getattr(_kernels, name)
+
+        def wrapped(*args, _real=real, **kwargs):
+            if kwargs.get("X_next") is not None:
+                counts["fused"] += 1
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(_kernels, name, wrapped)
+    return counts
+
+
+def _unfused(monkeypatch):
+    from skoffice31._optimizers import BaseOptimizer
+
+    monkeypatch.setattr(BaseOptimizer, "fuses_forward", lambda self, param: False)
+
+
+@needs_numba
+@pytest.mark.parametrize("solver", list(SOLVERS))
+def test_forward_fusion_skips_the_first_gemm_and_keeps_the_weights(monkeypatch, solver):
+    monkeypatch.setenv(_kernels.ENV_VAR, "1")
+    X, y = _data(np.float32)  # 60 rows, batch 10: 6 steps per epoch, 3 epochs
+    with monkeypatch.context() as patch:
+        counts = _record_first_layer(patch)
+        fused = _fit(X, y, solver, 1.0)
+    # one forward GEMM per epoch (its first batch), 5 fused steps per epoch
+    assert counts == {"gemm0": 3, "fused": 15}
+    with monkeypatch.context() as patch:
+        _unfused(patch)
+        counts = _record_first_layer(patch)
+        plain = _fit(X, y, solver, 1.0)
+    assert counts == {"gemm0": 18, "fused": 0}
+    atol = (ATOL_ADAM if solver == "adam" else ATOL)[np.float32]
+    for a, b in zip(fused.coefs_ + fused.intercepts_, plain.coefs_ + plain.intercepts_):
+        assert_allclose(a, b, rtol=0, atol=atol)
+    assert_allclose(fused.loss_curve_, plain.loss_curve_, rtol=1e-5)
+
+
+@needs_numba
+@pytest.mark.parametrize("case", ["no shuffle", "early stopping", "zero-weight batch",
+                                  "ragged last batch", "float64"])
+def test_forward_fusion_on_every_batch_path(monkeypatch, case):
+    """Unshuffled slices, a validation split, a skipped all-zero-weight batch
+    (its precomputed product must not be used by the batch after it), a short
+    last batch, float64: the fused fit equals the unfused one."""
+    monkeypatch.setenv(_kernels.ENV_VAR, "1")
+    dtype = np.float64 if case == "float64" else np.float32
+    X, y = _data(dtype)
+    params, fit_params = {}, {}
+    if case == "no shuffle":
+        params["shuffle"] = False
+    elif case == "early stopping":
+        params.update(early_stopping=True, validation_fraction=0.2, n_iter_no_change=50)
+    elif case == "zero-weight batch":
+        sample_weight = np.ones(len(X))
+        sample_weight[10:20] = 0.0  # the second batch (unshuffled) teaches nothing
+        params["shuffle"] = False
+        fit_params["sample_weight"] = sample_weight
+    elif case == "ragged last batch":
+        X, y = X[:57], y[:57]
+
+    def fit():
+        est = MultiHeadMLPClassifier(
+            hidden=(HIDDEN,), alpha=1e-3, batch_size=10, max_iter=3, random_state=0,
+            learning_rate_init=1e-3, **params,
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return est.fit(X, y, **fit_params)
+
+    with monkeypatch.context() as patch:
+        counts = _record_first_layer(patch)
+        fused = fit()
+    assert counts["fused"] > 0
+    with monkeypatch.context() as patch:
+        _unfused(patch)
+        plain = fit()
+    atol = ATOL_ADAM[dtype]
+    for a, b in zip(fused.coefs_ + fused.intercepts_, plain.coefs_ + plain.intercepts_):
+        assert_allclose(a, b, rtol=0, atol=atol)
+    assert_allclose(fused.loss_curve_, plain.loss_curve_, rtol=1e-5 if dtype == np.float32 else 1e-10)
+
+
+def test_end_step_without_a_fused_product_keeps_the_forward_buffers():
+    """The NumPy path does not compute the product: end_step says so, and the
+    gathered next batch still becomes the input of the next step."""
+    from skoffice31._multihead import _Network
+    from skoffice31._optimizers import OuterGradient, SGDOptimizer
+
+    rng = np.random.default_rng(0)
+    coefs = [rng.normal(size=(6, 4)), rng.normal(size=(4, 3))]
+    intercepts = [np.zeros(4), np.zeros(3)]
+    net = _Network(coefs, intercepts, batch_size=2)
+    X = rng.normal(size=(4, 6))
+    first_z = net.z_bufs[0]
+    nxt = net.gather_next(X, np.array([2, 3]))
+    _, grads = net.backprop(X[:2], np.array([[0], [2]]), np.full(2, 0.5), [slice(0, 3)],
+                            np.ones(1), 0.0, next_input=nxt)
+    assert grads[0].next_input is nxt and grads[0].next_output.shape == (2, 4)
+    params = coefs + intercepts
+    SGDOptimizer(params, 0.1, momentum=0.0).update_params(params, grads)
+    assert not grads[0].next_done
+    assert net.end_step(grads) is False
+    assert net.z_bufs[0] is first_z
+    np.testing.assert_array_equal(net.x_buf[:2], X[2:])
+    assert net.end_step(grads) is False  # nothing pending any more
+    with pytest.raises(ValueError, match="go together"):
+        OuterGradient(X[:2], np.ones((2, 4)), coefs[0], 0.0, next_input=nxt)
