@@ -16,7 +16,13 @@ Runs :func:`skoffice31.study.run_study` -- what ``skoffice31 reproduce
   have taken with the same fit times: the sum of the batch maxima;
 - each configuration's fit time, when it started and ended (seconds after
   the runner began), per-epoch seconds, its accuracies and the study's own
-  numbers.
+  numbers;
+- each configuration's *hardware floor* (``bench_probes.floors``: one fused
+  pass per step over all parameters at the two-thread bandwidth measured
+  before the run, or the GEMM FLOPs at the best GEMM rate) times its
+  epochs, and their sum: on a 2-core machine both cores share one memory
+  bus, so no schedule of the six fits beats that sum (``--no-floors`` skips
+  the ~20 s of probes).
 
 Writes ``<out>/study_timing.md`` and ``.json`` (default: benchmarks/results)
 after every finished configuration. The machine may be shared: the load
@@ -38,6 +44,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 import bench_common as common  # noqa: E402
+import bench_probes  # noqa: E402
 from skoffice31._fileio import atomic_write_text  # noqa: E402
 from skoffice31.study import (  # noqa: E402
     StudySettings,
@@ -77,19 +84,42 @@ def summarize(rows, configs, n_jobs, t_start, epochs_seen):
     }
 
 
+def fit_floors(configs, n_rows, epochs, batch):
+    """Hardware floor (seconds) of each configuration's whole fit, from probes
+    measured now; see ``bench_probes.floors``."""
+    probes = bench_probes.run_probes(quick=True)
+    floors = {}
+    for c in configs:
+        cfg = {"layout": list(c.hidden), "batch": batch, "solver": c.solver}
+        floors[(tuple(c.hidden), c.solver)] = bench_probes.floors(cfg, probes, n_rows)[0] * epochs
+    return floors, probes["bandwidth"]
+
+
+def _floor_line(meta):
+    floors = meta.get("floors")
+    if not floors:
+        return ""
+    total = sum(f["seconds"] for f in floors)
+    return (f"Sum of the fits' hardware floors: **{total:.1f} s** (two-thread bandwidth "
+            f"{meta['bandwidth_gbs']:.1f} GB/s measured before the run): no schedule of these "
+            "fits on this machine's two cores can take less.")
+
+
 def write_report(out_dir, meta, runs, totals):
     lines = [
-        "| hidden | solver | fit s | start..end s | s/epoch (median) | domain / object acc "
-        "| study's domain / object | study's laptop s |",
-        "|---|---|---|---|---|---|---|---|",
+        "| hidden | solver | fit s | hardware floor s | start..end s | s/epoch (median) "
+        "| domain / object acc | study's domain / object | study's laptop s |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in runs:
         ep = r["epoch_seconds"]
         med = float(np.median(ep[1:] or ep)) if ep else float("nan")
         study = (f"{r['study_domain_acc']:.3f} / {r['study_object_acc']:.3f}"
                  if r["study_domain_acc"] is not None else "")
+        floor = r.get("floor_seconds")
         lines.append(
             f"| ({','.join(map(str, r['hidden']))}) | {r['solver']} | {r['fit_seconds']:.1f} "
+            f"| {'' if floor is None else f'{floor:.1f}'} "
             f"| {r['started_s']:.1f}..{r['finished_s']:.1f} | {med:.2f} "
             f"| {r['domain_acc']:.3f} / {r['object_acc']:.3f} | {study} | {r['study_seconds'] or ''} |"
         )
@@ -105,6 +135,7 @@ makes the times noisy).
 **Wall time of the runner: {meta.get('wall_seconds', float('nan')):.1f} s** (+ {meta['load_seconds']:.1f} s loading);
 longest single fit {totals['longest_fit_s']:.1f} s; all fits one after the other {totals['sum_of_fits_s']:.1f} s;
 the previous batch-by-batch runner with these fit times: {totals['batched_runner_s']:.1f} s.
+{_floor_line(meta)}
 
 {chr(10).join(lines)}
 """
@@ -122,6 +153,7 @@ def main(argv=None):
     p.add_argument("--solver", action="append", choices=["sgd", "adam"])
     p.add_argument("--n-jobs", type=int, default=2)
     p.add_argument("--out", default=str(HERE / "results"))
+    p.add_argument("--no-floors", action="store_true", help="skip the bandwidth/GEMM probes")
     args = p.parse_args(argv)
     if not Path(args.path).is_dir():
         sys.exit(f"Office-31 not found at {args.path}")
@@ -145,6 +177,13 @@ def main(argv=None):
     }
     print(data.description, f"(loaded in {meta['load_seconds']:.1f} s)", flush=True)
     configs = settings.configurations()
+    floors = {}
+    if not args.no_floors:
+        floors, bw = fit_floors(configs, len(data.train), settings.epochs, settings.batch_size)
+        meta["floors"] = [{"hidden": list(k[0]), "solver": k[1], "seconds": v}
+                          for k, v in floors.items()]
+        meta["bandwidth_gbs"] = max(bw["one_thread_gbs"], bw.get("two_threads_gbs") or 0,
+                                    bw.get("two_python_threads_gbs") or 0)
     epochs_seen = {}
 
     def progress(record):
@@ -159,6 +198,8 @@ def main(argv=None):
         meta.update(wall_seconds=time.perf_counter() - t1, load_after=os.getloadavg()[0],
                     complete=len(rows) == len(configs))
         runs, totals = summarize(rows, configs, args.n_jobs, t_start, epochs_seen)
+        for r in runs:
+            r["floor_seconds"] = floors.get((tuple(r["hidden"]), r["solver"]))
         write_report(out_dir, meta, runs, totals)
         print(f"{row['hidden']} {row['solver']}: {row['status']}, fit {row['fit_seconds']:.1f} s, "
               f"domain {row['domain_acc']:.3f} object {row['object_acc']:.3f} "
