@@ -246,7 +246,8 @@ class BaseOptimizer:
         if param.ndim == 1:
             rows_per_block = param.shape[0]
         else:
-            rows_per_block = max(1, self.block_size // param.shape[1])
+            block_size = self.plan.block_size or self.block_size
+            rows_per_block = max(1, block_size // param.shape[1])
         with_l2 = isinstance(grad, OuterGradient) and bool(grad.l2)
         sq_norm = 0.0
         for start in range(first, last, rows_per_block):

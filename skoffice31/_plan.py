@@ -23,6 +23,15 @@ PARALLEL_MIN_SIZE = 1 << 20
 #: Most threads the update of one parameter is split over.
 MAX_UPDATE_THREADS = 2
 
+#: Elements per row block of the NumPy update above :data:`SMALL_BATCH` rows.
+#: A block's gradient is one GEMM ``A[:, rows].T @ delta``; at wide
+#: minibatches small blocks make it inefficient. Measured with 256 x 30,000
+#: float32 inputs, two BLAS threads, ms per update of a 30,000 x 384 layer,
+#: blocks of 2**16 / 2**18 / 2**20 elements: plain SGD 61 / 51 / 50, Adam
+#: 85 / 74 / 72 (64 columns: 13 / 11 / 16 and 17 / 20 / 21; 10 columns: about
+#: even); 2**18 (1 MB in float32) keeps Adam's scratch blocks in L2/L3.
+LARGE_BATCH_BLOCK_SIZE = 1 << 18
+
 #: Largest minibatch at which the compiled kernels (:mod:`skoffice31._kernels`)
 #: beat the NumPy row blocks for Adam and momentum/Nesterov SGD. Measured on a
 #: 30,000 x 384 float32 layer, ms per step, NumPy / kernel: Adam 32.9 / 10.2
@@ -81,6 +90,9 @@ class TrainingPlan:
         Narrowest weight matrix (output columns) given to the kernels.
     kernel_threads : int, default=1
         Threads sharing the rows of one kernel call.
+    block_size : int or None, default=None
+        Elements per row block of the NumPy update, or ``None`` for the
+        optimizer's own ``block_size``.
     """
 
     blas_threads: int | None = None
@@ -91,6 +103,7 @@ class TrainingPlan:
     kernel_min_size: int = KERNEL_MIN_SIZE
     kernel_min_columns: int = KERNEL_MIN_COLUMNS
     kernel_threads: int = 1
+    block_size: int | None = None
 
 
 #: The plan of an optimizer built without one: one thread, the plain path.
@@ -159,13 +172,14 @@ def plan_training(batch_size, solver, momentum, dtype, n_blas_threads, layer_sha
         large layers (at most :data:`MAX_UPDATE_THREADS`, and only when a
         layer has at least :data:`PARALLEL_MIN_SIZE` weights), and plain SGD
         in float32/float64 takes the fused one-GEMM step. Larger minibatches
-        leave BLAS alone and update on one thread. Where
+        leave BLAS alone and update on one thread, in row blocks of
+        :data:`LARGE_BATCH_BLOCK_SIZE` elements. Where
         :func:`wants_kernels` and ``kernels_available``, the large dense
         layers take the kernels on ``min(2, n_blas_threads)`` threads.
     """
     n_blas_threads = max(1, int(n_blas_threads))
     if batch_size > SMALL_BATCH:  # KERNEL_MAX_BATCH <= SMALL_BATCH: no kernels either
-        return TrainingPlan()
+        return TrainingPlan(block_size=LARGE_BATCH_BLOCK_SIZE)
     kernels = wants_kernels(batch_size, solver, momentum, dtype, layer_shapes) and bool(
         kernels_available() if callable(kernels_available) else kernels_available
     )

@@ -265,3 +265,25 @@ def test_kernel_plan_steps_like_the_numpy_path(make):
     assert_allclose(Wk, Wn, rtol=1e-12)
     assert_array_equal(bk, bn)
     assert_allclose(sqk, sqn, rtol=1e-12)
+
+
+def test_plan_block_size_sets_the_row_blocks():
+    """A plan's block_size replaces the optimizer's own: the gradient rows are
+    asked for in blocks of that many elements, and the step is the same."""
+    from skoffice31._plan import TrainingPlan
+
+    rng = np.random.default_rng(0)
+    A, delta = rng.normal(size=(8, 40)), rng.normal(size=(8, 6))
+    W0 = rng.normal(size=(40, 6))
+    results = {}
+    for block in (None, 60):
+        W = W0.copy()
+        grad = OuterGradient(A, delta, W, 0.1)
+        calls = []
+        real_rows = grad.rows
+        grad.rows = lambda start, stop, out: calls.append(stop - start) or real_rows(start, stop, out)
+        opt = AdamOptimizer([W], 1e-2, block_size=24, plan=TrainingPlan(block_size=block))
+        opt.update_params([W], [grad])
+        results[block] = W
+        assert calls == ([4] * 10 if block is None else [10] * 4)
+    assert_allclose(results[None], results[60], rtol=0, atol=1e-15)

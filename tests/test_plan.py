@@ -10,6 +10,7 @@ from skoffice31._plan import (
     KERNEL_MAX_BATCH_SGD,
     KERNEL_MIN_COLUMNS,
     KERNEL_MIN_SIZE,
+    LARGE_BATCH_BLOCK_SIZE,
     PARALLEL_MIN_SIZE,
     SERIAL_PLAN,
     SMALL_BATCH,
@@ -35,7 +36,10 @@ def test_small_batches_run_blas_on_one_thread_and_share_the_update():
 
 def test_large_batches_leave_blas_alone():
     for solver in ("sgd", "adam"):
-        assert _plan(batch_size=SMALL_BATCH + 1, solver=solver) == SERIAL_PLAN
+        plan = _plan(batch_size=SMALL_BATCH + 1, solver=solver)
+        assert plan == TrainingPlan(block_size=LARGE_BATCH_BLOCK_SIZE)
+        assert plan.blas_threads is None and plan.update_threads == 1 and not plan.kernels
+    assert SERIAL_PLAN.block_size is None  # the optimizer's own block size
     assert SERIAL_PLAN == TrainingPlan(blas_threads=None, update_threads=1,
                                        fused_gemm_sgd=False, kernels=False)
 
