@@ -50,13 +50,19 @@ KERNEL_MAX_BATCH_SGD = 10
 #: vs 0.90 ms kernel).
 KERNEL_MIN_SIZE = 1 << 16
 
-#: Narrowest weight matrix (output columns) given to the kernels: they work
-#: row by row, and a short row does not pay for the per-row overhead.
-#: Measured on 30,000-row float32 layers at batch 10 (loaded 2-core machine,
-#: ms per step, NumPy / kernel on 2 threads): 10 columns Adam 0.9 / 2.5-16,
-#: SGD 0.2 / 5-8; 64 columns Adam 8.3 / 25; 128 columns Adam 30 / 20;
-#: 384 columns Adam 143 / 43 (33 / 10 idle).
-KERNEL_MIN_COLUMNS = 128
+#: Narrowest weight matrix (output columns) given to the kernels for Adam and
+#: momentum/Nesterov SGD: they work row by row, and a short row does not pay
+#: for the per-row overhead. Measured on 30,000-row float32 layers at batch
+#: 10 (quiet 2-core AMD EPYC, 2026-12-01, ms per step, NumPy / kernel on 2
+#: threads): Adam 10 columns 1.0 / 2.5, 32 columns 4.2 / 2.0, 64 columns
+#: 8.2 / 3.3, 128 columns 10.5 / 3.9, 384 columns 33.1 / 11.2; Nesterov 10
+#: columns 0.64 / 1.19, 32 columns 2.0 / 1.7, 64 columns 5.4 / 1.8.
+KERNEL_MIN_COLUMNS = 32
+
+#: The same for plain SGD, whose NumPy step is one GEMM into the weights:
+#: 64 columns 0.98 / 1.63, 128 columns 2.5 / 3.4, 384 columns 11.2 / 10.7
+#: (and with the kernels the next forward product comes with the step).
+KERNEL_MIN_COLUMNS_SGD = 128
 
 
 @dataclass(frozen=True)
@@ -123,19 +129,20 @@ def wants_kernels(batch_size, solver, momentum, dtype, layer_shapes):
     wanted : bool
         True for float32/float64 weights with a layer of at least
         :data:`KERNEL_MIN_SIZE` elements and :data:`KERNEL_MIN_COLUMNS`
-        columns, and minibatches of at most
+        columns (:data:`KERNEL_MIN_COLUMNS_SGD` for plain SGD), and minibatches of at most
         :data:`KERNEL_MAX_BATCH` rows (Adam, momentum SGD) or
         :data:`KERNEL_MAX_BATCH_SGD` rows (plain SGD).
     """
     if np.dtype(dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
         return False
+    plain_sgd = solver == "sgd" and not momentum
+    min_columns = KERNEL_MIN_COLUMNS_SGD if plain_sgd else KERNEL_MIN_COLUMNS
     if not any(
-        len(shape) == 2 and shape[1] >= KERNEL_MIN_COLUMNS
+        len(shape) == 2 and shape[1] >= min_columns
         and int(np.prod(shape)) >= KERNEL_MIN_SIZE
         for shape in layer_shapes
     ):
         return False
-    plain_sgd = solver == "sgd" and not momentum
     return batch_size <= (KERNEL_MAX_BATCH_SGD if plain_sgd else KERNEL_MAX_BATCH)
 
 
@@ -195,5 +202,8 @@ def plan_training(batch_size, solver, momentum, dtype, n_blas_threads, layer_sha
         update_threads=update_threads,
         fused_gemm_sgd=fused,
         kernels=kernels,
+        kernel_min_columns=(
+            KERNEL_MIN_COLUMNS_SGD if solver == "sgd" and not momentum else KERNEL_MIN_COLUMNS
+        ),
         kernel_threads=min(MAX_UPDATE_THREADS, n_blas_threads) if kernels else 1,
     )

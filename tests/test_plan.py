@@ -9,6 +9,7 @@ from skoffice31._plan import (
     KERNEL_MAX_BATCH,
     KERNEL_MAX_BATCH_SGD,
     KERNEL_MIN_COLUMNS,
+    KERNEL_MIN_COLUMNS_SGD,
     KERNEL_MIN_SIZE,
     LARGE_BATCH_BLOCK_SIZE,
     PARALLEL_MIN_SIZE,
@@ -87,13 +88,25 @@ def test_kernels_exactly_up_to_the_measured_batch_size(solver, momentum, limit):
 
 
 def test_kernels_only_with_a_large_wide_float_layer():
-    assert (KERNEL_MIN_SIZE, KERNEL_MIN_COLUMNS) == (65_536, 128)
-    yes = [(KERNEL_MIN_SIZE // 128, 128), (128, 10)]
-    small = [(KERNEL_MIN_SIZE // 128 - 1, 128), (128, 10)]
-    narrow = [(30_000, 64), (64, 32), (32, 10)]  # the study's (64, 32, 10): NumPy is faster
-    assert _plan(solver="adam", layer_shapes=yes, kernels_available=True).kernels
-    for shapes in (small, narrow, [(30_000, 10)]):
-        assert not _plan(solver="adam", layer_shapes=shapes, kernels_available=True).kernels
+    assert (KERNEL_MIN_SIZE, KERNEL_MIN_COLUMNS, KERNEL_MIN_COLUMNS_SGD) == (65_536, 32, 128)
+    yes = [(KERNEL_MIN_SIZE // 32, 32), (32, 10)]
+    small = [(KERNEL_MIN_SIZE // 32 - 1, 32), (32, 10)]
+    narrow = [(30_000, 31), (31, 10)]
+    study_64 = [(30_000, 64), (64, 32), (32, 10)]  # the study's (64, 32, 10)
+    for solver, momentum in (("adam", 0.0), ("sgd", 0.9)):
+        assert _plan(solver=solver, momentum=momentum, layer_shapes=yes,
+                     kernels_available=True).kernels
+        plan = _plan(solver=solver, momentum=momentum, layer_shapes=study_64,
+                     kernels_available=True)
+        assert plan.kernels and plan.kernel_min_columns == KERNEL_MIN_COLUMNS
+        for shapes in (small, narrow, [(30_000, 10)]):
+            assert not _plan(solver=solver, momentum=momentum, layer_shapes=shapes,
+                             kernels_available=True).kernels
+    # plain SGD: its one-GEMM step wins below 128 columns
+    assert not _plan(solver="sgd", momentum=0.0, layer_shapes=study_64,
+                     kernels_available=True).kernels
+    plan = _plan(solver="sgd", momentum=0.0, kernels_available=True)  # the largest layout
+    assert plan.kernels and plan.kernel_min_columns == KERNEL_MIN_COLUMNS_SGD
     for dtype in (np.float16, np.longdouble):
         assert not _plan(solver="adam", dtype=dtype, kernels_available=True).kernels
     assert _plan(solver="adam", dtype=np.float64, kernels_available=True).kernels
