@@ -387,6 +387,11 @@ class SGDOptimizer(BaseOptimizer):
             param -= step
             return
         v = self.velocities[i][start:stop]
+        if self.plan.compiled_updates and _kernels.momentum_block(
+            param, grad, v, lr=self.learning_rate, momentum=self.momentum,
+            nesterov=self.nesterov,
+        ):
+            return
         v *= self.momentum
         v -= step  # v = momentum * v - lr * g
         if self.nesterov:
@@ -468,6 +473,11 @@ class AdamOptimizer(BaseOptimizer):
     def _update_block(self, i, start, stop, param, grad, tmp):
         m = self.ms[i][start:stop]
         v = self.vs[i][start:stop]
+        if self.plan.compiled_updates and _kernels.adam_block(
+            param, grad, m, v, lr=self.learning_rate, eps=self._eps_t,
+            beta_1=self.beta_1, beta_2=self.beta_2, flush=bool(self._flush),
+        ):
+            return
         m *= self.beta_1
         np.multiply(grad, 1 - self.beta_1, out=tmp)
         m += tmp

@@ -96,6 +96,12 @@ class TrainingPlan:
         Narrowest weight matrix (output columns) given to the kernels.
     kernel_threads : int, default=1
         Threads sharing the rows of one kernel call.
+    compiled_updates : bool, default=False
+        Adam and momentum/Nesterov SGD update every row block that the
+        kernels do not take (small and narrow layers, intercepts) with one
+        compiled pass (:func:`skoffice31._kernels.adam_block`,
+        :func:`~skoffice31._kernels.momentum_block`) instead of about ten
+        ufunc calls; the same operations in the same order.
     block_size : int or None, default=None
         Elements per row block of the NumPy update, or ``None`` for the
         optimizer's own ``block_size``.
@@ -109,6 +115,7 @@ class TrainingPlan:
     kernel_min_size: int = KERNEL_MIN_SIZE
     kernel_min_columns: int = KERNEL_MIN_COLUMNS
     kernel_threads: int = 1
+    compiled_updates: bool = False
     block_size: int | None = None
 
 
@@ -168,8 +175,9 @@ def plan_training(batch_size, solver, momentum, dtype, n_blas_threads, layer_sha
     kernels_available : bool or callable, default=False
         Whether the compiled kernels can be used (the caller passes
         :func:`skoffice31._kernels.kernels_available`). A callable is called
-        only when :func:`wants_kernels` says they would pay, so that a fit
-        that would not use them never imports numba.
+        only when something would use the kernels (Adam or momentum SGD, or
+        :func:`wants_kernels`), so that a plain-SGD fit that would not use
+        them never imports numba.
 
     Returns
     -------
@@ -182,14 +190,29 @@ def plan_training(batch_size, solver, momentum, dtype, n_blas_threads, layer_sha
         leave BLAS alone and update on one thread, in row blocks of
         :data:`LARGE_BATCH_BLOCK_SIZE` elements. Where
         :func:`wants_kernels` and ``kernels_available``, the large dense
-        layers take the kernels on ``min(2, n_blas_threads)`` threads.
+        layers take the kernels on ``min(2, n_blas_threads)`` threads, and
+        with ``kernels_available`` Adam and momentum SGD take the compiled
+        block updates for every other parameter, at any minibatch size.
     """
     n_blas_threads = max(1, int(n_blas_threads))
-    if batch_size > SMALL_BATCH:  # KERNEL_MAX_BATCH <= SMALL_BATCH: no kernels either
-        return TrainingPlan(block_size=LARGE_BATCH_BLOCK_SIZE)
-    kernels = wants_kernels(batch_size, solver, momentum, dtype, layer_shapes) and bool(
-        kernels_available() if callable(kernels_available) else kernels_available
+
+    asked = []
+
+    def available():  # asked at most once
+        if not asked:
+            asked.append(bool(
+                kernels_available() if callable(kernels_available) else kernels_available
+            ))
+        return asked[0]
+
+    compiled_updates = (
+        (solver == "adam" or bool(momentum))
+        and np.dtype(dtype) in (np.dtype(np.float32), np.dtype(np.float64))
+        and available()
     )
+    if batch_size > SMALL_BATCH:  # KERNEL_MAX_BATCH <= SMALL_BATCH: no kernels either
+        return TrainingPlan(block_size=LARGE_BATCH_BLOCK_SIZE, compiled_updates=compiled_updates)
+    kernels = wants_kernels(batch_size, solver, momentum, dtype, layer_shapes) and available()
     big_layer = any(int(np.prod(shape)) >= PARALLEL_MIN_SIZE for shape in layer_shapes)
     update_threads = min(MAX_UPDATE_THREADS, n_blas_threads) if big_layer else 1
     fused = (
@@ -202,6 +225,7 @@ def plan_training(batch_size, solver, momentum, dtype, n_blas_threads, layer_sha
         update_threads=update_threads,
         fused_gemm_sgd=fused,
         kernels=kernels,
+        compiled_updates=compiled_updates,
         kernel_min_columns=(
             KERNEL_MIN_COLUMNS_SGD if solver == "sgd" and not momentum else KERNEL_MIN_COLUMNS
         ),

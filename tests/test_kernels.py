@@ -388,3 +388,93 @@ def check_python_kernel():
         if momentum:
             assert_array_equal(vel, vel_ref)
         assert_array_equal(W, W_ref)
+
+
+# ------------------------------------------------- whole-block updates
+# adam_block / momentum_block take the parameters the row kernels do not
+# (small, narrow, intercepts): the optimizer's NumPy block update in one
+# compiled pass, with the same operations in the same order -- so on any
+# data (random normal here, not only exact data) the result is bit-identical.
+
+
+def _block_optimizers(kind, param, compiled):
+    from skoffice31._plan import TrainingPlan
+
+    plan = TrainingPlan(compiled_updates=compiled)
+    if kind == "adam":
+        return AdamOptimizer([param], 3e-2, plan=plan, flush_every=2)
+    return SGDOptimizer([param], 3e-2, momentum=0.9, nesterov=kind == "nesterov", plan=plan)
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1,), (7,), (13, 5), (300, 33)])
+@pytest.mark.parametrize("kind", ["adam", "momentum", "nesterov"])
+def test_block_updates_equal_the_numpy_path_bit_for_bit(monkeypatch, kind, shape, dtype):
+    taken = []
+    for name in ("adam_block", "momentum_block"):
+        real = getattr(_kernels, name)
+        monkeypatch.setattr(_kernels, name,
+                            lambda *a, _real=real, **k: taken.append(_real(*a, **k)) or taken[-1])
+    rng = np.random.default_rng(3)
+    p0 = rng.normal(size=shape).astype(dtype)
+    results = {}
+    for compiled in (False, True):
+        param = p0.copy()
+        opt = _block_optimizers(kind, param, compiled)
+        for step in range(5):  # Adam flushes every 2nd step
+            grad = rng.normal(size=shape).astype(dtype) * 10.0 ** -(step * 8)
+            opt.update_params([param], [grad])
+        state = opt.ms[0] if kind == "adam" else opt.velocities[0]
+        results[compiled] = (param, state)
+        rng = np.random.default_rng(3)
+        rng.normal(size=shape)
+    assert taken == [True] * 5  # the compiled fit took every block
+    assert_array_equal(results[True][0], results[False][0])
+    assert_array_equal(results[True][1], results[False][1])
+
+
+@needs_numba
+def test_block_updates_flush_and_refuse_what_they_cannot_take():
+    W = np.ones((4, 3), np.float32)
+    m = np.full_like(W, 1e-39)  # subnormal in float32
+    v = np.full_like(W, 1e-39)
+    g = np.zeros_like(W)
+    assert _kernels.adam_block(W, g, m, v, lr=0.1, eps=1e-8, flush=True)
+    assert not m.any() and not v.any()
+    # a strided gradient, another dtype, a read-only parameter: not taken, nothing changed
+    before = W.copy()
+    assert not _kernels.adam_block(W, np.zeros((4, 6), np.float32)[:, ::2], m, v, lr=0.1, eps=1e-8)
+    assert not _kernels.adam_block(W, g.astype(np.float64), m, v, lr=0.1, eps=1e-8)
+    W.flags.writeable = False
+    assert not _kernels.momentum_block(W, g, m, lr=0.1, momentum=0.9, nesterov=True)
+    assert_array_equal(W, before)
+
+
+@needs_numba
+@pytest.mark.parametrize("solver", ["adam", "nesterov"])
+def test_a_narrow_fit_with_compiled_block_updates_gives_the_same_weights(monkeypatch, solver):
+    """A layout the row kernels do not take (8 hidden units) still has every
+    update compiled; the gradients come from the same BLAS calls, so the fit
+    is bit-identical to the NumPy path's."""
+    import warnings
+
+    from skoffice31 import MultiHeadMLPClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 50)).astype(np.float32)
+    y = np.c_[rng.integers(0, 3, 40), rng.integers(0, 4, 40)]
+    params = dict(solver="adam") if solver == "adam" else dict(solver="sgd", momentum=0.9)
+    fits = {}
+    for env in ("1", "0"):
+        monkeypatch.setenv(_kernels.ENV_VAR, env)
+        est = MultiHeadMLPClassifier(hidden=(8,), batch_size=10, max_iter=3, random_state=0,
+                                     alpha=1e-2, **params)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fits[env] = est.fit(X, y)
+    plan = fits["1"]._optimizer.plan
+    assert plan.compiled_updates and not plan.kernels
+    assert not fits["0"]._optimizer.plan.compiled_updates
+    for a, b in zip(fits["1"].coefs_ + fits["1"].intercepts_, fits["0"].coefs_ + fits["0"].intercepts_):
+        assert_array_equal(a, b)

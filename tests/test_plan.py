@@ -126,10 +126,19 @@ def test_availability_is_asked_only_when_the_kernels_would_pay():
         calls.append(1)
         return True
 
-    _plan(batch_size=256, solver="adam", kernels_available=available)
-    _plan(solver="adam", layer_shapes=SMALL, kernels_available=available)
+    _plan(batch_size=256, solver="sgd", kernels_available=available)
+    _plan(solver="sgd", layer_shapes=SMALL, kernels_available=available)
+    _plan(solver="sgd", dtype=np.float16, momentum=0.9, kernels_available=available)
     assert calls == []  # such fits never import numba
     assert _plan(solver="adam", kernels_available=available).kernels and calls == [1]
+    # Adam and momentum SGD ask (once) for the compiled block updates
+    for kwargs in (dict(batch_size=256, solver="adam"), dict(solver="adam", layer_shapes=SMALL),
+                   dict(solver="sgd", momentum=0.9, layer_shapes=SMALL)):
+        calls.clear()
+        plan = _plan(kernels_available=available, **kwargs)
+        assert plan.compiled_updates and not plan.kernels and calls == [1]
+    assert not _plan(solver="adam", kernels_available=False).compiled_updates
+    assert not _plan(solver="sgd", kernels_available=True).compiled_updates  # plain SGD
 
 
 def test_the_plan_is_frozen_and_pure():
