@@ -113,6 +113,16 @@ def test_hidden_none_means_no_hidden_layer():
     assert list(cli.settings_from_args(args, grid=True).hidden) == [(64, 32), (8,)]
 
 
+@pytest.mark.parametrize("preset,layouts", [("study", study.DEFAULT_HIDDEN),
+                                            ("tuned", study.TUNED_HIDDEN)])
+def test_reproduce_without_hidden_runs_the_presets_own_layouts(preset, layouts):
+    args = cli.build_parser().parse_args(["reproduce", "--preset", preset])
+    assert cli.settings_from_args(args, grid=True).hidden == tuple(layouts)
+    # train keeps one layout
+    args = cli.build_parser().parse_args(["train", "--preset", preset])
+    assert cli.settings_from_args(args, grid=False).hidden == ((64, 32, 10),)
+
+
 # --------------------------------------------------------------------------
 # item 4 (and 7): train's ordinary failures are one line
 

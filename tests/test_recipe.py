@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -32,6 +33,8 @@ def test_tuned_preset_builds_the_preprocessing_pipeline():
     assert clf.get_params() == s.make_estimator(((64, 32, 10), "adam")).get_params()
     # what benchmarks/tune_recipe.py chose (benchmarks/results/tune_recipe.md)
     assert (s.init, s.standardize, s.scale_features, s.photo_size) == ("glorot", "none", True, 32)
+    # its own wide layouts, none with the study's 10-unit bottleneck
+    assert s.hidden == study.TUNED_HIDDEN and min(h[-1] for h in s.hidden) > 31
     assert s.image_size(real_photos=True) == (32, 32) and s.image_size(False) == (32, 32)
     assert clf.init == s.init and clf.learning_rate_init == s.learning_rate("adam")
     if s.standardize != "none":
@@ -42,6 +45,20 @@ def test_tuned_preset_builds_the_preprocessing_pipeline():
     assert isinstance(model.named_steps.get("standardscaler"), StandardScaler) == s.scale_features
     # a new pipeline every call: fitting one does not fit the next
     assert s.make_pipeline(((10,), "sgd")) is not s.make_pipeline(((10,), "sgd"))
+
+
+def test_tuned_preset_is_what_the_committed_search_chose():
+    """The preset and benchmarks/results/tune_recipe.json agree (rerun the search to change it)."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "tune_recipe.json"
+    chosen = json.loads(path.read_text())["chosen"]
+    preset = study.PRESETS["tuned"]
+    assert sorted(tuple(h) for h in chosen["hidden"]) == sorted(preset["hidden"])
+    assert tuple(chosen["size"]) == (preset["photo_size"],) * 2
+    assert chosen["learning_rate_init"] == preset["learning_rate_init"]
+    assert chosen["scale"] == pytest.approx(preset["scale"])
+    for key in ("init", "momentum", "nesterovs_momentum", "alpha", "batch_size", "epochs",
+                "standardize", "image_stats", "scale_features"):
+        assert chosen[key] == preset[key], key
 
 
 @pytest.mark.parametrize("standardize,stats,scale,steps", [

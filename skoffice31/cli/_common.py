@@ -81,6 +81,10 @@ def _number(kind, flag, rule, ok):
     return parse
 
 
+def _fmt_layout(hidden):
+    return ",".join(str(h) for h in hidden)
+
+
 def _hidden_arg(text):
     try:
         _parse_hidden(text)
@@ -140,7 +144,9 @@ def _add_training_options(p, *, grid):
         help="'study' = the study's exact settings, 'tuned' = our recommendation "
         "(default: %(default)s); the flags below override it",
     )
-    many = "; repeat for a grid" if grid else ""
+    many = ("; repeat for a grid (default: the preset's layouts, study "
+            + " ".join(_fmt_layout(h) for h in study.DEFAULT_HIDDEN) + ", tuned "
+            + " ".join(_fmt_layout(h) for h in study.TUNED_HIDDEN) + ")") if grid else ""
     p.add_argument(
         "--hidden",
         action="append",
@@ -240,7 +246,8 @@ def settings_from_args(args, *, grid):
     if args.hidden:
         hidden = [_parse_hidden(text) for text in args.hidden]
     else:
-        hidden = list(study.DEFAULT_HIDDEN) if grid else [(64, 32, 10)]
+        # a grid: the preset's own layouts (the study's three, or the tuned preset's)
+        hidden = None if grid else [(64, 32, 10)]
     solvers = args.solver or (list(study.DEFAULT_SOLVERS) if grid else ["adam"])
     if not grid and (len(set(hidden)) > 1 or len(set(solvers)) > 1):
         raise UsageError("train takes one --hidden and one --solver (use 'reproduce' for a grid)")

@@ -1,4 +1,4 @@
-"""The study's presets, its published table, the default grid and the settings object."""
+"""The study's presets, its published table, the grids and the settings object."""
 
 import dataclasses
 from typing import NamedTuple
@@ -12,6 +12,7 @@ __all__ = [
     "PRESETS",
     "STANDARDIZE",
     "STUDY_RESULTS",
+    "TUNED_HIDDEN",
     "Configuration",
     "StudySettings",
     "expected_cost",
@@ -31,6 +32,9 @@ STUDY_RESULTS = {
 
 #: The study's grid: three hidden layouts x two solvers.
 DEFAULT_HIDDEN = ((10,), (64, 32, 10), (384, 192, 64, 32, 10))
+#: The tuned preset's own layouts (the three best of stage 5 of
+#: ``benchmarks/tune_recipe.py`` whose grid fits in 5 minutes on 2 cores).
+TUNED_HIDDEN = ((512,), (1024,), (1024, 512, 256))
 DEFAULT_SOLVERS = ("sgd", "adam")
 
 #: Names of the two heads (the columns of ``y``).
@@ -68,8 +72,11 @@ PRESETS = {
     # photos, pixels scaled to 0..1 then centred and scaled per feature on the
     # training rows (StandardScaler; un-centred pixels are what killed the
     # ReLUs of the previous preset), Glorot initialisation, SGD with Nesterov
-    # momentum (lr 3e-3) or Adam (1e-3), L2 1e-2, minibatches of 32, 40 epochs.
+    # momentum (lr 3e-3) or Adam (1e-3), L2 1e-2, minibatches of 32, 40 epochs,
+    # and its own grid of wide layouts (stage 5 of the search: the study's
+    # layouts all end in 10 units, a bottleneck for 31 objects).
     "tuned": {
+        "hidden": TUNED_HIDDEN,
         "scale": 1.0 / 255.0,
         "init": "glorot",
         "init_scale": 0.03,
@@ -141,7 +148,9 @@ class StudySettings:
     seed : int
         Seed of the split and of the weights (``random_state``).
     hidden : tuple of tuple of int
-        The hidden layouts of the grid.
+        The hidden layouts of the grid; :meth:`from_preset` gives the
+        preset's: the study's :data:`DEFAULT_HIDDEN`, the tuned preset's own
+        :data:`TUNED_HIDDEN`.
     solvers : tuple of str
         The solvers of the grid.
     size : tuple of (int, int) or None
