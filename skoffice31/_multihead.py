@@ -855,7 +855,7 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
                     )
                     sq_norm = self._optimizer.update_params(params, grads) + frozen_sq_norm
                     if next_input is not None:
-                        ready_start = stop if net.end_step(grads) else None
+                        ready_start = stop if net.end_step() else None
                         gathered_start = stop if order is not None else None
                     batch_loss = float(np.dot(head_weights, losses))
                     if self.alpha:
@@ -1332,13 +1332,9 @@ class _Network:
         self._gathered = True
         return out
 
-    def end_step(self, grads):
-        """Finish a step whose :meth:`backprop` was given ``next_input``.
-
-        Parameters
-        ----------
-        grads : list
-            The gradients of that :meth:`backprop`, after the optimizer step.
+    def end_step(self):
+        """Finish a step whose :meth:`backprop` was given ``next_input``
+        (after the optimizer step).
 
         Returns
         -------

@@ -234,9 +234,9 @@ def test_end_step_without_a_fused_product_keeps_the_forward_buffers():
     params = coefs + intercepts
     SGDOptimizer(params, 0.1, momentum=0.0).update_params(params, grads)
     assert not grads[0].next_done
-    assert net.end_step(grads) is False
+    assert net.end_step() is False
     assert net.z_bufs[0] is first_z
     np.testing.assert_array_equal(net.x_buf[:2], X[2:])
-    assert net.end_step(grads) is False  # nothing pending any more
+    assert net.end_step() is False  # nothing pending any more
     with pytest.raises(ValueError, match="go together"):
         OuterGradient(X[:2], np.ones((2, 4)), coefs[0], 0.0, next_input=nxt)
