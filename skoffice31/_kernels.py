@@ -86,7 +86,7 @@ def kernels_available():
 
 def warm_up(dtypes=(np.float32,), solvers=("adam", "sgd")):
     """Compile (or load from the on-disk cache) the kernels of these dtypes
-    and solvers now, with a tiny call.
+    and solvers now (row kernels and block updates), with a tiny call.
 
     Worth calling in the parent process before starting parallel workers
     (joblib/loky, dask): with a cold cache every worker would otherwise
@@ -110,10 +110,14 @@ def warm_up(dtypes=(np.float32,), solvers=("adam", "sgd")):
             if solver == "adam":
                 adam_update(W, W, W, np.zeros_like(W), np.zeros_like(W), lr=0.0, eps=1.0,
                             n_threads=1)
+                adam_block(W, W, np.zeros_like(W), np.zeros_like(W), lr=0.0, eps=1.0)
             else:
                 momentum = 0.5 if solver == "momentum" else 0.0
                 sgd_update(W, W, W, lr=0.0, velocity=np.zeros_like(W), momentum=momentum,
                            n_threads=1)
+                if momentum:
+                    momentum_block(W, W, np.zeros_like(W), lr=0.0, momentum=momentum,
+                                   nesterov=True)
     return True
 
 

@@ -108,7 +108,11 @@ def test_study_warms_up_the_kernels_its_fits_will_use(monkeypatch):
     assert calls == []
     wide = StudySettings(batch_size=256)
     _run._warm_up_kernels(wide, configs, data)
-    assert calls == []  # batch 256: the fits take the NumPy path
+    # batch 256: no row kernels, but Adam's block updates are compiled
+    assert calls == [((np.float32,), ("adam",))]
+    calls.clear()
+    _run._warm_up_kernels(wide, [Configuration((384,), "sgd")], data)
+    assert calls == []  # plain SGD at batch 256 compiles nothing
 
 
 # ------------------------------------------------------------ forward fusion

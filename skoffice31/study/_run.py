@@ -440,9 +440,11 @@ def _warm_up_kernels(settings, configs, data):
     X, solvers = data.X, set()
     for c in configs:
         first = (X.shape[1], (tuple(c.hidden) or (data.n_outputs,))[0])
-        if wants_kernels(settings.batch_size, c.solver, settings.momentum, X.dtype, [first]):
-            solvers.add("adam" if c.solver == "adam" else
-                        "momentum" if settings.momentum else "sgd")
+        kind = "adam" if c.solver == "adam" else "momentum" if settings.momentum else "sgd"
+        # Adam and momentum SGD always take the compiled block updates
+        if kind != "sgd" or wants_kernels(settings.batch_size, c.solver, settings.momentum,
+                                          X.dtype, [first]):
+            solvers.add(kind)
     if solvers:
         _kernels.warm_up((X.dtype,), tuple(sorted(solvers)))
 
