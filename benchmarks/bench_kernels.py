@@ -4,6 +4,8 @@
     python benchmarks/bench_kernels.py --part steps     # per-step times only
     python benchmarks/bench_kernels.py --part crossover # by batch size, one thread each
     python benchmarks/bench_kernels.py --part small     # where the kernel stops paying
+    python benchmarks/bench_kernels.py --part columns   # the plan's column thresholds
+    python benchmarks/bench_kernels.py --part blocks    # the plan's large-batch block size
     python benchmarks/bench_kernels.py --part compile   # first-use compile / cache load
     python benchmarks/bench_kernels.py --part loky      # do loky workers reuse the cache?
 
@@ -32,6 +34,20 @@ crossover
 small
     numpy vs kernel (1 and 2 threads) for the smaller layers of the study
     layouts and for the intercept-sized vectors, batch 10 and 256.
+
+columns
+    The plan's column thresholds (``KERNEL_MIN_COLUMNS``,
+    ``KERNEL_MIN_COLUMNS_SGD``): one step of a 30,000-row float32 layer of
+    10 ... 384 columns at batch 10, NumPy optimizer (BLAS on one thread,
+    updates on two threads; plain SGD's one-GEMM step) against the kernel on
+    two threads, for Adam, Nesterov SGD and plain SGD.
+
+blocks
+    The plan's ``LARGE_BATCH_BLOCK_SIZE``: one NumPy update (plain SGD, Adam)
+    of a 30,000-row layer of 10, 64 and 384 columns at batch 256, BLAS on two
+    threads, with row blocks of 2**16 ... 2**22 elements; and the minibatch
+    gather ``np.take(X, rows, out=)`` in NumPy's default ``mode="raise"``
+    (buffered) against ``mode="clip"`` (what ``_Network.gather`` uses).
 
 compile
     Fresh processes with an empty ``NUMBA_CACHE_DIR``: numba import time,
@@ -320,6 +336,84 @@ def bench_crossover(repeats, batches=(10, 16, 32, 64, 128, 256), shape=(30_000, 
 # ------------------------------------------------------------ small ----
 
 
+def bench_columns(repeats, columns=(10, 32, 64, 128, 384), n_in=30_000, batch=10):
+    """NumPy step vs kernel step by number of columns (the plan's thresholds)."""
+    from skoffice31._plan import TrainingPlan
+
+    rng = np.random.default_rng(0)
+    A = (rng.random((batch, n_in)) * 255).astype(np.float32)
+    rows = []
+    for n_out in columns:
+        W = rng.normal(0, 0.03, (n_in, n_out)).astype(np.float32)
+        d = rng.normal(0, 1e-3, (batch, n_out)).astype(np.float32)
+        g = OuterGradient(A, d, W, 1e-4)
+        m, v, vel = np.zeros_like(W), np.zeros_like(W), np.zeros_like(W)
+        plan = TrainingPlan(blas_threads=1, update_threads=2)
+        adam = AdamOptimizer([W], 1e-4, plan=plan)
+        nesterov = SGDOptimizer([W], 1e-4, momentum=0.9, nesterov=True, plan=plan)
+        plain = SGDOptimizer([W], 1e-4, momentum=0.0,
+                             plan=TrainingPlan(blas_threads=1, update_threads=2,
+                                               fused_gemm_sgd=True))
+        fns = {
+            "adam numpy": lambda: adam.update_params([W], [g]),
+            "adam kernel": lambda: _kernels.adam_update(W, A, d, m, v, lr=1e-4, eps=1e-8,
+                                                        l2=1e-4, n_threads=2),
+            "nesterov numpy": lambda: nesterov.update_params([W], [g]),
+            "nesterov kernel": lambda: _kernels.sgd_update(
+                W, A, d, lr=1e-4, l2=1e-4, velocity=vel, momentum=0.9, nesterov=True,
+                n_threads=2),
+            "sgd numpy (one GEMM)": lambda: plain.update_params([W], [g]),
+            "sgd kernel": lambda: _kernels.sgd_update(W, A, d, lr=1e-4, l2=1e-4, n_threads=2),
+        }
+        with threadpool_limits(1, user_api="blas"):
+            ms = {k: 1e3 * t for k, t in time_interleaved(fns, repeats).items()}
+        rows.append({"shape": [n_in, n_out], "batch": batch, "ms": ms, "load": _load()})
+        print(f"({n_in}, {n_out:3d}) b{batch}  ms/step: "
+              + "  ".join(f"{k} {t:.2f}" for k, t in ms.items()) + f"  (load {_load():.1f})",
+              flush=True)
+    return rows
+
+
+def bench_blocks(repeats, columns=(10, 64, 384), n_in=30_000, batch=256,
+                 block_sizes=(1 << 16, 1 << 18, 1 << 20, 1 << 22)):
+    """NumPy update time by row-block size at a wide minibatch."""
+    from skoffice31._plan import TrainingPlan
+
+    rng = np.random.default_rng(0)
+    A = rng.random((batch, n_in), dtype=np.float32)
+    # the minibatch gather of the training loop: np.take(out=) buffers in mode="raise"
+    X = rng.random((3288, n_in), dtype=np.float32)
+    picks = [rng.permutation(len(X))[:batch] for _ in range(repeats + 2)]
+    gathers = {
+        f"np.take(out=, mode={mode!r})": (
+            lambda mode=mode: np.take(X, picks[0], axis=0, out=A, mode=mode))
+        for mode in ("raise", "clip")
+    }
+    ms = {k: 1e3 * t for k, t in time_interleaved(gathers, repeats).items()}
+    print(f"gather {batch} of {len(X)} rows x {n_in}: "
+          + "  ".join(f"{k} {t:.1f} ms" for k, t in ms.items()), flush=True)
+    rows = [{"gather": ms, "load": _load()}]
+    for n_out in columns:
+        W = rng.normal(0, 0.03, (n_in, n_out)).astype(np.float32)
+        d = rng.normal(0, 1e-3, (batch, n_out)).astype(np.float32)
+        g = OuterGradient(A, d, W, 0.0)
+        fns = {}
+        for bs in block_sizes:
+            for name, make in (("sgd", lambda b: SGDOptimizer([W], 1e-4, momentum=0.0, block_size=b,
+                                                            plan=TrainingPlan())),
+                               ("adam", lambda b: AdamOptimizer([W], 1e-4, block_size=b,
+                                                              plan=TrainingPlan()))):
+                opt = make(bs)
+                fns[f"{name} 2**{bs.bit_length() - 1}"] = lambda opt=opt: opt.update_params([W], [g])
+        with threadpool_limits(2, user_api="blas"):
+            ms = {k: 1e3 * t for k, t in time_interleaved(fns, repeats).items()}
+        rows.append({"shape": [n_in, n_out], "batch": batch, "ms": ms, "load": _load()})
+        print(f"({n_in}, {n_out:3d}) b{batch}  ms/update: "
+              + "  ".join(f"{k} {t:.1f}" for k, t in ms.items()) + f"  (load {_load():.1f})",
+              flush=True)
+    return rows
+
+
 def bench_small(repeats):
     """Per-parameter step time of numpy vs kernel for small layers / vectors."""
     rng = np.random.default_rng(1)
@@ -499,7 +593,7 @@ def bench_loky():
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    parts = ["steps", "crossover", "small", "compile", "loky"]
+    parts = ["steps", "crossover", "small", "columns", "blocks", "compile", "loky"]
     p.add_argument("--part", nargs="+", default=parts, choices=parts)
     p.add_argument("--repeats", type=int, default=15)
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
@@ -521,6 +615,10 @@ def main(argv=None):
         results["crossover"] = bench_crossover(args.repeats)
     if "small" in args.part:
         results["small"] = bench_small(max(args.repeats, 30))
+    if "columns" in args.part:
+        results["columns"] = bench_columns(args.repeats)
+    if "blocks" in args.part:
+        results["blocks"] = bench_blocks(max(3, args.repeats // 2))
     if "compile" in args.part:
         results["compile"] = bench_compile()
     if "loky" in args.part:

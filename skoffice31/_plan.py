@@ -25,11 +25,12 @@ MAX_UPDATE_THREADS = 2
 
 #: Elements per row block of the NumPy update above :data:`SMALL_BATCH` rows.
 #: A block's gradient is one GEMM ``A[:, rows].T @ delta``; at wide
-#: minibatches small blocks make it inefficient. Measured with 256 x 30,000
-#: float32 inputs, two BLAS threads, ms per update of a 30,000 x 384 layer,
-#: blocks of 2**16 / 2**18 / 2**20 elements: plain SGD 61 / 51 / 50, Adam
-#: 85 / 74 / 72 (64 columns: 13 / 11 / 16 and 17 / 20 / 21; 10 columns: about
-#: even); 2**18 (1 MB in float32) keeps Adam's scratch blocks in L2/L3.
+#: minibatches small blocks make it inefficient. ``python
+#: benchmarks/bench_kernels.py --part blocks`` (quiet 2-core AMD EPYC,
+#: 2026-12-01; 256 x 30,000 float32 inputs, two BLAS threads, ms per update,
+#: blocks of 2**16 / 2**18 / 2**20 elements): 384 columns plain SGD 62 / 52 /
+#: 53, Adam 83 / 75 / 73; 64 and 10 columns within 10 % of each other.
+#: 2**18 (1 MB in float32) keeps Adam's scratch blocks in L2/L3.
 LARGE_BATCH_BLOCK_SIZE = 1 << 18
 
 #: Largest minibatch at which the compiled kernels (:mod:`skoffice31._kernels`)
@@ -52,16 +53,18 @@ KERNEL_MIN_SIZE = 1 << 16
 
 #: Narrowest weight matrix (output columns) given to the kernels for Adam and
 #: momentum/Nesterov SGD: they work row by row, and a short row does not pay
-#: for the per-row overhead. Measured on 30,000-row float32 layers at batch
-#: 10 (quiet 2-core AMD EPYC, 2026-12-01, ms per step, NumPy / kernel on 2
-#: threads): Adam 10 columns 1.0 / 2.5, 32 columns 4.2 / 2.0, 64 columns
-#: 8.2 / 3.3, 128 columns 10.5 / 3.9, 384 columns 33.1 / 11.2; Nesterov 10
-#: columns 0.64 / 1.19, 32 columns 2.0 / 1.7, 64 columns 5.4 / 1.8.
+#: for the per-row overhead. ``python benchmarks/bench_kernels.py --part
+#: columns`` (30,000-row float32 layers at batch 10, quiet 2-core AMD EPYC,
+#: 2026-12-01, ms per step, NumPy / kernel on two threads): Adam 10 columns
+#: 1.18 / 2.52, 32 columns 3.47 / 2.64, 64 columns 8.68 / 3.45, 384 columns
+#: 45.0 / 13.8; Nesterov 10 columns 0.87 / 2.20, 32 columns 2.28 / 2.22, 64
+#: columns 5.47 / 2.82.
 KERNEL_MIN_COLUMNS = 32
 
-#: The same for plain SGD, whose NumPy step is one GEMM into the weights:
-#: 64 columns 0.98 / 1.63, 128 columns 2.5 / 3.4, 384 columns 11.2 / 10.7
-#: (and with the kernels the next forward product comes with the step).
+#: The same for plain SGD, whose NumPy step is one GEMM into the weights
+#: (same run): 32 columns 0.63 / 1.91, 64 columns 2.31 / 2.37, 128 columns
+#: 3.13 / 2.77, 384 columns 14.2 / 8.7; with the kernels the next forward
+#: product also comes with the step.
 KERNEL_MIN_COLUMNS_SGD = 128
 
 
