@@ -336,6 +336,15 @@ def bench_crossover(repeats, batches=(10, 16, 32, 64, 128, 256), shape=(30_000, 
 # ------------------------------------------------------------ small ----
 
 
+def _time_layer(fns, repeats, shape, batch, what, digits):
+    """Time ``fns`` interleaved; print and return the layer's row (ms)."""
+    ms = {k: 1e3 * t for k, t in time_interleaved(fns, repeats).items()}
+    print(f"({shape[0]}, {shape[1]:3d}) b{batch}  ms/{what}: "
+          + "  ".join(f"{k} {t:.{digits}f}" for k, t in ms.items()) + f"  (load {_load():.1f})",
+          flush=True)
+    return {"shape": list(shape), "batch": batch, "ms": ms, "load": _load()}
+
+
 def bench_columns(repeats, columns=(10, 32, 64, 128, 384), n_in=30_000, batch=10):
     """NumPy step vs kernel step by number of columns (the plan's thresholds)."""
     from skoffice31._plan import TrainingPlan
@@ -366,11 +375,7 @@ def bench_columns(repeats, columns=(10, 32, 64, 128, 384), n_in=30_000, batch=10
             "sgd kernel": lambda: _kernels.sgd_update(W, A, d, lr=1e-4, l2=1e-4, n_threads=2),
         }
         with threadpool_limits(1, user_api="blas"):
-            ms = {k: 1e3 * t for k, t in time_interleaved(fns, repeats).items()}
-        rows.append({"shape": [n_in, n_out], "batch": batch, "ms": ms, "load": _load()})
-        print(f"({n_in}, {n_out:3d}) b{batch}  ms/step: "
-              + "  ".join(f"{k} {t:.2f}" for k, t in ms.items()) + f"  (load {_load():.1f})",
-              flush=True)
+            rows.append(_time_layer(fns, repeats, W.shape, batch, "step", 2))
     return rows
 
 
@@ -383,10 +388,10 @@ def bench_blocks(repeats, columns=(10, 64, 384), n_in=30_000, batch=256,
     A = rng.random((batch, n_in), dtype=np.float32)
     # the minibatch gather of the training loop: np.take(out=) buffers in mode="raise"
     X = rng.random((3288, n_in), dtype=np.float32)
-    picks = [rng.permutation(len(X))[:batch] for _ in range(repeats + 2)]
+    picked, out = rng.permutation(len(X))[:batch], np.empty_like(A)
     gathers = {
         f"np.take(out=, mode={mode!r})": (
-            lambda mode=mode: np.take(X, picks[0], axis=0, out=A, mode=mode))
+            lambda mode=mode: np.take(X, picked, axis=0, out=out, mode=mode))
         for mode in ("raise", "clip")
     }
     ms = {k: 1e3 * t for k, t in time_interleaved(gathers, repeats).items()}
@@ -399,18 +404,13 @@ def bench_blocks(repeats, columns=(10, 64, 384), n_in=30_000, batch=256,
         g = OuterGradient(A, d, W, 0.0)
         fns = {}
         for bs in block_sizes:
-            for name, make in (("sgd", lambda b: SGDOptimizer([W], 1e-4, momentum=0.0, block_size=b,
-                                                            plan=TrainingPlan())),
-                               ("adam", lambda b: AdamOptimizer([W], 1e-4, block_size=b,
-                                                              plan=TrainingPlan()))):
-                opt = make(bs)
+            for name, opt in (
+                ("sgd", SGDOptimizer([W], 1e-4, momentum=0.0, block_size=bs, plan=TrainingPlan())),
+                ("adam", AdamOptimizer([W], 1e-4, block_size=bs, plan=TrainingPlan())),
+            ):
                 fns[f"{name} 2**{bs.bit_length() - 1}"] = lambda opt=opt: opt.update_params([W], [g])
         with threadpool_limits(2, user_api="blas"):
-            ms = {k: 1e3 * t for k, t in time_interleaved(fns, repeats).items()}
-        rows.append({"shape": [n_in, n_out], "batch": batch, "ms": ms, "load": _load()})
-        print(f"({n_in}, {n_out:3d}) b{batch}  ms/update: "
-              + "  ".join(f"{k} {t:.1f}" for k, t in ms.items()) + f"  (load {_load():.1f})",
-              flush=True)
+            rows.append(_time_layer(fns, repeats, W.shape, batch, "update", 1))
     return rows
 
 

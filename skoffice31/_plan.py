@@ -7,6 +7,7 @@ to the optimizer when it builds it. The reasons for each choice are measured
 in ``benchmarks/`` and explained in ``docs/performance.rst``.
 """
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -199,14 +200,9 @@ def plan_training(batch_size, solver, momentum, dtype, n_blas_threads, layer_sha
     """
     n_blas_threads = max(1, int(n_blas_threads))
 
-    asked = []
-
-    def available():  # asked at most once
-        if not asked:
-            asked.append(bool(
-                kernels_available() if callable(kernels_available) else kernels_available
-            ))
-        return asked[0]
+    @functools.cache  # asked at most once, and only when something would use them
+    def available():
+        return bool(kernels_available() if callable(kernels_available) else kernels_available)
 
     compiled_updates = (
         (solver == "adam" or bool(momentum))
