@@ -99,8 +99,14 @@ def end_epoch(estimator):
 
     def weights():
         # a snapshot: training goes on updating the arrays in place
+        coefs = [W.copy() for W in estimator.coefs_]
+        # a first layer trained in sample space is only written when the fit
+        # ends; the estimator lends the function that computes it now
+        first_layer = estimator.__dict__.get("_first_layer_weights")
+        if first_layer is not None:
+            coefs[0] = first_layer()
         return {
-            "coefs_": [W.copy() for W in estimator.coefs_],
+            "coefs_": coefs,
             "intercepts_": [b.copy() for b in estimator.intercepts_],
         }
 

@@ -21,6 +21,7 @@ from sklearn.utils.validation import (
 
 from . import _callbacks, _kernels
 from ._activations import ACTIVATIONS, DERIVATIVES
+from ._dual import SampleSpaceLayer, sample_space_enabled
 from ._losses import head_slices, log_softmax_heads, multihead_cross_entropy
 from ._missing import MISSING_INT, labelled_values, missing_mask
 from ._optimizers import AdamOptimizer, OuterGradient, SGDOptimizer
@@ -56,7 +57,7 @@ _FITTED_ATTRIBUTES = (
 #: callback contexts hold the training data).
 _FIT_ONLY_ATTRIBUTES = (
     "_in_place", "_best_params", "_callback_epoch_ctx", "_callback_fit_ctx",
-    "_skl_callbacks_to_teardown", "_adversarial",
+    "_skl_callbacks_to_teardown", "_adversarial", "_first_layer_weights",
 )
 
 
@@ -760,6 +761,13 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
             ),
             layer_shapes=[W.shape for W in self.coefs_[self.n_frozen_layers:]],
             kernels_available=_kernels.kernels_available,
+            sample_space_rows=(
+                n_samples
+                if not incremental and train_idx is None and self.n_frozen_layers == 0
+                and sample_space_enabled()
+                else None
+            ),
+            epochs=1 if incremental else self.max_iter,
         )
         if (
             not incremental
@@ -773,16 +781,31 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
             thread_limit = contextlib.nullcontext()
         else:
             thread_limit = threadpool_limits(plan.blas_threads, user_api="blas")
+        # The sample-space setup (two wide GEMMs) runs before BLAS is
+        # limited to the small minibatches' one thread.
+        first_layer = (
+            SampleSpaceLayer(X, self.coefs_[0], batch_size, track_norm=bool(self.alpha))
+            if plan.sample_space else None
+        )
         # Overflow can only come with a non-finite loss, which _run_epochs
         # raises with a clear message; the floating-point warnings are noise.
         with thread_limit, np.errstate(over="ignore", invalid="ignore"):
             self._run_epochs(
                 X, y_idx, sample_weight, head_weights, rng, incremental, batch_size,
-                n_samples, train_idx, X_val, y_val, sw_val,
+                n_samples, train_idx, X_val, y_val, sw_val, first_layer,
             )
 
     def _run_epochs(self, X, y_idx, sample_weight, head_weights, rng, incremental,
-                    batch_size, n_samples, train_idx, X_val, y_val, sw_val):
+                    batch_size, n_samples, train_idx, X_val, y_val, sw_val,
+                    first_layer=None):
+        """The epochs of a fit.
+
+        ``first_layer`` is a :class:`~skoffice31._dual.SampleSpaceLayer`
+        when the plan trains the first layer in sample space: it gives each
+        minibatch's first-layer product and takes the first layer's step;
+        the optimizer steps the other parameters, and ``coefs_[0]`` is
+        written once, when the epochs end (or stop).
+        """
         net = _Network(
             self.coefs_, self.intercepts_, batch_size, self.activation,
             track_dead_units=self.activation == "relu",
@@ -796,7 +819,14 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
         )
         # Forward fusion: the first layer's step also computes the next
         # batch's product through it, when the kernels take that layer.
-        fuse_forward = n_frozen == 0 and self._optimizer.fuses_forward(self.coefs_[0])
+        fuse_forward = (
+            n_frozen == 0 and first_layer is None
+            and self._optimizer.fuses_forward(self.coefs_[0])
+        )
+        if first_layer is not None:
+            stepped = params[1:]  # the optimizer's; the first layer's weights are not
+            # callbacks asking for the fitted weights mid-fit get them from here
+            self._first_layer_weights = first_layer.weights
         start_time = time.perf_counter()
         collapse = _CollapseMonitor()
         # Head-loss curves are means over each head's labelled rows.
@@ -825,7 +855,9 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
                         X_batch = X[rows]
                     else:
                         rows = order[start:stop]
-                        if gathered_start == start:
+                        if first_layer is not None:  # the input rows are not read
+                            X_batch = net.x_buf[: stop - start]
+                        elif gathered_start == start:
                             X_batch = net.x_buf[: stop - start]
                         else:
                             X_batch = net.gather(X, rows)
@@ -848,12 +880,24 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
                             next_input = X[stop:next_stop]
                         else:
                             next_input = net.gather_next(X, order[stop:next_stop])
+                    if first_layer is not None:
+                        first_layer.forward(rows, net.z_bufs[0][: stop - start])
                     losses, grads = net.backprop(
                         X_batch, y_idx[rows], sw / sw_scaled_sum, slices, head_weights,
                         self.alpha / sw_sum, n_frozen=n_frozen, reversal=reversal,
-                        first_done=ready_start == start, next_input=next_input,
+                        first_done=ready_start == start or first_layer is not None,
+                        next_input=next_input,
                     )
-                    sq_norm = self._optimizer.update_params(params, grads) + frozen_sq_norm
+                    if first_layer is None:
+                        sq_norm = self._optimizer.update_params(params, grads)
+                    else:  # ||W||^2 before the step, as the optimizer's
+                        sq_norm = first_layer.sq_norm() + self._optimizer.update_params(
+                            stepped, grads[1:]
+                        )
+                        first_layer.step(
+                            rows, grads[0].delta, self._optimizer.learning_rate, grads[0].l2
+                        )
+                    sq_norm += frozen_sq_norm
                     if next_input is not None:
                         ready_start = stop if net.end_step() else None
                         gathered_start = stop if order is not None else None
@@ -903,6 +947,9 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
                         ConvergenceWarning,
                     )
         finally:
+            if first_layer is not None:
+                self.__dict__.pop("_first_layer_weights", None)
+                first_layer.write_weights()
             if self.early_stopping and hasattr(self, "_best_params"):
                 n = len(self.coefs_)
                 self.coefs_ = self._best_params[:n]

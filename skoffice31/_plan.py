@@ -68,6 +68,14 @@ KERNEL_MIN_COLUMNS = 32
 #: product also comes with the step.
 KERNEL_MIN_COLUMNS_SGD = 128
 
+#: Sample-space plain SGD (:mod:`skoffice31._dual`) is planned when its
+#: one-off cost, ``G = X @ X.T`` and ``P = X @ W0`` (``n**2 d + n d k``
+#: multiply-adds for ``n`` rows, ``d`` inputs, ``k`` units), is at most
+#: this fraction of the first layer's GEMM work over the whole fit
+#: (``2 n d k`` per epoch), and when each epoch's work in sample space
+#: (``n**2 k``) is at most this fraction of that epoch's GEMM work.
+SAMPLE_SPACE_MAX_COST = 0.5
+
 
 @dataclass(frozen=True)
 class TrainingPlan:
@@ -109,6 +117,11 @@ class TrainingPlan:
     block_size : int or None, default=None
         Elements per row block of the NumPy update, or ``None`` for the
         optimizer's own ``block_size``.
+    sample_space : bool, default=False
+        Plain SGD trains the first layer in sample space
+        (:class:`skoffice31._dual.SampleSpaceLayer`): each step reads a
+        few rows of the training rows' Gram matrix instead of the whole
+        first weight matrix. See :func:`wants_sample_space`.
     """
 
     blas_threads: int | None = None
@@ -121,6 +134,7 @@ class TrainingPlan:
     kernel_threads: int = 1
     compiled_updates: bool = False
     block_size: int | None = None
+    sample_space: bool = False
 
 
 #: The plan of an optimizer built without one: one thread, the plain path.
@@ -157,8 +171,45 @@ def wants_kernels(batch_size, solver, momentum, dtype, layer_shapes):
     return batch_size <= (KERNEL_MAX_BATCH_SGD if plain_sgd else KERNEL_MAX_BATCH)
 
 
+def wants_sample_space(solver, momentum, dtype, first_shape, n_rows, epochs):
+    """Whether plain SGD's first layer would train faster in sample space.
+
+    Parameters
+    ----------
+    solver, momentum, dtype
+        As in :func:`plan_training`.
+    first_shape : tuple of int or None
+        ``(n_features, n_units)`` of the first layer, or ``None`` when it is
+        not trained (frozen).
+    n_rows : int or None
+        Rows of the training matrix, or ``None`` when the fit cannot train
+        in sample space (``partial_fit``, early stopping, the switch off).
+    epochs : int
+        Most epochs of the fit.
+
+    Returns
+    -------
+    wanted : bool
+        True for plain SGD (no momentum) in float32/float64 when the Gram
+        matrix (``n_rows**2`` elements) is no larger than the first weight
+        matrix, so memory does not grow, and both costs of
+        :data:`SAMPLE_SPACE_MAX_COST` hold: ``n_rows <= 0.5 * 2 d`` (an
+        epoch's work) and ``n_rows + k <= 0.5 * 2 k * epochs`` (the one-off
+        work).
+    """
+    if solver != "sgd" or momentum or first_shape is None or n_rows is None:
+        return False
+    if np.dtype(dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
+        return False
+    d, k = first_shape
+    fits_in_w = n_rows * n_rows <= d * k
+    epoch_pays = n_rows <= SAMPLE_SPACE_MAX_COST * 2 * d
+    setup_pays = n_rows + k <= SAMPLE_SPACE_MAX_COST * 2 * k * epochs
+    return fits_in_w and epoch_pays and setup_pays
+
+
 def plan_training(batch_size, solver, momentum, dtype, n_blas_threads, layer_shapes,
-                  kernels_available=False):
+                  kernels_available=False, sample_space_rows=None, epochs=1):
     """Choose the BLAS threads, update threads and SGD step of one fit.
 
     Parameters
@@ -197,8 +248,16 @@ def plan_training(batch_size, solver, momentum, dtype, n_blas_threads, layer_sha
         layers take the kernels on ``min(2, n_blas_threads)`` threads, and
         with ``kernels_available`` Adam and momentum SGD take the compiled
         block updates for every other parameter, at any minibatch size.
+        Where :func:`wants_sample_space`, the first layer trains in sample
+        space (and takes neither the kernels nor the fused GEMM step).
     """
     n_blas_threads = max(1, int(n_blas_threads))
+    sample_space = wants_sample_space(
+        solver, momentum, dtype, layer_shapes[0] if sample_space_rows else None,
+        sample_space_rows, epochs,
+    )
+    if sample_space:
+        layer_shapes = layer_shapes[1:]  # the rest of the network plans as before
 
     @functools.cache  # asked at most once, and only when something would use them
     def available():
@@ -210,7 +269,10 @@ def plan_training(batch_size, solver, momentum, dtype, n_blas_threads, layer_sha
         and available()
     )
     if batch_size > SMALL_BATCH:  # KERNEL_MAX_BATCH <= SMALL_BATCH: no kernels either
-        return TrainingPlan(block_size=LARGE_BATCH_BLOCK_SIZE, compiled_updates=compiled_updates)
+        return TrainingPlan(
+            block_size=LARGE_BATCH_BLOCK_SIZE, compiled_updates=compiled_updates,
+            sample_space=sample_space,
+        )
     kernels = wants_kernels(batch_size, solver, momentum, dtype, layer_shapes) and available()
     big_layer = any(int(np.prod(shape)) >= PARALLEL_MIN_SIZE for shape in layer_shapes)
     update_threads = min(MAX_UPDATE_THREADS, n_blas_threads) if big_layer else 1
@@ -229,4 +291,5 @@ def plan_training(batch_size, solver, momentum, dtype, n_blas_threads, layer_sha
             KERNEL_MIN_COLUMNS_SGD if solver == "sgd" and not momentum else KERNEL_MIN_COLUMNS
         ),
         kernel_threads=min(MAX_UPDATE_THREADS, n_blas_threads) if kernels else 1,
+        sample_space=sample_space,
     )

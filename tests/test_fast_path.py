@@ -6,7 +6,9 @@ plan sends the first layer (600 x 128 = 76,800 weights, above
 intercepts stay on NumPy. The two fits must agree to float rounding (the
 kernel sums ``A.T @ delta`` in another order than BLAS), and the plan must
 say which path ran, so that the comparison cannot pass with the kernels
-silently off.
+silently off. Sample-space SGD (``skoffice31._dual``), which would take
+these small plain-SGD fits' first layer off the kernels, is switched off
+here; tests/test_sample_space.py compares it with the weights.
 """
 
 import warnings
@@ -15,8 +17,15 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from skoffice31 import MultiHeadMLPClassifier, _kernels
+from skoffice31 import MultiHeadMLPClassifier, _dual, _kernels
 from skoffice31._plan import KERNEL_MIN_COLUMNS, KERNEL_MIN_SIZE
+
+
+
+@pytest.fixture(autouse=True)
+def _weights_not_sample_space(monkeypatch):
+    monkeypatch.setenv(_dual.ENV_VAR, "0")
+
 
 needs_numba = pytest.mark.skipif(
     not _kernels.kernels_available(), reason="numba not installed or kernels switched off"
