@@ -158,7 +158,9 @@ def _add_training_options(p, *, grid):
         "--solver",
         action="append",
         choices=list(study.DEFAULT_SOLVERS),
-        help="'sgd' or 'adam'" + many,
+        help="'sgd' or 'adam'" + (
+            "; repeat for a grid (default: " + " and ".join(study.DEFAULT_SOLVERS) + ")"
+            if grid else ""),
     )
     p.add_argument("--epochs", type=_number(int, "--epochs", "must be >= 1", lambda v: v >= 1),
                    metavar="N", help="training epochs (max_iter)")
