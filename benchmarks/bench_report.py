@@ -9,7 +9,7 @@ from skoffice31._fileio import atomic_write_text
 
 #: Implementations in the order they run for each configuration (interleaved:
 #: every configuration measures all of them back to back).
-IMPLS = ["ours", "ours_numpy", "sklearn", "torch", "torch_ftz", "torch_fused", "torch_fused_ftz"]
+IMPLS = ["ours", "ours_numpy", "ours_weights", "sklearn", "torch", "torch_ftz", "torch_fused", "torch_fused_ftz"]
 TORCH = ["torch", "torch_ftz", "torch_fused", "torch_fused_ftz"]
 LARGEST = [384, 192, 64, 32, 10]
 
@@ -85,21 +85,25 @@ def _over_data(res):
 
 def results_table(rows):
     head = (
-        "| configuration | ours s/ep | kernels | ours ep1 / last | ours NumPy path | sklearn "
+        "| configuration | ours s/ep | kernels | ours ep1 / last | ours NumPy path "
+        "| ours on the weights | sklearn "
         "| torch | torch FTZ | torch fused | torch fused FTZ | ours/NumPy path | ours/best torch "
         "| ours/fused FTZ | ours/sklearn | hardware floor | ours/hw floor "
         "| peak RSS above data, MB: ours / NumPy path / torch FTZ |"
     )
-    lines = [head, "|" + "---|" * 17]
+    lines = [head, "|" + "---|" * 18]
     for row in rows:
         ours = row.get("ours") or {}
         ours_m = _median_of(row, "ours")
         ep = f"{_fmt(ours.get('epoch1'))} / {_fmt(ours.get('last'))}" if ours else "–"
         kernels = {True: "yes", False: "no"}.get(ours.get("kernels"), "–")
+        if ours.get("sample_space"):
+            kernels += ", sample space"
         torch, variant = best_torch(row)
         rss = " / ".join(_fmt(_over_data(row.get(i)), 0) for i in ("ours", "ours_numpy", "torch_ftz"))
         cells = [config_label(row), _fmt(ours_m), kernels, ep]
-        cells += [_fmt(_median_of(row, i)) for i in ("ours_numpy", "sklearn", *TORCH)]
+        cells += [_fmt(_median_of(row, i)) for i in ("ours_numpy", "ours_weights", "sklearn",
+                                                      *TORCH)]
         cells += [
             _fmt(_ratio(ours_m, _median_of(row, "ours_numpy"))),
             _fmt(_ratio(ours_m, torch)) + (f" ({variant})" if variant else ""),
@@ -181,7 +185,10 @@ Machine load: before `{meta.get('uptime_before', '?')}`; after `{meta.get('uptim
 Synthetic data of the study's shape: {meta['n_rows']} rows x 30,000 float32 raw 0..255 inputs,
 heads domain (3) + object (31); lr 1e-4, momentum 0, alpha 0, normal(0, 0.03) init.
 scikit-learn fits the single 31-class object head (float32). *ours* lets the training plan
-choose the numba kernels (column *kernels*), *ours NumPy path* forces `SKOFFICE31_KERNELS=0`;
+choose the numba kernels and sample-space SGD (column *kernels*), *ours NumPy path* forces
+`SKOFFICE31_KERNELS=0`, *ours on the weights* forces `SKOFFICE31_SAMPLE_SPACE=0` (measured only
+where the plan chooses sample space: plain SGD then reads rows of the Gram matrix, not the
+weights, so the weight-streaming *hardware floor* does not bound it);
 *FTZ* rows call `torch.set_flush_denormal(True)` (the fair strongest PyTorch; without it float32
 Adam moments decay into subnormals and late epochs slow down, see *Every epoch*); *best torch*
 is the fastest PyTorch variant of the row. Seconds per epoch are medians over

@@ -46,23 +46,26 @@ def _warm_up_ours(X, y, cfg):
         small.fit(X[: 2 * cfg["batch"]], y[: 2 * cfg["batch"]])
 
 
-def run_ours(X, y, cfg, epochs, kernels=True):
+def run_ours(X, y, cfg, epochs, kernels=True, sample_space=True):
     """Fit once for ``epochs`` epochs; per-epoch times from the progress hook.
 
-    ``kernels=False`` forces the pure NumPy path (``SKOFFICE31_KERNELS=0``);
-    with ``kernels=True`` the plan decides (the result says what it chose).
-    The warm-up fit also compiles the kernels or loads them from numba's
-    cache, so that this is not timed either.
+    ``kernels=False`` forces the pure NumPy path (``SKOFFICE31_KERNELS=0``),
+    ``sample_space=False`` keeps plain SGD on the weights
+    (``SKOFFICE31_SAMPLE_SPACE=0``); otherwise the plan decides (the result
+    says what it chose). The warm-up fit also compiles the kernels or loads
+    them from numba's cache, so that this is not timed either.
     """
     import os
 
     os.environ["SKOFFICE31_KERNELS"] = "1" if kernels else "0"
+    os.environ["SKOFFICE31_SAMPLE_SPACE"] = "1" if sample_space else "0"
     _warm_up_ours(X, y, cfg)
     est = _ours_estimator(cfg, epochs)
     total, times = timed_fit(est, X, y)
+    plan = est._optimizer.plan
     return {"epoch_times": times, "fit_total_s": total, "n_iter": int(est.n_iter_),
             "final_loss": float(est.loss_curve_[-1]),
-            "kernels": bool(est._optimizer.plan.kernels)}
+            "kernels": bool(plan.kernels), "sample_space": bool(plan.sample_space)}
 
 
 # --------------------------------------------------------------- sklearn ----
@@ -167,13 +170,14 @@ def run_torch(X, y, cfg, epochs, fused=False, flush_denormal=False, n_threads=No
 
 
 #: Module imported before the data is loaded, per implementation.
-IMPORTS = {"ours": "skoffice31", "ours_numpy": "skoffice31",
+IMPORTS = {"ours": "skoffice31", "ours_numpy": "skoffice31", "ours_weights": "skoffice31",
            "sklearn": "sklearn.neural_network", "torch": "torch", "torch_ftz": "torch",
            "torch_fused": "torch", "torch_fused_ftz": "torch"}
 
 RUNNERS = {
     "ours": run_ours,
     "ours_numpy": lambda X, y, cfg, epochs: run_ours(X, y, cfg, epochs, kernels=False),
+    "ours_weights": lambda X, y, cfg, epochs: run_ours(X, y, cfg, epochs, sample_space=False),
     "sklearn": run_sklearn,
     "torch": run_torch,
     "torch_ftz": lambda X, y, cfg, epochs: run_torch(X, y, cfg, epochs, flush_denormal=True),

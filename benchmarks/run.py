@@ -74,7 +74,8 @@ def available_impls(requested):
     impls = []
     for impl in requested:
         module = "torch" if impl.startswith("torch") else {
-            "ours": "skoffice31", "ours_numpy": "skoffice31", "sklearn": "sklearn"}[impl]
+            "ours": "skoffice31", "ours_numpy": "skoffice31", "ours_weights": "skoffice31",
+            "sklearn": "sklearn"}[impl]
         try:
             __import__(module)
         except Exception as exc:  # noqa: BLE001 - any import failure means "skip"
@@ -97,11 +98,17 @@ def select_configs(args):
 
 
 def epochs_for(impl, args):
-    return {"ours": args.epochs, "ours_numpy": args.epochs,
+    return {"ours": args.epochs, "ours_numpy": args.epochs, "ours_weights": args.epochs,
             "sklearn": args.sklearn_epochs}.get(impl, args.torch_epochs)
 
 
-def applies(impl, cfg):
+def applies(impl, cfg, args):
+    if impl == "ours_weights":  # only where ours trains the first layer in sample space
+        from skoffice31._plan import wants_sample_space
+
+        return wants_sample_space(cfg["solver"], 0.0, "float32",
+                                  (common.N_FEATURES, cfg["layout"][0]), args.rows,
+                                  epochs_for(impl, args))
     return not (impl.startswith("torch_fused") and cfg["solver"] != "adam")
 
 
@@ -203,7 +210,7 @@ def main(argv=None):
             row[impl] = {**res, "reused": True}
         rows.append(row)
         for impl in impls:
-            if not applies(impl, cfg):
+            if not applies(impl, cfg, args):
                 continue
             print(f"{common.config_label(cfg):32s} {impl:12s}", end=" ", flush=True)
             res = run_worker(impl, cfg, epochs_for(impl, args), paths, args.timeout)
