@@ -5,7 +5,7 @@ A thin shell, one module per command (``_reproduce``, ``_models`` for
 ``_common``): it parses the options into a
 :class:`~skoffice31.study.StudySettings`, calls the library and prints. The
 work is done by :mod:`skoffice31.study` (its ``_train`` module for
-``train``), ``skoffice31._reproduce`` (the reproduce run's files and text),
+``train``), ``skoffice31.study._results`` (the reproduce run's files and text),
 :mod:`skoffice31.prediction` and :mod:`skoffice31.persistence`; the
 one-line messages of errors and warnings come from ``skoffice31._messages``.
 ``skoffice31 reproduce`` re-runs the Office-31 two-head study (three hidden

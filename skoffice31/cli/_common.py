@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import _reproduce, study
+from .. import study
+from ..study import _results
 from .._messages import first_line, load_error, warning_line
 from ..study._settings import STANDARDIZE
 
@@ -312,7 +313,7 @@ def _output_file(name, what=""):
 def _output_folder(folder):
     """The ``--out`` folder, created if needed (one that cannot be written: :class:`UsageError`)."""
     try:
-        return _reproduce.check_output_folder(folder)
+        return _results.check_output_folder(folder)
     except OSError as exc:
         raise UsageError(f"cannot write to output folder {folder}: "
                          f"{exc.strerror or first_line(exc)}") from None

@@ -4,7 +4,8 @@ import contextlib
 import sys
 import time
 
-from .. import _reproduce, study
+from .. import study
+from ..study import _results
 from .._messages import first_line, os_reason
 from ..study._output import fmt_hidden, fmt_seconds
 from ._common import (
@@ -62,7 +63,7 @@ def cmd_reproduce(args):
     data = _load_data(args, settings)
     print(data.description, flush=True)
     configs = settings.configurations()
-    print(_reproduce.plan_line(settings, data, configs), flush=True)
+    print(_results.plan_line(settings, data, configs), flush=True)
     steps = settings.preprocessing_steps()
     if steps:
         print("Preprocessing: " + ", ".join(repr(step) for _, step in steps), flush=True)
@@ -76,7 +77,7 @@ def cmd_reproduce(args):
     info["baselines"] = baselines
 
     with contextlib.ExitStack() as stack:
-        stack.enter_context(_reproduce.sigterm_as_interrupt())
+        stack.enter_context(_results.sigterm_as_interrupt())
         if args.scheduler:
             _enter_scheduler(stack, args.scheduler, args.n_jobs, [data.X, data.y])
         shown = {}  # the progress display of the running seed
@@ -88,7 +89,7 @@ def cmd_reproduce(args):
                 print(f"Seed {seed} ({seeds.index(seed) + 1} of {len(seeds)}): split "
                       f"{len(seed_data.train)} train / {len(seed_data.test)} test", flush=True)
             if not args.quiet:
-                shown["progress"] = _reproduce.progress_display(one, seed_data, configs,
+                shown["progress"] = _results.progress_display(one, seed_data, configs,
                                                                 args.n_jobs)
 
         stack.callback(lambda: shown and shown.pop("progress").close())
@@ -109,7 +110,7 @@ def cmd_reproduce(args):
                 sys.stderr.write(f"warning: hidden {fmt_hidden(row['hidden'])} "
                                  f"{row['solver']}: {message}\n")
 
-        kept = _reproduce.keep_results(results, out, info, configs, on_row=show)
+        kept = _results.keep_results(results, out, info, configs, on_row=show)
         error = kept.error
         if error is not None and args.scheduler:
             # while the scheduler's context is still open: only then can it
@@ -123,15 +124,15 @@ def cmd_reproduce(args):
         failure = f"{type(error).__name__}: {first_line(error)}"
     if write_error is not None:
         failure = f"cannot write the results to {out}/: {os_reason(write_error)}"
-    _reproduce.finish_info(info, interrupted, failure)
-    print("\n".join(_reproduce.report_lines(rows, settings, baselines)))
+    _results.finish_info(info, interrupted, failure)
+    print("\n".join(_results.report_lines(rows, settings, baselines)))
     if len(seeds) > 1:
         print(f"\nMean \u00b1 std (ddof=1) over the seeds {', '.join(map(str, seeds))}:")
         print(study.format_seed_table(study.aggregate_seeds(rows)))
     files = []
     if write_error is None:
         try:
-            files = _reproduce.write_final_results(out, info, rows, data, settings, baselines)
+            files = _results.write_final_results(out, info, rows, data, settings, baselines)
         except OSError as exc:
             write_error = exc
             failure = f"cannot write the results to {out}/: {os_reason(exc)}"

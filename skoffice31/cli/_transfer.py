@@ -4,7 +4,7 @@ import contextlib
 import sys
 import time
 
-from .. import _reproduce
+from ..study import _results
 from .._messages import first_line, load_error
 from ..study._output import fmt_seconds
 from ._common import UsageError, _parse_hidden, _number, _hidden_arg, _int_list, _output_folder
@@ -147,7 +147,7 @@ def cmd_transfer(args):
         print(transfer.SKADA_HINT, flush=True)
     rows, interrupted = [], False
     with contextlib.ExitStack() as stack:
-        stack.enter_context(_reproduce.sigterm_as_interrupt())
+        stack.enter_context(_results.sigterm_as_interrupt())
         if not args.quiet:
             progress = transfer.TransferProgress(plan, estimator.hidden)
             stack.callback(progress.close)

@@ -16,8 +16,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import study
-from .study._output import fmt_hidden
+from .. import study
+from ._output import fmt_hidden
 
 
 @dataclasses.dataclass
