@@ -21,12 +21,14 @@ The full gradient is never materialised. Each kernel returns ``||W||^2`` of
 the weights as they were read (before the update) when ``l2 > 0`` -- the loss's
 L2 term -- and 0 otherwise.
 
-The rows are split into at most :data:`N_PARTS` contiguous parts, run by
-``n_threads`` threads (the caller and Python threads; the compiled code
-releases the GIL), each taking the next part when done with one. The
-partition depends on the shape only, not on the number of threads, so every
-result (the forward product's summation order included) is the same with
-one thread or two.
+The rows are split into at most :data:`N_PARTS` contiguous parts of at
+least :data:`PART_MIN_SIZE` weights, run by ``n_threads`` threads (the
+caller and Python threads; the compiled code releases the GIL), each taking
+the next part when done with one. The partition depends on the shape only,
+not on the number of threads, so every result (the forward product's
+summation order included) is the same with one thread or two. A layer of
+one part runs in the caller's thread alone, with no thread pool and no
+partial products to add.
 
 Switching the kernels off
 -------------------------
@@ -52,6 +54,12 @@ ENV_VAR = "SKOFFICE31_KERNELS"
 
 #: Upper bound on the number of row parts of one call (see the module docstring).
 N_PARTS = 16
+
+#: Fewest weights of a row part: each part is one call into compiled code
+#: (a few microseconds to pass its dozen arguments) and, when the product of
+#: the next minibatch is fused, one more partial product to add, so that a
+#: small layer (384 x 192, say) is one part instead of sixteen.
+PART_MIN_SIZE = 1 << 16
 
 #: Optimizer kinds understood by the kernel.
 ADAM, SGD, MOMENTUM, NESTEROV = 0, 1, 2, 3
@@ -216,18 +224,27 @@ def _adam_row(w, g, m, v, coef, flush):
     b1, c1, b2, c2, lr, eps, tiny, zero = (
         coef[0], coef[1], coef[2], coef[3], coef[4], coef[5], coef[6], coef[7]
     )
-    for j in range(g.shape[0]):
-        gj = g[j]
-        mj = m[j] * b1 + gj * c1
-        vj = v[j] * b2 + (gj * gj) * c2
-        if flush:
-            if abs(mj) < tiny:
-                mj = zero
-            if vj < tiny:
-                vj = zero
-        m[j] = mj
-        v[j] = vj
-        w[j] = w[j] - (mj / (np.sqrt(vj) + eps)) * lr
+    # Two loops, the flush's selects without branches: a conditional
+    # assignment inside the loop kept LLVM from vectorising it (scalar
+    # sqrt and division, measured 2-3x slower on a 384-wide row).
+    if flush:
+        for j in range(g.shape[0]):
+            gj = g[j]
+            mj = m[j] * b1 + gj * c1
+            vj = v[j] * b2 + (gj * gj) * c2
+            mj = zero if abs(mj) < tiny else mj
+            vj = zero if vj < tiny else vj
+            m[j] = mj
+            v[j] = vj
+            w[j] = w[j] - (mj / (np.sqrt(vj) + eps)) * lr
+    else:
+        for j in range(g.shape[0]):
+            gj = g[j]
+            mj = m[j] * b1 + gj * c1
+            vj = v[j] * b2 + (gj * gj) * c2
+            m[j] = mj
+            v[j] = vj
+            w[j] = w[j] - (mj / (np.sqrt(vj) + eps)) * lr
 
 
 def _sgd_row(w, g, lr):
@@ -402,19 +419,24 @@ def momentum_block(param, grad, velocity, *, lr, momentum, nesterov):
     return True
 
 
-def row_bounds(n_rows):
-    """The row partition of a kernel call: ``min(n_rows, N_PARTS)`` parts.
+def row_bounds(n_rows, n_cols=1):
+    """The row partition of a kernel call on an ``(n_rows, n_cols)`` layer.
 
     Parameters
     ----------
     n_rows : int
+    n_cols : int, default=1
 
     Returns
     -------
-    bounds : ndarray of shape (n_parts + 1,)
+    bounds : list of int
+        ``n_parts + 1`` increasing row bounds from 0 to ``n_rows``, with
+        ``n_parts = min(N_PARTS, n_rows, n_rows * n_cols // PART_MIN_SIZE)``
+        (at least 1).
     """
-    n_parts = max(1, min(int(n_rows), N_PARTS))
-    return np.linspace(0, n_rows, n_parts + 1).astype(np.intp)
+    n_rows = int(n_rows)
+    n_parts = max(1, min(N_PARTS, n_rows, n_rows * int(n_cols) // PART_MIN_SIZE))
+    return [p * n_rows // n_parts for p in range(n_parts + 1)]
 
 
 def _check(name, arr, shape, dtype):
@@ -468,11 +490,15 @@ def _run(kind, W, A, delta, middle, l2, X_next, out, n_threads):
         X_next = _operand("X_next", X_next, n_in, dtype)
         n_next = X_next.shape[0]
         _check("out", out, (n_next, n_out), dtype)
-    bounds = row_bounds(n_in)
+    bounds = row_bounds(n_in, n_out)
     n_parts = len(bounds) - 1
+    kernel = kernels[kind]
+    if n_parts == 1:  # the caller's thread alone, the product straight into out
+        acc = out if n_next else np.empty((0, n_out), dtype)
+        sq = kernel(W, A, delta, *middle, X_next, acc, 0, n_in)
+        return float(sq) if l2 else 0.0
     out_parts = np.empty((n_parts, n_next, n_out), dtype)
     sq_parts = np.zeros(n_parts, np.float64)
-    kernel = kernels[kind]
     parts = iter(range(n_parts))  # shared by the threads: next() is atomic
 
     def work():

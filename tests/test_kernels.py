@@ -268,9 +268,13 @@ def test_warm_up_switched_off(monkeypatch):
 @needs_numba
 def test_row_parts():
     assert list(_kernels.row_bounds(1)) == [0, 1]
-    bounds = _kernels.row_bounds(30_000)
+    bounds = _kernels.row_bounds(30_000, 384)
     assert len(bounds) == _kernels.N_PARTS + 1 and bounds[0] == 0 and bounds[-1] == 30_000
     assert np.all(np.diff(bounds) > 0)
+    # small layers are one part (no thread pool); mid-sized ones a few
+    assert _kernels.row_bounds(384, 192) == [0, 384]
+    assert len(_kernels.row_bounds(3072, 64)) - 1 == 3
+    assert _kernels.row_bounds(30_000) == [0, 30_000]  # one column: one part
 
 
 @needs_numba
