@@ -155,6 +155,32 @@ def _rate(gemm, threads, batch, hidden):
     return None
 
 
+def sample_space_floor(cfg, probes, n_rows):
+    """Per-epoch floor of a plain-SGD fit whose first layer trains in sample
+    space (``skoffice31._dual``).
+
+    Per step: the product ``G[b] @ R`` (``2 b n k`` FLOPs, reading ``R`` and
+    ``b`` rows of ``G``), and the rest of the network as in :func:`floors`.
+    The one-off products of the fit (``G = X X.T``, ``X @ W0``, the final
+    ``X.T @ R``) are left out: they are large square GEMMs, faster than
+    the rate the probes measure, so a floor from that rate would not be one.
+    """
+    layout, batch, solver = cfg["layout"], cfg["batch"], cfg["solver"]
+    gemm, bw = probes["gemm"], probes["bandwidth"]
+    best_2t = max(r["forward_gflops"] for r in gemm if r["threads"] == 2) * 1e9
+    bw2 = max(bw["one_thread_gbs"], bw.get("two_threads_gbs") or 0,
+              bw.get("two_python_threads_gbs") or 0) * 1e9
+    passes = 7 if solver == "adam" else 3
+    shapes = layer_shapes(layout)
+    (d, k), rest = shapes[0], shapes[1:]
+    n = n_rows
+    rest_params = sum(a * b + b for a, b in rest) + k
+    rest_flops = gemm_flops_per_step(layout, batch) - 2 * 2.0 * batch * d * k
+    step_flops = 2.0 * batch * n * k + rest_flops
+    step_bytes = ITEM * (n * k + batch * n + 2 * batch * k + passes * rest_params)
+    return steps_per_epoch(n, batch) * max(step_flops / best_2t, step_bytes / bw2)
+
+
 def floors(cfg, probes, n_rows):
     """Return (hardware_floor_s, numpy_floor_s) per epoch for one configuration."""
     layout, batch, solver = cfg["layout"], cfg["batch"], cfg["solver"]

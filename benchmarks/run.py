@@ -104,11 +104,7 @@ def epochs_for(impl, args):
 
 def applies(impl, cfg, args):
     if impl == "ours_weights":  # only where ours trains the first layer in sample space
-        from skoffice31._plan import wants_sample_space
-
-        return wants_sample_space(cfg["solver"], 0.0, "float32",
-                                  (common.N_FEATURES, cfg["layout"][0]), args.rows,
-                                  epochs_for(impl, args))
+        return _sample_space(cfg, args.rows, epochs_for(impl, args))
     return not (impl.startswith("torch_fused") and cfg["solver"] != "adam")
 
 
@@ -145,9 +141,20 @@ def parse_args(argv=None):
     return args
 
 
-def build_row(cfg, probes, n_rows):
+def build_row(cfg, probes, n_rows, epochs):
     hw, np_floor = probes_mod.floors(cfg, probes, n_rows)
-    return {**cfg, "floor_hardware": hw, "floor_numpy": np_floor}
+    row = {**cfg, "floor_hardware": hw, "floor_numpy": np_floor}
+    if _sample_space(cfg, n_rows, epochs):
+        row["floor_sample_space"] = probes_mod.sample_space_floor(cfg, probes, n_rows)
+    return row
+
+
+def _sample_space(cfg, n_rows, epochs):
+    """Whether our plan trains this configuration's first layer in sample space."""
+    from skoffice31._plan import wants_sample_space
+
+    return wants_sample_space(cfg["solver"], 0.0, "float32",
+                              (common.N_FEATURES, cfg["layout"][0]), n_rows, epochs)
 
 
 def load_reused(path, impls):
@@ -205,7 +212,7 @@ def main(argv=None):
         meta["reused_from"] = {"path": args.reuse, "date": json.loads(Path(args.reuse).read_text())["meta"]["date"]}
     rows = []
     for cfg in select_configs(args):
-        row = build_row(cfg, probes, args.rows)
+        row = build_row(cfg, probes, args.rows, epochs_for("ours", args))
         for impl, res in reused.get((tuple(cfg["layout"]), cfg["solver"], cfg["batch"]), {}).items():
             row[impl] = {**res, "reused": True}
         rows.append(row)

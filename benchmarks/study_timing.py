@@ -22,7 +22,11 @@ Runs :func:`skoffice31.study.run_study` -- what ``skoffice31 reproduce
   before the run, or the GEMM FLOPs at the best GEMM rate) times its
   epochs, and their sum: on a 2-core machine both cores share one memory
   bus, so no schedule of the six fits beats that sum (``--no-floors`` skips
-  the ~20 s of probes).
+  the ~20 s of probes). A plain-SGD fit whose first layer trains in sample
+  space (``skoffice31._dual``) has its own floor
+  (``bench_probes.sample_space_floor``: the steps' ``G[b] @ R`` products
+  and the rest of the network; the one-off Gram and weight products, a few
+  seconds, are not in it).
 
 Writes ``<out>/study_timing.md`` and ``.json`` (default: benchmarks/results)
 after every finished configuration. The machine may be shared: the load
@@ -87,11 +91,21 @@ def summarize(rows, configs, n_jobs, t_start, epochs_seen):
 def fit_floors(configs, n_rows, epochs, batch):
     """Hardware floor (seconds) of each configuration's whole fit, from probes
     measured now; see ``bench_probes.floors``."""
+    from skoffice31._plan import wants_sample_space
+
     probes = bench_probes.run_probes(quick=True)
     floors = {}
     for c in configs:
         cfg = {"layout": list(c.hidden), "batch": batch, "solver": c.solver}
-        floors[(tuple(c.hidden), c.solver)] = bench_probes.floors(cfg, probes, n_rows)[0] * epochs
+        if c.hidden and wants_sample_space(c.solver, 0.0, "float32",
+                                           (common.N_FEATURES, c.hidden[0]), n_rows,
+                                           epochs):
+            # the one-off Gram and weight products left out (see the function)
+            floors[(tuple(c.hidden), c.solver)] = (
+                bench_probes.sample_space_floor(cfg, probes, n_rows) * epochs)
+        else:
+            floors[(tuple(c.hidden), c.solver)] = (
+                bench_probes.floors(cfg, probes, n_rows)[0] * epochs)
     return floors, probes["bandwidth"]
 
 
