@@ -64,7 +64,35 @@ PART_MIN_SIZE = 1 << 16
 #: Optimizer kinds understood by the kernel.
 ADAM, SGD, MOMENTUM, NESTEROV = 0, 1, 2, 3
 
+#: Environment variable setting how many threads share a step's update
+#: (row blocks and kernel parts), whatever BLAS's thread limit is.
+THREADS_ENV_VAR = "SKOFFICE31_UPDATE_THREADS"
+
 _STATE = {}
+
+
+def update_threads_from_environment():
+    """``SKOFFICE31_UPDATE_THREADS`` as a positive int, or None when unset/empty.
+
+    Raises
+    ------
+    ValueError
+        When it is set to anything but a positive integer.
+    """
+    value = os.environ.get(THREADS_ENV_VAR, "").strip()
+    if not value:
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(
+            f"{THREADS_ENV_VAR}={value!r}: give a positive number of threads, or unset it "
+            "to let the training plan choose."
+        )
+    return n
+
 
 def kernels_enabled():
     """Whether the kernels are switched on (``SKOFFICE31_KERNELS`` is not "0").

@@ -768,6 +768,7 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
                 else None
             ),
             epochs=1 if incremental else self.max_iter,
+            update_cores=_kernels.update_threads_from_environment(),
         )
         if (
             not incremental

@@ -209,7 +209,8 @@ def wants_sample_space(solver, momentum, dtype, first_shape, n_rows, epochs):
 
 
 def plan_training(batch_size, solver, momentum, dtype, n_blas_threads, layer_shapes,
-                  kernels_available=False, sample_space_rows=None, epochs=1):
+                  kernels_available=False, sample_space_rows=None, epochs=1,
+                  update_cores=None):
     """Choose the BLAS threads, update threads and SGD step of one fit.
 
     Parameters
@@ -233,6 +234,16 @@ def plan_training(batch_size, solver, momentum, dtype, n_blas_threads, layer_sha
         only when something would use the kernels (Adam or momentum SGD, or
         :func:`wants_kernels`), so that a plain-SGD fit that would not use
         them never imports numba.
+    sample_space_rows : int or None, default=None
+        Rows of the training matrix when the first weight matrix (the first
+        of ``layer_shapes``) is the network's input layer and the fit may
+        train it in sample space; ``None`` otherwise.
+    epochs : int, default=1
+        Most epochs of the fit.
+    update_cores : int or None, default=None
+        Cores the update and kernel threads may use, when the user set it
+        (``SKOFFICE31_UPDATE_THREADS``); ``None`` takes ``n_blas_threads``
+        (inside a joblib worker, joblib's share of the cores).
 
     Returns
     -------
@@ -245,13 +256,15 @@ def plan_training(batch_size, solver, momentum, dtype, n_blas_threads, layer_sha
         leave BLAS alone and update on one thread, in row blocks of
         :data:`LARGE_BATCH_BLOCK_SIZE` elements. Where
         :func:`wants_kernels` and ``kernels_available``, the large dense
-        layers take the kernels on ``min(2, n_blas_threads)`` threads, and
+        layers take the kernels on ``min(2, n_blas_threads)`` threads (or
+        ``update_cores``), and
         with ``kernels_available`` Adam and momentum SGD take the compiled
         block updates for every other parameter, at any minibatch size.
         Where :func:`wants_sample_space`, the first layer trains in sample
         space (and takes neither the kernels nor the fused GEMM step).
     """
     n_blas_threads = max(1, int(n_blas_threads))
+    cores = n_blas_threads if update_cores is None else max(1, int(update_cores))
     sample_space = wants_sample_space(
         solver, momentum, dtype, layer_shapes[0] if sample_space_rows else None,
         sample_space_rows, epochs,
@@ -275,7 +288,7 @@ def plan_training(batch_size, solver, momentum, dtype, n_blas_threads, layer_sha
         )
     kernels = wants_kernels(batch_size, solver, momentum, dtype, layer_shapes) and available()
     big_layer = any(int(np.prod(shape)) >= PARALLEL_MIN_SIZE for shape in layer_shapes)
-    update_threads = min(MAX_UPDATE_THREADS, n_blas_threads) if big_layer else 1
+    update_threads = min(MAX_UPDATE_THREADS, cores) if big_layer else 1
     fused = (
         solver == "sgd"
         and not momentum
@@ -290,6 +303,6 @@ def plan_training(batch_size, solver, momentum, dtype, n_blas_threads, layer_sha
         kernel_min_columns=(
             KERNEL_MIN_COLUMNS_SGD if solver == "sgd" and not momentum else KERNEL_MIN_COLUMNS
         ),
-        kernel_threads=min(MAX_UPDATE_THREADS, n_blas_threads) if kernels else 1,
+        kernel_threads=min(MAX_UPDATE_THREADS, cores) if kernels else 1,
         sample_space=sample_space,
     )

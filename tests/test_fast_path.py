@@ -253,3 +253,18 @@ def test_end_step_without_a_fused_product_keeps_the_forward_buffers():
     assert net.end_step() is False  # nothing pending any more
     with pytest.raises(ValueError, match="go together"):
         OuterGradient(X[:2], np.ones((2, 4)), coefs[0], 0.0, next_input=nxt)
+
+
+@needs_numba
+def test_update_threads_switch_reaches_the_plan(monkeypatch):
+    from threadpoolctl import threadpool_limits
+
+    X, y = _data(np.float32)
+    monkeypatch.setenv(_kernels.ENV_VAR, "1")
+    with threadpool_limits(1, user_api="blas"):  # as inside a joblib worker
+        assert _fit(X, y, "adam", 0.0)._optimizer.plan.kernel_threads == 1
+        monkeypatch.setenv(_kernels.THREADS_ENV_VAR, "2")
+        assert _fit(X, y, "adam", 0.0)._optimizer.plan.kernel_threads == 2
+        monkeypatch.setenv(_kernels.THREADS_ENV_VAR, "many")
+        with pytest.raises(ValueError, match="SKOFFICE31_UPDATE_THREADS"):
+            _fit(X, y, "adam", 0.0)

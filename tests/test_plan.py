@@ -119,6 +119,28 @@ def test_kernel_threads_follow_the_cores(n_blas_threads, expected):
     assert plan.kernels and plan.kernel_threads == expected
 
 
+@pytest.mark.parametrize("update_cores,expected", [(None, 1), (2, 2), (1, 1), (8, 2)])
+def test_update_cores_override_the_blas_threads(update_cores, expected):
+    # SKOFFICE31_UPDATE_THREADS: the user's number, whatever joblib gave BLAS
+    plan = plan_training(10, "adam", 0.0, np.float32, 1, [(30_000, 384), (384, 10)],
+                         kernels_available=True, update_cores=update_cores)
+    assert plan.kernel_threads == expected and plan.update_threads == expected
+    assert plan.blas_threads == 1  # BLAS itself stays on one thread at small batches
+
+
+def test_update_threads_from_the_environment(monkeypatch):
+    from skoffice31 import _kernels
+
+    monkeypatch.delenv(_kernels.THREADS_ENV_VAR, raising=False)
+    assert _kernels.update_threads_from_environment() is None
+    monkeypatch.setenv(_kernels.THREADS_ENV_VAR, " 2 ")
+    assert _kernels.update_threads_from_environment() == 2
+    for bad in ("0", "-1", "two", "1.5"):
+        monkeypatch.setenv(_kernels.THREADS_ENV_VAR, bad)
+        with pytest.raises(ValueError, match="SKOFFICE31_UPDATE_THREADS=.*positive number"):
+            _kernels.update_threads_from_environment()
+
+
 def test_availability_is_asked_only_when_the_kernels_would_pay():
     calls = []
 
