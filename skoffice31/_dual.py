@@ -97,10 +97,6 @@ class SampleSpaceLayer:
         self._d_rows = np.empty((batch_size, W.shape[1]), W.dtype)  # the step's rows of R
         self._rows = None
 
-    @property
-    def n_samples(self):
-        return self.R.shape[0]
-
     def forward(self, rows, out):
         """Write the minibatch's product ``X[rows] @ W`` into ``out``.
 
