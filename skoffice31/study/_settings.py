@@ -72,9 +72,10 @@ PRESETS = {
     # photos, pixels scaled to 0..1 then centred and scaled per feature on the
     # training rows (StandardScaler; un-centred pixels are what killed the
     # ReLUs of the previous preset), Glorot initialisation, SGD with Nesterov
-    # momentum (lr 3e-3) or Adam (1e-3), L2 1e-2, minibatches of 32, 40 epochs,
-    # and its own grid of wide layouts (stage 5 of the search: the study's
-    # layouts all end in 10 units, a bottleneck for 31 objects).
+    # momentum (lr 3e-3) or Adam (1e-3 / 3, stage 8 of the search), L2 1e-2,
+    # minibatches of 32, 40 epochs, and its own grid of wide layouts (stage 5
+    # of the search: the study's layouts all end in 10 units, a bottleneck for
+    # 31 objects).
     "tuned": {
         "hidden": TUNED_HIDDEN,
         "scale": 1.0 / 255.0,
@@ -83,7 +84,7 @@ PRESETS = {
         "momentum": 0.9,
         "nesterovs_momentum": True,
         "alpha": 1e-2,
-        "learning_rate_init": {"sgd": 3e-3, "adam": 1e-3},
+        "learning_rate_init": {"sgd": 3e-3, "adam": 1e-3 / 3},
         "batch_size": 32,
         "epochs": 40,
         "train_size": 0.8,
