@@ -286,7 +286,16 @@ def plan_training(batch_size, solver, momentum, dtype, n_blas_threads, layer_sha
             block_size=LARGE_BATCH_BLOCK_SIZE, compiled_updates=compiled_updates,
             sample_space=sample_space,
         )
-    kernels = wants_kernels(batch_size, solver, momentum, dtype, layer_shapes) and available()
+    # In sample space (plain SGD) the first layer needs no second core and the
+    # rest of the network is small: NumPy's one-GEMM SGD step beats the kernel
+    # there (the largest layout at batch 10: 0.39 s per epoch with the NumPy
+    # path, 0.61 s with its 384 x 192 layer on the kernel;
+    # benchmarks/results/largest_sgd.md).
+    kernels = (
+        not sample_space
+        and wants_kernels(batch_size, solver, momentum, dtype, layer_shapes)
+        and available()
+    )
     big_layer = any(int(np.prod(shape)) >= PARALLEL_MIN_SIZE for shape in layer_shapes)
     update_threads = min(MAX_UPDATE_THREADS, cores) if big_layer else 1
     fused = (

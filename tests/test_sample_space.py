@@ -275,9 +275,8 @@ def test_plan_leaves_the_first_layer_to_sample_space():
     plan = plan_training(10, "sgd", 0.0, np.float32, 2, shapes, kernels_available=True,
                          sample_space_rows=3288, epochs=50)
     assert plan.sample_space
-    # the second layer still takes the kernels; the big first one no longer
-    # asks for two update threads
-    assert plan.kernels and plan.update_threads == 1
+    # the rest is small: no kernels (NumPy's one-GEMM step), no update threads
+    assert not plan.kernels and plan.fused_gemm_sgd and plan.update_threads == 1
     assert not plan_training(10, "sgd", 0.0, np.float32, 2, shapes,
                              sample_space_rows=None, epochs=50).sample_space
     big = plan_training(256, "sgd", 0.0, np.float32, 2, shapes, sample_space_rows=3288,
