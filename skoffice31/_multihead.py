@@ -856,9 +856,8 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
                         X_batch = X[rows]
                     else:
                         rows = order[start:stop]
-                        if first_layer is not None:  # the input rows are not read
-                            X_batch = net.x_buf[: stop - start]
-                        elif gathered_start == start:
+                        # already gathered, or not read (sample space)
+                        if gathered_start == start or first_layer is not None:
                             X_batch = net.x_buf[: stop - start]
                         else:
                             X_batch = net.gather(X, rows)
