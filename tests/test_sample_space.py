@@ -195,13 +195,18 @@ def test_an_interrupted_fit_writes_the_steps_taken(monkeypatch):
 # ------------------------------------------------------------ the layer itself
 
 
+def _layer(seed, n_rows, n_in, n_out, batch_size):
+    """Random float64 ``X``, ``W`` and their layer (with the norm tracked)."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n_rows, n_in))
+    W = rng.normal(size=(n_in, n_out))
+    return rng, X, W, SampleSpaceLayer(X, W, batch_size=batch_size, track_norm=True)
+
+
 @pytest.mark.parametrize("l2", [0.0, 0.4])
 def test_layer_forward_step_and_norm_against_the_weights(l2):
-    rng = np.random.default_rng(3)
-    X = rng.normal(size=(30, 50))
-    W = rng.normal(size=(50, 9))
+    rng, X, W, layer = _layer(3, 30, 50, 9, batch_size=8)
     W_true = W.copy()
-    layer = SampleSpaceLayer(X, W, batch_size=8, track_norm=True)
     for step in range(12):
         rows = rng.permutation(30)[:8] if step % 3 else slice(5, 12)
         Z = layer.forward(rows, np.empty((X[rows].shape[0], 9)))
@@ -220,11 +225,8 @@ def test_layer_forward_step_and_norm_against_the_weights(l2):
 @pytest.mark.parametrize("shrink", [0.5, 1.0], ids=["fold", "zero"])
 def test_layer_folds_a_vanishing_scale(shrink):
     """``lr * l2`` near 1 shrinks ``s`` below the fold threshold (or to 0)."""
-    rng = np.random.default_rng(4)
-    X = rng.normal(size=(20, 40))
-    W = rng.normal(size=(40, 5))
+    rng, X, W, layer = _layer(4, 20, 40, 5, batch_size=4)
     W_true = W.copy()
-    layer = SampleSpaceLayer(X, W, batch_size=4, track_norm=True)
     lr, l2 = 0.1, shrink / 0.1 * (1 - 1e-2 if shrink < 1 else 1)
     for step in range(30):
         rows = rng.permutation(20)[:4]
