@@ -378,6 +378,12 @@ def _momentum_part(W, A, delta, vel, l2, lr, mu, nesterov, X_next, acc, lo, hi):
 # -- one compiled pass instead of about ten ufunc calls.
 
 
+def _adam_coef(dtype, beta_1, beta_2, lr, eps):
+    """The scalars of :func:`_adam_row` as one array of ``dtype``."""
+    tiny = np.finfo(dtype).tiny
+    return np.array([beta_1, 1 - beta_1, beta_2, 1 - beta_2, lr, eps, tiny, 0.0], dtype)
+
+
 def _flat_operands(param, *others):
     """Flat views of ``param`` and ``others``, or None when one is not a
     C-contiguous array of ``param``'s shape and float32/float64 dtype, or
@@ -418,9 +424,7 @@ def adam_block(param, grad, m, v, *, lr, eps, beta_1=0.9, beta_2=0.999, flush=Fa
     flats = _flat_operands(param, grad, m, v)
     if flats is None:
         return False
-    tiny = np.finfo(param.dtype).tiny
-    coef = np.array([beta_1, 1 - beta_1, beta_2, 1 - beta_2, lr, eps, tiny, 0.0], param.dtype)
-    _adam_row(*flats, coef, bool(flush))
+    _adam_row(*flats, _adam_coef(param.dtype, beta_1, beta_2, lr, eps), bool(flush))
     return True
 
 
@@ -595,8 +599,7 @@ def adam_update(W, A, delta, m, v, *, lr, eps, beta_1=0.9, beta_2=0.999, l2=0.0,
     """
     _check("m", m, W.shape, W.dtype)
     _check("v", v, W.shape, W.dtype)
-    tiny = np.finfo(W.dtype).tiny
-    coef = np.array([beta_1, 1 - beta_1, beta_2, 1 - beta_2, lr, eps, tiny, 0.0], W.dtype)
+    coef = _adam_coef(W.dtype, beta_1, beta_2, lr, eps)
     middle = (m, v, W.dtype.type(l2), coef, bool(flush))
     return _run(ADAM, W, A, delta, middle, l2, X_next, out, n_threads)
 
