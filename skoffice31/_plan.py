@@ -77,6 +77,12 @@ KERNEL_MIN_COLUMNS_SGD = 128
 SAMPLE_SPACE_MAX_COST = 0.5
 
 
+def _float_weights(dtype):
+    """float32 or float64: the dtypes the fused step, the kernels and
+    sample-space training take."""
+    return np.dtype(dtype) in (np.dtype(np.float32), np.dtype(np.float64))
+
+
 @dataclass(frozen=True)
 class TrainingPlan:
     """How one fit uses the machine; see :func:`plan_training`.
@@ -158,7 +164,7 @@ def wants_kernels(batch_size, solver, momentum, dtype, layer_shapes):
         :data:`KERNEL_MAX_BATCH` rows (Adam, momentum SGD) or
         :data:`KERNEL_MAX_BATCH_SGD` rows (plain SGD).
     """
-    if np.dtype(dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
+    if not _float_weights(dtype):
         return False
     plain_sgd = solver == "sgd" and not momentum
     min_columns = KERNEL_MIN_COLUMNS_SGD if plain_sgd else KERNEL_MIN_COLUMNS
@@ -199,7 +205,7 @@ def wants_sample_space(solver, momentum, dtype, first_shape, n_rows, epochs):
     """
     if solver != "sgd" or momentum or first_shape is None or n_rows is None:
         return False
-    if np.dtype(dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
+    if not _float_weights(dtype):
         return False
     d, k = first_shape
     fits_in_w = n_rows * n_rows <= d * k
@@ -265,12 +271,13 @@ def plan_training(batch_size, solver, momentum, dtype, n_blas_threads, layer_sha
     """
     n_blas_threads = max(1, int(n_blas_threads))
     cores = n_blas_threads if update_cores is None else max(1, int(update_cores))
+    plain_sgd = solver == "sgd" and not momentum
     sample_space = wants_sample_space(
         solver, momentum, dtype, layer_shapes[0] if sample_space_rows else None,
         sample_space_rows, epochs,
     )
     if sample_space:
-        layer_shapes = layer_shapes[1:]  # the rest of the network plans as before
+        layer_shapes = layer_shapes[1:]  # the rest of the network, planned below
 
     @functools.cache  # asked at most once, and only when something would use them
     def available():
@@ -278,7 +285,7 @@ def plan_training(batch_size, solver, momentum, dtype, n_blas_threads, layer_sha
 
     compiled_updates = (
         (solver == "adam" or bool(momentum))
-        and np.dtype(dtype) in (np.dtype(np.float32), np.dtype(np.float64))
+        and _float_weights(dtype)
         and available()
     )
     if batch_size > SMALL_BATCH:  # KERNEL_MAX_BATCH <= SMALL_BATCH: no kernels either
@@ -298,20 +305,14 @@ def plan_training(batch_size, solver, momentum, dtype, n_blas_threads, layer_sha
     )
     big_layer = any(int(np.prod(shape)) >= PARALLEL_MIN_SIZE for shape in layer_shapes)
     update_threads = min(MAX_UPDATE_THREADS, cores) if big_layer else 1
-    fused = (
-        solver == "sgd"
-        and not momentum
-        and np.dtype(dtype) in (np.dtype(np.float32), np.dtype(np.float64))
-    )
+    fused = plain_sgd and _float_weights(dtype)
     return TrainingPlan(
         blas_threads=1,
         update_threads=update_threads,
         fused_gemm_sgd=fused,
         kernels=kernels,
         compiled_updates=compiled_updates,
-        kernel_min_columns=(
-            KERNEL_MIN_COLUMNS_SGD if solver == "sgd" and not momentum else KERNEL_MIN_COLUMNS
-        ),
+        kernel_min_columns=KERNEL_MIN_COLUMNS_SGD if plain_sgd else KERNEL_MIN_COLUMNS,
         kernel_threads=min(MAX_UPDATE_THREADS, cores) if kernels else 1,
         sample_space=sample_space,
     )
