@@ -1364,9 +1364,7 @@ class _Network:
         256 rows of 30,000 floats); the rows come from a permutation of valid
         indices, so there is nothing to clip.
         """
-        out = self.x_buf[: len(rows)]
-        np.take(X, rows, axis=0, out=out, mode="clip")
-        return out
+        return self._take(X, rows, self.x_buf)
 
     def gather_next(self, X, rows):
         """Copy the rows of the *next* minibatch into a second input buffer
@@ -1374,9 +1372,13 @@ class _Network:
         swaps the two."""
         if self._next_x is None:
             self._next_x = np.empty_like(self.x_buf)
-        out = self._next_x[: len(rows)]
-        np.take(X, rows, axis=0, out=out, mode="clip")
         self._gathered = True
+        return self._take(X, rows, self._next_x)
+
+    @staticmethod
+    def _take(X, rows, buf):
+        out = buf[: len(rows)]
+        np.take(X, rows, axis=0, out=out, mode="clip")  # see gather for "clip"
         return out
 
     def end_step(self):
