@@ -52,6 +52,15 @@ def config_label(cfg):
     return f"({layout}) {cfg['solver']} b{cfg['batch']}"
 
 
+def trains_in_sample_space(solver, layout, n_rows, epochs):
+    """Whether our plan trains a plain-SGD (no momentum, float32) fit of this
+    layout's first layer in sample space (``skoffice31._dual``)."""
+    from skoffice31._plan import wants_sample_space
+
+    return bool(layout) and wants_sample_space(solver, 0.0, "float32",
+                                               (N_FEATURES, layout[0]), n_rows, epochs)
+
+
 def steps_per_epoch(n_rows, batch):
     return math.ceil(n_rows / batch)
 

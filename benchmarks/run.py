@@ -104,7 +104,8 @@ def epochs_for(impl, args):
 
 def applies(impl, cfg, args):
     if impl == "ours_weights":  # only where ours trains the first layer in sample space
-        return _sample_space(cfg, args.rows, epochs_for(impl, args))
+        return common.trains_in_sample_space(cfg["solver"], cfg["layout"], args.rows,
+                                             epochs_for(impl, args))
     return not (impl.startswith("torch_fused") and cfg["solver"] != "adam")
 
 
@@ -144,17 +145,9 @@ def parse_args(argv=None):
 def build_row(cfg, probes, n_rows, epochs):
     hw, np_floor = probes_mod.floors(cfg, probes, n_rows)
     row = {**cfg, "floor_hardware": hw, "floor_numpy": np_floor}
-    if _sample_space(cfg, n_rows, epochs):
+    if common.trains_in_sample_space(cfg["solver"], cfg["layout"], n_rows, epochs):
         row["floor_sample_space"] = probes_mod.sample_space_floor(cfg, probes, n_rows)
     return row
-
-
-def _sample_space(cfg, n_rows, epochs):
-    """Whether our plan trains this configuration's first layer in sample space."""
-    from skoffice31._plan import wants_sample_space
-
-    return wants_sample_space(cfg["solver"], 0.0, "float32",
-                              (common.N_FEATURES, cfg["layout"][0]), n_rows, epochs)
 
 
 def load_reused(path, impls):

@@ -91,15 +91,11 @@ def summarize(rows, configs, n_jobs, t_start, epochs_seen):
 def fit_floors(configs, n_rows, epochs, batch):
     """Hardware floor (seconds) of each configuration's whole fit, from probes
     measured now; see ``bench_probes.floors``."""
-    from skoffice31._plan import wants_sample_space
-
     probes = bench_probes.run_probes(quick=True)
     floors = {}
     for c in configs:
         cfg = {"layout": list(c.hidden), "batch": batch, "solver": c.solver}
-        if c.hidden and wants_sample_space(c.solver, 0.0, "float32",
-                                           (common.N_FEATURES, c.hidden[0]), n_rows,
-                                           epochs):
+        if common.trains_in_sample_space(c.solver, c.hidden, n_rows, epochs):
             # the one-off Gram and weight products left out (see the function)
             floors[(tuple(c.hidden), c.solver)] = (
                 bench_probes.sample_space_floor(cfg, probes, n_rows) * epochs)
