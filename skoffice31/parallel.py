@@ -260,7 +260,9 @@ def parallel_context(
         objects* (same identity: pass the arrays you then give to ``fit``)
         refer to the copy already on the workers.  Every other argument
         travels inside the tasks, so without ``scatter`` the data is sent
-        again with every task.
+        again with every task.  Between searches the scheduler's active
+        memory manager may drop all but one worker's copy; a worker that
+        needs it again fetches it from that worker, not from this process.
     blas_threads : int or None, default=None
         BLAS/OpenMP threads per worker process.  ``None`` means the value of
         the environment variable ``SKOFFICE31_WORKER_BLAS_THREADS``, or 1, so
