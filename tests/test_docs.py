@@ -25,7 +25,7 @@ def _public_objects():
     for module in ("skoffice31", "skoffice31.datasets", "skoffice31.metrics",
                    "skoffice31.callbacks", "skoffice31.study", "skoffice31.parallel",
                    "skoffice31.persistence", "skoffice31.prediction", "skoffice31.transfer",
-                   "skoffice31.adaptation"):
+                   "skoffice31.adaptation", "skoffice31.augmentation"):
         mod = importlib.import_module(module)
         names += [f"{module}.{n}" for n in mod.__all__ if not n.startswith("_")]
     return names
