@@ -25,9 +25,17 @@ def _first_line(exc):
 def _not_an_image_model(model):
     """``None`` for a fitted image-to-labels pipeline, else what ``model`` is, in words."""
     from ._multihead import MultiHeadMLPClassifier
+    from .augmentation import AugmentedClassifier
 
     steps = getattr(model, "steps", None)
-    if steps and isinstance(model[-1], MultiHeadMLPClassifier) and hasattr(model[-1], "classes_"):
+    last = model[-1] if steps else None
+    if isinstance(last, AugmentedClassifier) and hasattr(last, "estimator_"):
+        from .study import final_classifier
+
+        # trained on augmented copies (train --augment): it predicts like the classifier
+        if isinstance(final_classifier(last, fitted=True), MultiHeadMLPClassifier):
+            return None
+    if steps and isinstance(last, MultiHeadMLPClassifier) and hasattr(last, "classes_"):
         return None
     what = type(model).__name__
     if steps:

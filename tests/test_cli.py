@@ -426,11 +426,15 @@ def test_train_saves_a_pipeline(trained_model, capsys):
     from skoffice31.persistence import load_model
 
     model, paths, _ = trained_model
+    from skoffice31.study import final_classifier
+
     pipe = load_model(model)  # train saves the safe .skops format
-    # the tuned preset's preprocessing is part of the saved model
-    assert [name for name, _ in pipe.steps] == ["imageflattener", "standardscaler",
-                                                "multiheadmlpclassifier"]
-    clf = pipe[-1]
+    # the tuned preset's preprocessing and augmentation are part of the saved model
+    assert [name for name, _ in pipe.steps] == ["imageflattener", "augmentedclassifier"]
+    assert pipe[-1].copies == 2
+    assert [name for name, _ in pipe[-1].estimator_.steps] == ["standardscaler",
+                                                                "multiheadmlpclassifier"]
+    clf = final_classifier(pipe, fitted=True)
     assert clf.hidden == (16,) and clf.solver == "adam" and clf.max_iter == 3
     assert pipe[0].scale == pytest.approx(1 / 255)  # tuned preset by default
     pred = pipe.predict([str(p) for p in paths])
@@ -575,6 +579,36 @@ def test_train_predict_console_script_roundtrip(tmp_path, office_folder):
     assert header.split() == ["path", "domain", "object"]
     assert line.startswith(str(image))
     assert any(d in line for d in ("amazon", "webcam"))
+
+
+def test_train_augment_saves_a_model_that_predicts_and_has_no_display(trained_model, tmp_path,
+                                                                      capsys):
+    """``train --augment 3``: the copies are made after the flattener, before the scaler."""
+    from skoffice31.augmentation import AugmentedClassifier
+    from skoffice31.persistence import load_model
+    from skoffice31.study import final_classifier
+
+    _, paths, _ = trained_model
+    model = tmp_path / "aug.skops"
+    assert cli.main(["train", "--epochs", "2", "--hidden", "8", "--size", "8", "--augment", "3",
+                     "--model", str(model)]) == 0
+    out = capsys.readouterr()
+    assert "epoch 2/2" in out.err and "Test accuracy" in out.out
+    pipe = load_model(model)
+    assert [name for name, _ in pipe.steps] == ["imageflattener", "augmentedclassifier"]
+    aug = pipe[-1]
+    assert isinstance(aug, AugmentedClassifier) and aug.copies == 3
+    assert aug.image_shape == (8, 8, 3)
+    assert [name for name, _ in aug.estimator_.steps] == ["standardscaler",
+                                                          "multiheadmlpclassifier"]
+    clf = final_classifier(pipe, fitted=True)
+    assert clf.n_iter_ == 2 and not getattr(clf, "_skl_callbacks", None)
+    assert cli.main(["predict", str(model), *map(str, paths), "--format", "csv"]) == 0
+    rows = list(csv.DictReader(capsys.readouterr().out.splitlines()))
+    expected = pipe.predict([str(p) for p in paths])
+    assert [[r["domain"], r["object"]] for r in rows] == [[str(v) for v in e] for e in expected]
+    assert cli.main(["train", "--augment", "0"]) == 2
+    assert_one_line_error(capsys.readouterr().err, "bad --augment 0", "must be >= 1")
 
 
 @pytest.mark.parametrize(

@@ -23,8 +23,15 @@ def test_study_preset_has_no_preprocessing():
 
 
 def test_tuned_preset_builds_the_preprocessing_pipeline():
+    from skoffice31.augmentation import AugmentedClassifier
+
     s = StudySettings.from_preset("tuned")
-    model = s.make_pipeline(((64, 32, 10), "adam"))
+    augmented = s.make_pipeline(((64, 32, 10), "adam"))
+    # stage 10 of the search: the photos and their mirror images, 20 epochs
+    assert (s.augment, s.epochs) == (2, 20)
+    assert isinstance(augmented, AugmentedClassifier) and augmented.copies == s.augment
+    assert augmented.random_state == s.seed and augmented.image_shape is None  # square
+    model = augmented.estimator
     assert isinstance(model, Pipeline)
     names = [name for name, _ in model.steps]
     assert names[-1] == "multiheadmlpclassifier" and names[:-1] == [
@@ -57,7 +64,7 @@ def test_tuned_preset_is_what_the_committed_search_chose():
     assert chosen["learning_rate_init"] == preset["learning_rate_init"]
     assert chosen["scale"] == pytest.approx(preset["scale"])
     for key in ("init", "momentum", "nesterovs_momentum", "alpha", "batch_size", "epochs",
-                "standardize", "image_stats", "scale_features"):
+                "standardize", "image_stats", "scale_features", "augment"):
         assert chosen[key] == preset[key], key
 
 
@@ -241,8 +248,8 @@ def test_cli_train_saves_the_preprocessing(tmp_path, capsys):
 
     model = tmp_path / "m.skops"
     assert cli.main(["train", "--epochs", "2", "--hidden", "8", "--size", "8", "--standardize",
-                     "channel", "--image-stats", "--scale-features", "--model", str(model),
-                     "-q"]) == 0
+                     "channel", "--image-stats", "--scale-features", "--augment", "1",
+                     "--model", str(model), "-q"]) == 0
     capsys.readouterr()
     pipe = load_model(model)
     assert [n for n, _ in pipe.steps] == ["imageflattener", "imagestandardizer",
@@ -266,12 +273,15 @@ def test_grid_search_over_the_tuned_pipeline_gives_the_runners_numbers():
     data = study.load_study_data(s)
     rows = {tuple(r["hidden"]): r for r in study.run_study(s, data, n_samples=0)}
     first = s.configurations()[0]
-    search = GridSearchCV(s.make_pipeline(first), s.param_grid(prefix="multiheadmlpclassifier__"),
+    # the tuned preset's model: AugmentedClassifier(Pipeline(StandardScaler, classifier))
+    prefix = "estimator__multiheadmlpclassifier__"
+    assert s.param_grid() == s.param_grid(prefix=prefix)
+    search = GridSearchCV(s.make_pipeline(first), s.param_grid(),
                           scoring={"object": head_accuracy_scorer(1)}, cv=data.cv(),
                           refit=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         search.fit(data.X, data.y)
     for i, params in enumerate(search.cv_results_["params"]):
-        row = rows[params["multiheadmlpclassifier__hidden"]]
+        row = rows[params[prefix + "hidden"]]
         assert search.cv_results_["split0_test_object"][i] == pytest.approx(row["object_acc"])

@@ -189,6 +189,12 @@ def _add_training_options(p, *, grid):
                    "(needs --standardize)")
     p.add_argument("--scale-features", action=argparse.BooleanOptionalAction, default=None,
                    help="standardise each feature on the training rows (StandardScaler)")
+    p.add_argument("--augment", type=_number(int, "--augment", "must be >= 1", lambda v: v >= 1),
+                   metavar="N",
+                   help="train on N versions of every training photo: 1 the photos alone, 2 with "
+                   "their mirror images, 3 and more with copies shifted by up to 2 pixels "
+                   "(AugmentedClassifier; an epoch costs N times as much; default: the preset's, "
+                   f"study 1, tuned {study.PRESETS['tuned'].get('augment', 1)})")
     p.add_argument("--train-size", type=_number(float, "--train-size", "must be between 0 and 1",
                                                 lambda v: 0 < v < 1),
                    metavar="F", help="training fraction of the split")
@@ -261,7 +267,7 @@ def settings_from_args(args, *, grid):
             learning_rate_init=args.lr, blas_threads=args.blas_threads,
             hidden=hidden, solvers=solvers, seeds=getattr(args, "seeds", None),
             standardize=args.standardize, image_stats=args.image_stats,
-            scale_features=args.scale_features,
+            scale_features=args.scale_features, augment=args.augment,
             size=None if args.size is None else _parse_size(args.size),
         )
     except ValueError as exc:

@@ -94,7 +94,7 @@ def cmd_train(args):
           f"{settings.preset}, {settings.epochs} epochs, batch {settings.batch_size}, lr "
           f"{settings.learning_rate(config.solver):g}) on {len(data.train)} images, "
           f"head{'s' if len(heads) != 1 else ''} {', '.join(heads)}...", flush=True)
-    clf = model[-1]
+    clf = study.final_classifier(model)  # the template: a fitted clone keeps its callbacks
     if not args.quiet:
         progress = study.StudyProgress([config], {config: 1.0}, [config], 1)
         clf.set_callbacks(EpochReporter(progress.epoch, tag=config))
@@ -109,6 +109,8 @@ def cmd_train(args):
     for message in collapses:
         sys.stderr.write(f"warning: {message}\n")
     clf.set_callbacks()  # the display does not belong in the saved model
+    clf = study.final_classifier(model, fitted=True)
+    clf.set_callbacks()
     pred, accuracy, baselines = _train.evaluate_pipeline(model, settings, data)
     parts = [f"{h} {accuracy[h]:.3f} (majority class {baselines[h]['majority']:.3f}, chance "
              f"{baselines[h]['chance']:.3f})" for h in heads]

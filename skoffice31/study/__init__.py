@@ -63,6 +63,7 @@ from ._settings import (
     Configuration,
     StudySettings,
     expected_cost,
+    final_classifier,
 )
 
 __all__ = [
@@ -85,6 +86,7 @@ __all__ = [
     "detect_layout",
     "empty_row",
     "expected_cost",
+    "final_classifier",
     "fit_and_evaluate",
     "format_seed_table",
     "format_table",

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ._output import head_confusion
-from ._settings import HEADS, STUDY_RESULTS, Configuration, expected_cost
+from ._settings import HEADS, STUDY_RESULTS, Configuration, expected_cost, final_classifier
 from ._train import fit_context, named_target
 
 __all__ = [
@@ -302,9 +302,8 @@ def fit_and_evaluate(settings, config, X, y, train, test, *, n_samples=3, callba
     row["started"] = time.time()
     try:
         clf = settings.make_pipeline(config)
-        mlp = clf[-1] if hasattr(clf, "steps") else clf  # the classifier's own attributes
-        if callbacks:
-            mlp.set_callbacks(*callbacks)
+        if callbacks:  # on the template: a meta-estimator's fitted clone keeps them
+            final_classifier(clf).set_callbacks(*callbacks)
         y = np.asarray(y)
         # BLAS limit, no ConvergenceWarning (fixed epochs); a collapse is kept in the row
         with fit_context(settings) as row["warnings"]:
@@ -312,6 +311,7 @@ def fit_and_evaluate(settings, config, X, y, train, test, *, n_samples=3, callba
             clf.fit(X[train], named_target(y[train]))
             row["fit_seconds"] = time.perf_counter() - t0
             t0 = time.perf_counter()
+            mlp = final_classifier(clf, fitted=True)  # the classifier's own attributes
             names = list(mlp.head_names_)  # ("domain", "object") with pandas, else head0, head1
             for part, rows in (("", test), ("train_", train)):
                 Xp, yp = X[rows], named_target(y[rows])

@@ -117,18 +117,28 @@ def make_pipeline(settings, data):
     preprocessing (:meth:`~skoffice31.study.StudySettings.preprocessing_steps`,
     e.g. :class:`~skoffice31.ImageStandardizer` and ``StandardScaler`` with
     the tuned preset) goes between the two, so a saved model applies it too.
+    With :attr:`~skoffice31.study.StudySettings.augment` > 1 the
+    preprocessing and the classifier are inside an
+    :class:`~skoffice31.augmentation.AugmentedClassifier` after the
+    flattener.
     """
     from sklearn.pipeline import Pipeline
 
     from .._image import ImageFlattener
 
+    from ..augmentation import AugmentedClassifier
+
     clf = settings.make_estimator(settings.configurations()[0])
     size = (int(data.images.shape[2]), int(data.images.shape[1]))
-    return Pipeline([
-        ("imageflattener", ImageFlattener(size=size, mode="RGB", scale=settings.scale)),
-        *settings.preprocessing_steps(),
-        ("multiheadmlpclassifier", clf),
-    ])
+    flattener = ("imageflattener", ImageFlattener(size=size, mode="RGB", scale=settings.scale))
+    steps = [*settings.preprocessing_steps(), ("multiheadmlpclassifier", clf)]
+    if settings.augment == 1:
+        return Pipeline([flattener, *steps])
+    # the copies are made of the flattened pixels, before the preprocessing
+    inner = Pipeline(steps) if len(steps) > 1 else clf
+    return Pipeline([flattener, ("augmentedclassifier", AugmentedClassifier(
+        inner, image_shape=(size[1], size[0], 3), copies=settings.augment,
+        random_state=settings.seed))])
 
 
 def fit_pipeline(model, settings, data, *, reissue=True):
