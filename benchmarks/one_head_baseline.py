@@ -14,7 +14,8 @@ fitted on the training rows):
 - beside them, the best configuration of the ``tuned`` preset's grid (by the
   training-part cross-validation of ``benchmarks/tune_recipe.py``), read
   from ``benchmarks/results/office31_tuned/results.json`` (the same seeds,
-  hence the same splits; 40 epochs), not fitted again.
+  hence the same splits; the preset's epochs and augmentation, named in its
+  row), not fitted again.
 
 The search (2-fold shuffled CV inside the training part of seed 0's split;
 the test part is never used to choose) covers ``hidden`` x ``alpha`` for each
@@ -97,8 +98,11 @@ def tuned_rows(config):
     """The rows of ``config`` in the committed 3-seed tuned run (same seeds, same splits)."""
     doc = json.loads((OUT / "office31_tuned" / "results.json").read_text())
     epochs = doc["settings"]["epochs"]
+    copies = doc["settings"].get("augment", 1)
+    trained = f"{epochs} epochs" + (f" on {copies} versions of every photo (mirror images)"
+                                    if copies > 1 else "")
     name = (f"two-head tuned preset, best of the grid by CV "
-            f"({','.join(map(str, config[0]))}) {config[1]}, {epochs} epochs (office31_tuned)")
+            f"({','.join(map(str, config[0]))}) {config[1]}, {trained} (office31_tuned)")
     rows = [r for r in doc["results"] if (tuple(r["hidden"]), r["solver"]) == tuple(config)
             and r["seed"] in SEEDS]
     assert sorted(r["seed"] for r in rows) == list(SEEDS), "rerun the 3-seed tuned run first"

@@ -77,6 +77,25 @@ def office_folder(tmp_path_factory):
 # reproduce
 
 
+def test_reproduce_augment_says_so_and_trains_on_the_copies(tmp_path, capsys):
+    out = tmp_path / "res"
+    code = cli.main(["reproduce", "--preset", "tuned", "--epochs", "2", "--hidden", "6",
+                     "--solver", "sgd", "--size", "8", "--samples", "1", "--augment", "3",
+                     "--out", str(out), "-q"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert ("Augmentation: 3 versions of every training photo (the photo, its mirror image, "
+            "shifted copies)") in captured.out
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["settings"]["augment"] == 3
+    row = doc["results"][0]
+    assert row["status"] == "ok" and row["n_iter"] == 2 and len(row["loss_curve"]) == 2
+    code = cli.main(["reproduce", "--preset", "tuned", "--epochs", "1", "--hidden", "6",
+                     "--solver", "sgd", "--size", "8", "--augment", "1", "--out",
+                     str(tmp_path / "plain"), "-q"])
+    assert code == 0 and "Augmentation" not in capsys.readouterr().out
+
+
 def test_reproduce_builtin_study_preset(tmp_path, capsys):
     out = tmp_path / "res"
     code = cli.main(["reproduce", *TINY, "--hidden", "6,4", "--out", str(out)])

@@ -67,6 +67,10 @@ def cmd_reproduce(args):
     steps = settings.preprocessing_steps()
     if steps:
         print("Preprocessing: " + ", ".join(repr(step) for _, step in steps), flush=True)
+    if settings.augment > 1:
+        print(f"Augmentation: {settings.augment} versions of every training photo (the photo, "
+              f"its mirror image{', shifted copies' if settings.augment > 2 else ''}); "
+              "predictions average each photo and its mirror image", flush=True)
     seeds = settings.seed_values()
     if len(seeds) > 1:
         print(f"Seeds {', '.join(map(str, seeds))}: every configuration on the split and "
