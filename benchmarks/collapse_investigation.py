@@ -50,7 +50,7 @@ OUT = Path(__file__).parent / "results"
 OLD_TUNED = dict(scale=1 / 255, init="glorot", momentum=0.9, nesterovs_momentum=True,
                  alpha=1e-4, learning_rate_init={"sgd": 0.01, "adam": 1e-3},
                  batch_size=32, epochs=40, standardize="none", image_stats=False,
-                 scale_features=False)
+                 scale_features=False, augment=1)
 
 #: (size, hidden, solver, epochs): the rows of the issue that collapsed,
 #: at the study's 100x100, and the same at 32x32.
