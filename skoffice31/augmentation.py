@@ -152,12 +152,13 @@ class AugmentedClassifier(MetaEstimatorMixin, BaseEstimator):
     """Fit a classifier on mirrored and shifted copies of its training images.
 
     ``fit`` trains a clone of ``estimator`` on ``copies`` versions of every
-    training image: the image itself, its mirror image (left-right), then
-    randomly shifted versions of the two in turn (:func:`shift_images`),
-    with the labels (and sample weights) repeated. ``predict_proba``
-    averages the probabilities of each image and of its mirror image when
-    ``mirror_at_predict`` is true (the model has learnt both), and
-    ``predict`` takes each head's most probable class of that average.
+    training image: the image itself, its mirror image (left-right; unless
+    ``mirror=False``), then randomly shifted versions of the two in turn
+    (:func:`shift_images`), with the labels (and sample weights) repeated.
+    ``predict_proba`` averages the probabilities of each image and of its
+    mirror image when ``mirror_at_predict`` is true (the model has learnt
+    both), and ``predict`` takes each head's most probable class of that
+    average.
 
     The input is flattened images (one image per row, C order: row,
     column, channel), as :class:`~skoffice31.ImageFlattener` returns them,
@@ -178,10 +179,14 @@ class AugmentedClassifier(MetaEstimatorMixin, BaseEstimator):
         more add shifted ones.
     max_shift : int, default=2
         Largest shift in pixels of the shifted copies, in each direction.
+    mirror : bool, default=True
+        Whether the second copy is the mirror image. ``False`` where left
+        and right carry the label (digits, text, arrows): every copy after
+        the first is then a shifted version of the image itself.
     mirror_at_predict : bool, default=True
         Average the probabilities of each image and of its mirror image at
-        prediction (only when ``copies >= 2``: a model that never saw a
-        mirror image has nothing to gain from it).
+        prediction (only with ``mirror`` and ``copies >= 2``: a model that
+        never saw a mirror image has nothing to gain from it).
     random_state : int, RandomState instance or None, default=None
         Seed of the shifts (the estimator has its own ``random_state``).
 
@@ -228,16 +233,18 @@ class AugmentedClassifier(MetaEstimatorMixin, BaseEstimator):
         "image_shape": [tuple, list, None],
         "copies": [Interval(Integral, 1, None, closed="left")],
         "max_shift": [Interval(Integral, 0, None, closed="left")],
+        "mirror": ["boolean"],
         "mirror_at_predict": ["boolean"],
         "random_state": ["random_state"],
     }
 
-    def __init__(self, estimator, *, image_shape=None, copies=4, max_shift=2,
+    def __init__(self, estimator, *, image_shape=None, copies=4, max_shift=2, mirror=True,
                  mirror_at_predict=True, random_state=None):
         self.estimator = estimator
         self.image_shape = image_shape
         self.copies = copies
         self.max_shift = max_shift
+        self.mirror = mirror
         self.mirror_at_predict = mirror_at_predict
         self.random_state = random_state
 
@@ -255,7 +262,8 @@ class AugmentedClassifier(MetaEstimatorMixin, BaseEstimator):
         -------
         X_aug : ndarray of shape (copies * n_images, n_features)
             The images, their mirror images, then shifted versions of the two
-            in turn.
+            in turn (without ``mirror``: the images, then shifted versions
+            of them).
         y_aug : array-like of ``copies * n_images`` rows, ``y``'s type
         sample_weight_aug : ndarray or None
         """
@@ -266,11 +274,12 @@ class AugmentedClassifier(MetaEstimatorMixin, BaseEstimator):
             raise ValueError(f"X has {n} rows but y has {_num_rows(y)}.")
         rng = check_random_state(self.random_state)
         parts = [X]
-        if self.copies >= 2:
+        if self.mirror and self.copies >= 2:
             parts.append(mirror_images(X, images.shape[1:]))
         while len(parts) < self.copies:
-            parts.append(shift_images(parts[len(parts) % 2], images.shape[1:],
-                                      max_shift=self.max_shift, random_state=rng))
+            source = parts[len(parts) % 2] if self.mirror else X
+            parts.append(shift_images(source, images.shape[1:], max_shift=self.max_shift,
+                                      random_state=rng))
         rows = np.tile(np.arange(n), len(parts))
         X_aug = np.concatenate(parts)
         sw = None if sample_weight is None else np.asarray(sample_weight)[rows]
@@ -316,7 +325,7 @@ class AugmentedClassifier(MetaEstimatorMixin, BaseEstimator):
         return images.reshape(len(images), -1), images.shape[1:]
 
     def _mirrors(self):
-        return self.mirror_at_predict and self.copies >= 2
+        return self.mirror and self.mirror_at_predict and self.copies >= 2
 
     def predict_proba(self, X):
         """Probabilities of each head's classes (averaged with the mirror image's).

@@ -136,6 +136,22 @@ def test_fit_trains_on_the_copies_in_order(copies):
     assert not hasattr(model.estimator, "X_")
 
 
+def test_without_mirror_every_copy_is_a_shift_of_the_image():
+    X, _ = _data(n=8)
+    y = np.arange(8) % 2
+    model = AugmentedClassifier(_Recorder(), copies=3, mirror=False, max_shift=1,
+                                random_state=0).fit(X, y)
+    blocks = model.estimator_.X_.reshape(3, 8, 4, 4, 3)
+    np.testing.assert_array_equal(blocks[0].reshape(8, -1), X)
+    images = X.reshape(8, 4, 4, 3)
+    for k in (1, 2):
+        for img, moved in zip(images, blocks[k]):
+            assert any(np.array_equal(moved, _naive_shift(img, oy, ox))
+                       for oy in range(-1, 2) for ox in range(-1, 2))
+    # and prediction is the estimator's: no mirror image at predict either
+    np.testing.assert_array_equal(model.predict_proba(X), model.estimator_.predict_proba(X))
+
+
 def test_copies_one_is_the_estimator_alone():
     X, y = _data()
     est = MultiHeadMLPClassifier(hidden=(8,), max_iter=3, random_state=0)
