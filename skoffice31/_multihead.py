@@ -61,6 +61,30 @@ _FIT_ONLY_ATTRIBUTES = (
 )
 
 
+def stack_head_columns(cols, classes):
+    """The heads' predicted labels side by side, one column per head.
+
+    Parameters
+    ----------
+    cols : list of ndarray of shape (n_samples,)
+        Each head's predicted labels.
+    classes : list of ndarray
+        Each head's classes.
+
+    Returns
+    -------
+    y : ndarray of shape (n_samples, n_heads)
+        Of the classes' common dtype, or an object array when the heads mix
+        strings and numbers.
+    """
+    kinds = {np.asarray(c).dtype.kind for c in classes}
+    dtype = np.result_type(*classes) if len(kinds) == 1 else object
+    out = np.empty((len(cols[0]), len(cols)), dtype=dtype)
+    for h, col in enumerate(cols):
+        out[:, h] = col
+    return out
+
+
 class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, BaseEstimator):
     """Multilayer perceptron with a shared trunk and one softmax head per target.
 
@@ -1171,12 +1195,7 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
         cols = [c[lp.argmax(axis=1)] for c, lp in zip(classes, log_proba)]
         if self._y_is_1d:
             return cols[0]
-        kinds = {c.dtype.kind for c in classes}
-        dtype = np.result_type(*classes) if len(kinds) == 1 else object
-        out = np.empty((len(cols[0]), len(cols)), dtype=dtype)
-        for h, col in enumerate(cols):
-            out[:, h] = col
-        return out
+        return stack_head_columns(cols, classes)
 
     def score_heads(self, X, y, sample_weight=None):
         """Accuracy of each head.

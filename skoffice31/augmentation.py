@@ -367,13 +367,10 @@ class AugmentedClassifier(MetaEstimatorMixin, BaseEstimator):
         classes = self.classes_
         if not isinstance(proba, list):
             return np.asarray(classes)[np.argmax(proba, axis=1)]
+        from ._multihead import stack_head_columns
+
         cols = [np.asarray(c)[np.argmax(p, axis=1)] for c, p in zip(classes, proba)]
-        kinds = {np.asarray(c).dtype.kind for c in classes}
-        dtype = np.result_type(*classes) if len(kinds) == 1 else object
-        out = np.empty((len(cols[0]), len(cols)), dtype=dtype)
-        for h, col in enumerate(cols):
-            out[:, h] = col
-        return out
+        return stack_head_columns(cols, classes)
 
     def score(self, X, y, sample_weight=None):
         """Mean over heads of each head's accuracy (plain accuracy for one head).

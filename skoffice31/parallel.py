@@ -260,9 +260,11 @@ def parallel_context(
         objects* (same identity: pass the arrays you then give to ``fit``)
         refer to the copy already on the workers.  Every other argument
         travels inside the tasks, so without ``scatter`` the data is sent
-        again with every task.  Between searches the scheduler's active
-        memory manager may drop all but one worker's copy; a worker that
-        needs it again fetches it from that worker, not from this process.
+        again with every task.  While the context is active the scheduler's
+        active memory manager is paused (and started again at exit if it was
+        running): it would otherwise drop all but one worker's copy whenever
+        no task waits for it, and a worker killed while holding the last
+        copy would take the scattered data with it, failing the search.
     blas_threads : int or None, default=None
         BLAS/OpenMP threads per worker process.  ``None`` means the value of
         the environment variable ``SKOFFICE31_WORKER_BLAS_THREADS``, or 1, so
@@ -355,6 +357,8 @@ def parallel_context(
         client.register_plugin(plugin)
         stack.callback(_quiet_unregister, client, plugin.name)
 
+        if scatter:
+            _pause_memory_manager(stack, client)
         entry = (client, address)
         _ACTIVE.append(entry)
         try:
@@ -408,6 +412,31 @@ def _check_workers(client, address):
             f"{len(bad)} of the {len(answers)} workers of {address} cannot import skoffice31 "
             f"(install it on every worker machine); {worker}: {type(exc).__name__}: {exc}"
         )
+
+
+def _pause_memory_manager(stack, client):
+    """Stop the scheduler's active memory manager until ``stack`` closes.
+
+    Its ``ReduceReplicas`` policy (on by default, every 2 s) drops the
+    replicas of a key no task waits for, broadcast data included, and
+    nothing makes them again: between two searches, or before the first
+    task is queued, the scattered ``X`` can be left on one worker, and that
+    worker's death loses it.  Paused, every worker keeps its copy.
+    """
+    try:
+        running = client.amm.running()
+    except Exception:  # an old or restricted scheduler: nothing to pause
+        return
+    if running:
+        client.amm.stop()
+        stack.callback(_quiet_amm_start, client)
+
+
+def _quiet_amm_start(client):
+    try:
+        client.amm.start()
+    except Exception:  # the scheduler is gone: nothing to restore
+        pass
 
 
 def _dask_backend(client, scatter):
