@@ -613,6 +613,7 @@ def test_train_augment_saves_a_model_that_predicts_and_has_no_display(trained_mo
                      "--model", str(model)]) == 0
     out = capsys.readouterr()
     assert "epoch 2/2" in out.err and "Test accuracy" in out.out
+    assert "(each in 3 versions: the photo, its mirror image, shifted copies)" in out.out
     pipe = load_model(model)
     assert [name for name, _ in pipe.steps] == ["imageflattener", "augmentedclassifier"]
     aug = pipe[-1]

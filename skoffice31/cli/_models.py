@@ -92,7 +92,10 @@ def cmd_train(args):
     model = _train.make_pipeline(settings, data)
     print(f"Training hidden {fmt_hidden(config.hidden)} {config.solver} (preset "
           f"{settings.preset}, {settings.epochs} epochs, batch {settings.batch_size}, lr "
-          f"{settings.learning_rate(config.solver):g}) on {len(data.train)} images, "
+          f"{settings.learning_rate(config.solver):g}) on {len(data.train)} images"
+          + (f" (each in {settings.augment} versions: the photo, its mirror image"
+             + (", shifted copies)" if settings.augment > 2 else ")") if settings.augment > 1
+             else "") + ", "
           f"head{'s' if len(heads) != 1 else ''} {', '.join(heads)}...", flush=True)
     clf = study.final_classifier(model)  # the template: a fitted clone keeps its callbacks
     if not args.quiet:

@@ -125,7 +125,6 @@ def make_pipeline(settings, data):
     from sklearn.pipeline import Pipeline
 
     from .._image import ImageFlattener
-
     from ..augmentation import AugmentedClassifier
 
     clf = settings.make_estimator(settings.configurations()[0])
