@@ -141,13 +141,6 @@ def shift_images(X, image_shape=None, *, max_shift=2, random_state=None):
     return out.reshape(n, -1)
 
 
-def _final(model):
-    """The last step of a Pipeline (recursively), or the model itself."""
-    while hasattr(model, "steps"):
-        model = model.steps[-1][1]
-    return model
-
-
 class AugmentedClassifier(MetaEstimatorMixin, BaseEstimator):
     """Fit a classifier on mirrored and shifted copies of its training images.
 
@@ -394,8 +387,10 @@ class AugmentedClassifier(MetaEstimatorMixin, BaseEstimator):
                               for h in range(right.shape[1])]))
 
     def _fitted_attribute(self, name):
+        from .study import final_classifier
+
         check_is_fitted(self)
-        return getattr(_final(self.estimator_), name)
+        return getattr(final_classifier(self.estimator_, fitted=True), name)
 
     @property
     def classes_(self):

@@ -32,10 +32,9 @@ def _not_an_image_model(model):
     if isinstance(last, AugmentedClassifier) and hasattr(last, "estimator_"):
         from .study import final_classifier
 
-        # trained on augmented copies (train --augment): it predicts like the classifier
-        if isinstance(final_classifier(last, fitted=True), MultiHeadMLPClassifier):
-            return None
-    if steps and isinstance(last, MultiHeadMLPClassifier) and hasattr(last, "classes_"):
+        # trained on augmented copies (train --augment): it predicts like its classifier
+        last = final_classifier(last, fitted=True)
+    if isinstance(last, MultiHeadMLPClassifier) and hasattr(last, "classes_"):
         return None
     what = type(model).__name__
     if steps:
