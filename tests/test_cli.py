@@ -674,6 +674,43 @@ def test_reproduce_rewrites_the_results_after_every_configuration(tmp_path, caps
     assert not [p for p in (tmp_path / "o").iterdir() if p.name.startswith(".")]  # no temp files
 
 
+def test_an_interrupt_inside_a_finalizer_is_not_reported_by_the_command(monkeypatch):
+    """The console script drops Python's "Exception ignored" report of a Ctrl-C
+    that landed in a finalizer (it says "interrupted" itself); nothing else."""
+    import types
+
+    from skoffice31.cli import _ignore_interrupts_in_finalizers
+
+    seen = []
+    monkeypatch.setattr(sys, "unraisablehook", seen.append)
+    _ignore_interrupts_in_finalizers()
+    _ignore_interrupts_in_finalizers()  # once per process: no second wrapper
+    hook = sys.unraisablehook
+    assert hook is not seen.append and hook._skoffice31
+    interrupt = types.SimpleNamespace(exc_type=KeyboardInterrupt, exc_value=KeyboardInterrupt(),
+                                      exc_traceback=None, err_msg=None, object=None)
+    other = types.SimpleNamespace(exc_type=ValueError, exc_value=ValueError("x"),
+                                  exc_traceback=None, err_msg=None, object=None)
+    hook(interrupt)
+    hook(other)
+    assert seen == [other]
+    # the real mechanism: a finalizer raising KeyboardInterrupt, with and without the hook
+    code = ("import weakref, sys\n"
+            "from skoffice31.cli import _ignore_interrupts_in_finalizers\n"
+            "if sys.argv[1] == 'hook': _ignore_interrupts_in_finalizers()\n"
+            "class A: pass\n"
+            "def stop(): raise KeyboardInterrupt\n"
+            "a = A(); weakref.finalize(a, stop); del a\n"
+            "class B:\n    def __del__(self): raise ValueError('reported')\n"
+            "b = B(); del b\n")
+    for mode in ("hook", "plain"):
+        res = subprocess.run([sys.executable, "-c", code, mode], capture_output=True, text=True,
+                             env=_env(), timeout=60)
+        assert res.returncode == 0, res.stderr
+        assert ("KeyboardInterrupt" in res.stderr) == (mode == "plain"), res.stderr
+        assert "ValueError: reported" in res.stderr  # other errors are still reported
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_reproduce_ctrl_c_with_worker_processes(tmp_path):
     """Ctrl-C on a terminal (SIGINT to the process group) while a loky worker fits."""

@@ -56,8 +56,34 @@ def build_parser():
     return parser
 
 
+def _ignore_interrupts_in_finalizers():
+    """Leave out Python's report of a Ctrl-C that lands in a finalizer.
+
+    A ``KeyboardInterrupt`` raised while a ``weakref.finalize`` callback or a
+    ``__del__`` runs (joblib's clean-up of its memory-mapped arrays, when
+    Ctrl-C reaches the command and its workers at once) cannot propagate:
+    Python prints "Exception ignored in ..." with a traceback and goes on.
+    The command reports the interrupt itself in one line, so those reports
+    are dropped; every other unraisable exception is reported as before.
+    Installed once per process, by the console script only.
+    """
+    previous = sys.unraisablehook
+    if getattr(previous, "_skoffice31", False):
+        return
+
+    def hook(unraisable):
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            return
+        previous(unraisable)
+
+    hook._skoffice31 = True
+    sys.unraisablehook = hook
+
+
 def main(argv=None):
     """Entry point of the ``skoffice31`` console script; returns the exit code."""
+    if argv is None:  # the process's own command line (console script, python -m)
+        _ignore_interrupts_in_finalizers()
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
