@@ -29,10 +29,10 @@ decides when it pays (``TrainingPlan.sample_space``); the environment
 variable ``SKOFFICE31_SAMPLE_SPACE=0`` switches it off.
 """
 
-import os
-
 import numpy as np
 from scipy.linalg import blas
+
+from ._kernels import env_switch_on
 
 #: The environment switch: "0" (or "false", "no", "off") keeps every fit on
 #: the weights themselves.
@@ -47,7 +47,7 @@ _GEMM = {np.dtype(np.float32): blas.sgemm, np.dtype(np.float64): blas.dgemm}
 
 def sample_space_enabled():
     """Whether ``SKOFFICE31_SAMPLE_SPACE`` allows sample-space training (default yes)."""
-    return os.environ.get(ENV_VAR, "1").strip().lower() not in ("0", "false", "no", "off")
+    return env_switch_on(ENV_VAR)
 
 
 class SampleSpaceLayer:

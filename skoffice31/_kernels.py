@@ -94,6 +94,21 @@ def update_threads_from_environment():
     return n
 
 
+def env_switch_on(name):
+    """Whether the environment variable ``name`` is unset or anything but
+    "0", "false", "no" or "off" (any case): the package's on/off switches.
+
+    Parameters
+    ----------
+    name : str
+
+    Returns
+    -------
+    on : bool
+    """
+    return os.environ.get(name, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
 def kernels_enabled():
     """Whether the kernels are switched on (``SKOFFICE31_KERNELS`` is not "0").
 
@@ -101,8 +116,7 @@ def kernels_enabled():
     -------
     enabled : bool
     """
-    value = os.environ.get(ENV_VAR, "1").strip().lower()
-    return value not in ("0", "false", "no", "off")
+    return env_switch_on(ENV_VAR)
 
 
 def kernels_available():

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .. import study
 from .._messages import first_line, os_reason
-from ..study._output import fmt_hidden, fmt_seconds
+from ..study._output import fmt_augment, fmt_hidden, fmt_seconds
 from ._common import (
     DEFAULT_MODEL,
     UsageError,
@@ -93,9 +93,8 @@ def cmd_train(args):
     print(f"Training hidden {fmt_hidden(config.hidden)} {config.solver} (preset "
           f"{settings.preset}, {settings.epochs} epochs, batch {settings.batch_size}, lr "
           f"{settings.learning_rate(config.solver):g}) on {len(data.train)} images"
-          + (f" (each in {settings.augment} versions: the photo, its mirror image"
-             + (", shifted copies)" if settings.augment > 2 else ")") if settings.augment > 1
-             else "") + ", "
+          + (f" (each in {settings.augment} versions: {fmt_augment(settings.augment)})"
+             if settings.augment > 1 else "") + ", "
           f"head{'s' if len(heads) != 1 else ''} {', '.join(heads)}...", flush=True)
     clf = study.final_classifier(model)  # the template: a fitted clone keeps its callbacks
     if not args.quiet:

@@ -7,7 +7,7 @@ import time
 from .. import study
 from ..study import _results
 from .._messages import first_line, os_reason
-from ..study._output import fmt_hidden, fmt_seconds
+from ..study._output import fmt_augment, fmt_hidden, fmt_seconds
 from ._common import (
     UsageError,
     _add_training_options,
@@ -68,9 +68,9 @@ def cmd_reproduce(args):
     if steps:
         print("Preprocessing: " + ", ".join(repr(step) for _, step in steps), flush=True)
     if settings.augment > 1:
-        print(f"Augmentation: {settings.augment} versions of every training photo (the photo, "
-              f"its mirror image{', shifted copies' if settings.augment > 2 else ''}); "
-              "predictions average each photo and its mirror image", flush=True)
+        print(f"Augmentation: {settings.augment} versions of every training photo "
+              f"({fmt_augment(settings.augment)}); predictions average each photo and its "
+              "mirror image", flush=True)
     seeds = settings.seed_values()
     if len(seeds) > 1:
         print(f"Seeds {', '.join(map(str, seeds))}: every configuration on the split and "

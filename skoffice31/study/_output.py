@@ -154,6 +154,15 @@ def fmt_acc(v):
     return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
 
 
+def fmt_augment(copies):
+    """What the ``copies`` versions of a training photo are, in words (``augment`` > 1).
+
+    ``"the photo, its mirror image"`` for 2, with ``", shifted copies"`` for
+    3 and more (:class:`~skoffice31.augmentation.AugmentedClassifier`).
+    """
+    return "the photo, its mirror image" + (", shifted copies" if copies > 2 else "")
+
+
 def fmt_seconds(sec):
     """``12.3s``, ``4m05s``, ``1h02m``; ``-`` when missing."""
     if sec is None or (isinstance(sec, float) and math.isnan(sec)):
