@@ -10,13 +10,14 @@ joblib work (the study, a grid search) on a dask cluster.
 
 from ._image import ImageFlattener
 from ._multihead import MultiHeadMLPClassifier, TrainingCollapseWarning
-from ._preprocessing import ImageStandardizer
+from ._preprocessing import ImageStandardizer, PrincipalComponents
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ImageFlattener",
     "ImageStandardizer",
+    "PrincipalComponents",
     "MultiHeadMLPClassifier",
     "TrainingCollapseWarning",
     "__version__",

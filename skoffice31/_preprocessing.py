@@ -1,6 +1,8 @@
-"""Per-image standardisation of flattened pixels: :class:`ImageStandardizer`.
+"""Preprocessing of flattened pixels: :class:`ImageStandardizer` (per-image
+standardisation) and :class:`PrincipalComponents` (a projection that adapts
+its size to the data).
 
-It goes in a :class:`~sklearn.pipeline.Pipeline` after
+They go in a :class:`~sklearn.pipeline.Pipeline` after
 :class:`~skoffice31.ImageFlattener`, whose rows hold one image's pixels in C
 order (row, column, channel): the channels of a row are the columns
 ``c, c + n_channels, c + 2 * n_channels, ...``.
@@ -9,11 +11,16 @@ order (row, column, channel): the channels of a row are the columns
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    _fit_context,
+)
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
-__all__ = ["ImageStandardizer"]
+__all__ = ["ImageStandardizer", "PrincipalComponents"]
 
 
 class ImageStandardizer(TransformerMixin, BaseEstimator):
@@ -209,3 +216,121 @@ class ImageStandardizer(TransformerMixin, BaseEstimator):
             names += [f"channel{c}_mean" for c in range(self.n_channels)]
             names += [f"channel{c}_std" for c in range(self.n_channels)]
         return np.asarray(names, dtype=object)
+
+
+class PrincipalComponents(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Project rows on their first principal components, at most as many as the data has.
+
+    A :class:`~sklearn.decomposition.PCA` (centred, not whitened) whose
+    number of components is ``min(n_components, n_samples, n_features)``
+    of the rows it is fitted on, so that one setting works for any image
+    size and any number of training images: 512 components of 3,288
+    32x32 photos, all 192 of 8x8 photos, 40 of 40 photos. In front of a
+    network it makes the first layer ``n_components`` wide instead of one
+    input per pixel and colour, and every training step cheaper.
+
+    Parameters
+    ----------
+    n_components : int, default=512
+        Most components kept.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the randomised SVD (used unless every component is kept, which
+        takes the exact SVD).
+
+    Attributes
+    ----------
+    pca_ : sklearn.decomposition.PCA
+        The fitted projection.
+    n_components_ : int
+        Components kept: ``min(n_components, n_samples, n_features)``.
+    explained_variance_ratio_ : ndarray of shape (`n_components_`,)
+        Fraction of the variance of the fitted rows along each component.
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during ``fit``. Defined only when `X`
+        has feature names that are all strings.
+
+    See Also
+    --------
+    sklearn.decomposition.PCA : The projection itself, with a fixed size.
+    skoffice31.study.StudySettings : Its ``pca`` setting puts this
+        transformer after the ``StandardScaler``.
+
+    Notes
+    -----
+    The output has the input's floating dtype (float32 stays float32).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skoffice31 import PrincipalComponents
+    >>> X = np.random.default_rng(0).normal(size=(40, 192))
+    >>> PrincipalComponents(n_components=512, random_state=0).fit(X).n_components_
+    40
+    >>> PrincipalComponents(n_components=16, random_state=0).fit_transform(X).shape
+    (40, 16)
+    """
+
+    _doc_link_module = "skoffice31"
+    _doc_link_template = "../gen_modules/{estimator_module}.{estimator_name}.html"
+
+    _parameter_constraints: dict = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(self, n_components=512, random_state=None):
+        self.n_components = n_components
+        self.random_state = random_state
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Fit the projection on the rows of ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : PrincipalComponents
+            The fitted transformer.
+        """
+        from sklearn.decomposition import PCA
+
+        X = validate_data(self, X, dtype=[np.float64, np.float32])
+        largest = min(X.shape)
+        k = min(int(self.n_components), largest)
+        solver = "full" if k == largest else "randomized"
+        self.pca_ = PCA(n_components=k, svd_solver=solver,
+                        random_state=self.random_state).fit(X)
+        self.n_components_ = int(self.pca_.n_components_)
+        self.explained_variance_ratio_ = self.pca_.explained_variance_ratio_
+        return self
+
+    def transform(self, X):
+        """Project ``X`` on the fitted components.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_samples, `n_components_`)
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        return self.pca_.transform(X).astype(X.dtype, copy=False)
+
+    @property
+    def _n_features_out(self):
+        return self.n_components_

@@ -450,9 +450,9 @@ def test_train_saves_a_pipeline(trained_model, capsys):
     pipe = load_model(model)  # train saves the safe .skops format
     # the tuned preset's preprocessing and augmentation are part of the saved model
     assert [name for name, _ in pipe.steps] == ["imageflattener", "augmentedclassifier"]
-    assert pipe[-1].copies == 2
-    assert [name for name, _ in pipe[-1].estimator_.steps] == ["standardscaler",
-                                                                "multiheadmlpclassifier"]
+    assert pipe[-1].copies == 4
+    assert [name for name, _ in pipe[-1].estimator_.steps] == [
+        "standardscaler", "principalcomponents", "multiheadmlpclassifier"]
     clf = final_classifier(pipe, fitted=True)
     assert clf.hidden == (16,) and clf.solver == "adam" and clf.max_iter == 3
     assert pipe[0].scale == pytest.approx(1 / 255)  # tuned preset by default
@@ -619,8 +619,10 @@ def test_train_augment_saves_a_model_that_predicts_and_has_no_display(trained_mo
     aug = pipe[-1]
     assert isinstance(aug, AugmentedClassifier) and aug.copies == 3
     assert aug.image_shape == (8, 8, 3)
-    assert [name for name, _ in aug.estimator_.steps] == ["standardscaler",
-                                                          "multiheadmlpclassifier"]
+    assert [name for name, _ in aug.estimator_.steps] == [
+        "standardscaler", "principalcomponents", "multiheadmlpclassifier"]
+    # the preset's 512 components, at most what 8x8 RGB photos have
+    assert aug.estimator_[1].n_components_ == 8 * 8 * 3
     clf = final_classifier(pipe, fitted=True)
     assert clf.n_iter_ == 2 and not getattr(clf, "_skl_callbacks", None)
     assert cli.main(["predict", str(model), *map(str, paths), "--format", "csv"]) == 0
@@ -629,6 +631,34 @@ def test_train_augment_saves_a_model_that_predicts_and_has_no_display(trained_mo
     assert [[r["domain"], r["object"]] for r in rows] == [[str(v) for v in e] for e in expected]
     assert cli.main(["train", "--augment", "0"]) == 2
     assert_one_line_error(capsys.readouterr().err, "bad --augment 0", "must be >= 1")
+
+
+def test_train_pca_saves_the_projection_and_refuses_bad_values(trained_model, tmp_path, capsys):
+    """``train --pca N``: the saved model projects the scaled features before the network."""
+    from skoffice31 import PrincipalComponents
+    from skoffice31.persistence import load_model
+    from skoffice31.study import final_classifier
+
+    _, paths, _ = trained_model
+    model = tmp_path / "pca.skops"
+    assert cli.main(["train", "--epochs", "2", "--hidden", "8", "--size", "8", "--pca", "6",
+                     "--model", str(model)]) == 0
+    capsys.readouterr()
+    pipe = load_model(model)
+    inner = pipe[-1].estimator_
+    assert [name for name, _ in inner.steps] == ["standardscaler", "principalcomponents",
+                                                 "multiheadmlpclassifier"]
+    assert isinstance(inner[1], PrincipalComponents) and inner[1].n_components_ == 6
+    assert final_classifier(pipe, fitted=True).coefs_[0].shape == (6, 8)
+    assert cli.main(["predict", str(model), *map(str, paths), "--format", "csv"]) == 0
+    rows = list(csv.DictReader(capsys.readouterr().out.splitlines()))
+    expected = pipe.predict([str(p) for p in paths])
+    assert [[r["domain"], r["object"]] for r in rows] == [[str(v) for v in e] for e in expected]
+    assert cli.main(["train", "--pca", "-1"]) == 2
+    assert_one_line_error(capsys.readouterr().err, "bad --pca -1", "must be >= 0")
+    assert cli.main(["train", "--pca", "6", "--no-scale-features", "--epochs", "1"]) == 2
+    assert_one_line_error(capsys.readouterr().err, "bad settings",
+                          "set scale_features=True")
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""ImageStandardizer: the maths, the feature names, estimator checks, pipelines and saving."""
+"""ImageStandardizer and PrincipalComponents: the maths, the feature names, estimator
+checks, pipelines and saving."""
 
 import warnings
 
@@ -9,7 +10,12 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skoffice31 import ImageFlattener, ImageStandardizer, MultiHeadMLPClassifier
+from skoffice31 import (
+    ImageFlattener,
+    ImageStandardizer,
+    MultiHeadMLPClassifier,
+    PrincipalComponents,
+)
 from skoffice31.datasets import load_office_digits
 from skoffice31.persistence import TRUSTED_TYPES, load_model, save_model
 
@@ -18,6 +24,8 @@ from skoffice31.persistence import TRUSTED_TYPES, load_model, save_model
     [
         ImageStandardizer(),
         ImageStandardizer(per_channel=True, n_channels=1, append_stats=True),
+        PrincipalComponents(random_state=0),
+        PrincipalComponents(n_components=2, random_state=0),
     ]
 )
 def test_sklearn_compatible_transformer(estimator, check):
@@ -123,3 +131,57 @@ def test_saved_pipeline_applies_the_same_preprocessing(tmp_path):
     raw = model[-1].predict_proba(
         np.hstack([flat, np.zeros((len(flat), 6), np.float32)]))
     assert not all(np.allclose(a, b) for a, b in zip(raw, model.predict_proba(images)))
+
+
+# ------------------------------------------------------------ PrincipalComponents
+
+
+def test_principal_components_are_sklearns_pca_when_fewer_than_the_data_has():
+    from sklearn.decomposition import PCA
+
+    X = np.random.default_rng(0).normal(size=(60, 30))
+    pc = PrincipalComponents(n_components=8, random_state=3).fit(X)
+    ref = PCA(8, svd_solver="randomized", random_state=3).fit(X)
+    assert pc.n_components_ == 8 and pc.pca_.svd_solver == "randomized"
+    np.testing.assert_array_equal(pc.transform(X), ref.transform(X))
+    np.testing.assert_array_equal(pc.explained_variance_ratio_, ref.explained_variance_ratio_)
+    # the projection of the centred rows on orthonormal components
+    np.testing.assert_allclose(pc.pca_.components_ @ pc.pca_.components_.T, np.eye(8),
+                               atol=1e-12)
+    np.testing.assert_allclose(pc.transform(X), (X - X.mean(axis=0)) @ pc.pca_.components_.T)
+
+
+@pytest.mark.parametrize("shape,kept", [((40, 192), 40), ((300, 12), 12), ((5, 5), 5)])
+def test_principal_components_keep_at_most_what_the_data_has(shape, kept):
+    X = np.random.default_rng(1).normal(size=shape)
+    pc = PrincipalComponents(n_components=512, random_state=0).fit(X)
+    assert pc.n_components_ == kept and pc.pca_.svd_solver == "full"
+    Z = pc.transform(X)
+    assert Z.shape == (shape[0], kept)
+    # every component kept: the projection loses nothing
+    np.testing.assert_allclose(pc.pca_.inverse_transform(Z), X, atol=1e-10)
+    assert pc.explained_variance_ratio_.sum() == pytest.approx(1.0)
+
+
+def test_principal_components_keep_float32_and_name_their_outputs():
+    X = np.random.default_rng(2).normal(size=(20, 6)).astype(np.float32)
+    pc = PrincipalComponents(n_components=3, random_state=0).fit(X)
+    assert pc.transform(X).dtype == np.float32
+    assert pc.get_feature_names_out().tolist() == [
+        "principalcomponents0", "principalcomponents1", "principalcomponents2"]
+
+
+def test_saved_pipeline_applies_the_same_projection(tmp_path):
+    X = np.random.default_rng(3).normal(size=(30, 12))
+    y = np.column_stack([np.arange(30) % 2, np.arange(30) % 3])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        pipe = make_pipeline(StandardScaler(), PrincipalComponents(5, random_state=0),
+                             MultiHeadMLPClassifier(hidden=(4,), max_iter=3,
+                                                    random_state=0)).fit(X, y)
+    path = tmp_path / "pca.skops"
+    save_model(pipe, path)
+    assert "skoffice31._preprocessing.PrincipalComponents" in TRUSTED_TYPES
+    loaded = load_model(path)
+    np.testing.assert_array_equal(loaded.predict_proba(X)[1], pipe.predict_proba(X)[1])
+    assert loaded[1].n_components_ == 5

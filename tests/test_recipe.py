@@ -27,8 +27,9 @@ def test_tuned_preset_builds_the_preprocessing_pipeline():
 
     s = StudySettings.from_preset("tuned")
     augmented = s.make_pipeline(((64, 32, 10), "adam"))
-    # stage 10 of the search: the photos and their mirror images, 20 epochs
-    assert (s.augment, s.epochs) == (2, 20)
+    # stages 10 and 11 of the search: four versions of each photo, 20 epochs, on
+    # the first 512 principal components
+    assert (s.augment, s.epochs, s.pca) == (4, 20, 512)
     assert isinstance(augmented, AugmentedClassifier) and augmented.copies == s.augment
     assert augmented.random_state == s.seed and augmented.image_shape is None  # square
     model = augmented.estimator
@@ -66,6 +67,7 @@ def test_tuned_preset_is_what_the_committed_search_chose():
     for key in ("init", "momentum", "nesterovs_momentum", "alpha", "batch_size", "epochs",
                 "standardize", "image_stats", "scale_features", "augment"):
         assert chosen[key] == preset[key], key
+    assert chosen.get("pca", 0) == preset.get("pca", 0)
 
 
 @pytest.mark.parametrize("standardize,stats,scale,steps", [
@@ -80,10 +82,45 @@ def test_preprocessing_steps_follow_the_settings(standardize, stats, scale, step
     assert s.to_dict()["standardize"] == standardize
 
 
+def test_pca_projects_the_scaled_features_inside_the_augmentation():
+    from skoffice31 import PrincipalComponents
+
+    s = StudySettings.from_preset("study", scale_features=True, pca=7, seed=3, augment=2)
+    steps = s.preprocessing_steps()
+    assert [name for name, _ in steps] == ["standardscaler", "principalcomponents"]
+    pca = steps[1][1]
+    assert isinstance(pca, PrincipalComponents) and pca.n_components == 7
+    assert pca.random_state == 3
+    model = s.make_pipeline(((8,), "sgd"))
+    # the copies are made of the pixels; the projection is fitted on them
+    assert [name for name, _ in model.estimator.steps] == [
+        "standardscaler", "principalcomponents", "multiheadmlpclassifier"]
+    assert s.to_dict()["pca"] == 7
+    assert StudySettings.from_preset("study").pca == 0
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_pca_network_has_one_input_per_component():
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, 1, (40, 4 * 4 * 3)).astype(np.float32)
+    y = np.column_stack([np.arange(40) % 2, np.arange(40) % 3])
+    s = StudySettings.from_preset("tuned", pca=5, epochs=2, size=(4, 4), augment=2)
+    model = s.make_pipeline(((6,), "adam")).fit(X, y)
+    clf = study.final_classifier(model, fitted=True)
+    assert clf.n_features_in_ == 5 and clf.coefs_[0].shape == (5, 6)
+    pca = model.estimator_.named_steps["principalcomponents"]
+    # fitted on the 80 training copies (each photo and its mirror image)
+    assert pca.pca_.n_samples_ == 80
+    assert np.asarray(model.predict(X)).shape == (40, 2)
+
+
 @pytest.mark.parametrize("overrides,match", [
     ({"standardize": "pixel"}, "standardize must be one of"),
     ({"image_stats": True}, "image_stats=True .* set standardize"),
     ({"seeds": 0}, "seeds must be an integer >= 1"),
+    ({"pca": -1}, "pca must be an integer >= 0"),
+    ({"pca": 2.5, "scale_features": True}, "pca must be an integer >= 0"),
+    ({"pca": 16}, "pca projects the standardised features: set scale_features=True"),
 ])
 def test_bad_preprocessing_or_seeds_are_refused(overrides, match):
     with pytest.raises(ValueError, match=match):
@@ -249,7 +286,7 @@ def test_cli_train_saves_the_preprocessing(tmp_path, capsys):
     model = tmp_path / "m.skops"
     assert cli.main(["train", "--epochs", "2", "--hidden", "8", "--size", "8", "--standardize",
                      "channel", "--image-stats", "--scale-features", "--augment", "1",
-                     "--model", str(model), "-q"]) == 0
+                     "--pca", "0", "--model", str(model), "-q"]) == 0
     capsys.readouterr()
     pipe = load_model(model)
     assert [n for n, _ in pipe.steps] == ["imageflattener", "imagestandardizer",

@@ -195,6 +195,12 @@ def _add_training_options(p, *, grid):
                    "their mirror images, 3 and more with copies shifted by up to 2 pixels "
                    "(AugmentedClassifier; an epoch costs N times as much; default: the preset's, "
                    f"study 1, tuned {study.PRESETS['tuned'].get('augment', 1)})")
+    p.add_argument("--pca", type=_number(int, "--pca", "must be >= 0", lambda v: v >= 0),
+                   metavar="N",
+                   help="project the standardised features on their first N principal "
+                   "components (PCA fitted on the training rows; 0: none; needs "
+                   "--scale-features; default: the preset's, study 0, tuned "
+                   f"{study.PRESETS['tuned'].get('pca', 0)})")
     p.add_argument("--train-size", type=_number(float, "--train-size", "must be between 0 and 1",
                                                 lambda v: 0 < v < 1),
                    metavar="F", help="training fraction of the split")
@@ -267,7 +273,7 @@ def settings_from_args(args, *, grid):
             learning_rate_init=args.lr, blas_threads=args.blas_threads,
             hidden=hidden, solvers=solvers, seeds=getattr(args, "seeds", None),
             standardize=args.standardize, image_stats=args.image_stats,
-            scale_features=args.scale_features, augment=args.augment,
+            scale_features=args.scale_features, augment=args.augment, pca=args.pca,
             size=None if args.size is None else _parse_size(args.size),
         )
     except ValueError as exc:
