@@ -49,6 +49,7 @@ from sklearn.pipeline import Pipeline
 
 from skoffice31 import MultiHeadMLPClassifier
 from skoffice31.study import HEADS, StudySettings, load_study_data, resplit
+from skoffice31.study._output import fmt_augment
 
 OUT = Path(__file__).parent / "results"
 HIDDEN = ((512,), (64, 32, 10))
@@ -99,8 +100,11 @@ def tuned_rows(config):
     doc = json.loads((OUT / "office31_tuned" / "results.json").read_text())
     epochs = doc["settings"]["epochs"]
     copies = doc["settings"].get("augment", 1)
-    trained = f"{epochs} epochs" + (f" on {copies} versions of every photo (mirror images)"
+    pca = doc["settings"].get("pca", 0)
+    trained = f"{epochs} epochs" + (f" on {copies} versions of every photo ({fmt_augment(copies)})"
                                     if copies > 1 else "")
+    if pca:
+        trained += f", {pca} principal components"
     name = (f"two-head tuned preset, best of the grid by CV "
             f"({','.join(map(str, config[0]))}) {config[1]}, {trained} (office31_tuned)")
     rows = [r for r in doc["results"] if (tuple(r["hidden"]), r["solver"]) == tuple(config)
