@@ -193,14 +193,13 @@ def _add_training_options(p, *, grid):
                    metavar="N",
                    help="train on N versions of every training photo: 1 the photos alone, 2 with "
                    "their mirror images, 3 and more with copies shifted by up to 2 pixels "
-                   "(AugmentedClassifier; an epoch costs N times as much; default: the preset's, "
-                   f"study 1, tuned {study.PRESETS['tuned'].get('augment', 1)})")
+                   "(AugmentedClassifier; an epoch costs N times as much; "
+                   f"{_preset_defaults('augment', 1)})")
     p.add_argument("--pca", type=_number(int, "--pca", "must be >= 0", lambda v: v >= 0),
                    metavar="N",
                    help="project the standardised features on their first N principal "
                    "components (PCA fitted on the training rows; 0: none; needs "
-                   "--scale-features; default: the preset's, study 0, tuned "
-                   f"{study.PRESETS['tuned'].get('pca', 0)})")
+                   f"--scale-features; {_preset_defaults('pca', 0)})")
     p.add_argument("--train-size", type=_number(float, "--train-size", "must be between 0 and 1",
                                                 lambda v: 0 < v < 1),
                    metavar="F", help="training fraction of the split")
@@ -220,6 +219,14 @@ def _add_training_options(p, *, grid):
                    help="do not read or write the decoded-image cache in the data home "
                    "(SKOFFICE31_DATA); use it when that folder is read-only")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+
+
+def _preset_defaults(name, absent):
+    """``"default: the preset's, study 1, tuned 4"``: each preset's value of
+    setting ``name`` (``absent`` where a preset does not set it), for a help text."""
+    values = ", ".join(f"{preset} {study.PRESETS[preset].get(name, absent)}"
+                       for preset in ("study", "tuned"))
+    return f"default: the preset's, {values}"
 
 
 def _int_list(flag, rule, ok):

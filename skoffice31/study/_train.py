@@ -115,8 +115,8 @@ def make_pipeline(settings, data):
     The flattener has the data's image size and the settings' pixel scale,
     so the pipeline maps image files (or arrays) to labels; the settings'
     preprocessing (:meth:`~skoffice31.study.StudySettings.preprocessing_steps`,
-    e.g. :class:`~skoffice31.ImageStandardizer` and ``StandardScaler`` with
-    the tuned preset) goes between the two, so a saved model applies it too.
+    e.g. ``StandardScaler`` and :class:`~skoffice31.PrincipalComponents`
+    with the tuned preset) goes between the two, so a saved model applies it too.
     With :attr:`~skoffice31.study.StudySettings.augment` > 1 the
     preprocessing and the classifier are inside an
     :class:`~skoffice31.augmentation.AugmentedClassifier` after the
