@@ -47,6 +47,14 @@ def read_csv(path):
         return list(csv.DictReader(f))
 
 
+def assert_predict_csv_is_the_pipelines(model, pipe, paths, capsys):
+    """``predict MODEL PATHS --format csv`` prints what the loaded ``pipe`` predicts."""
+    assert cli.main(["predict", str(model), *map(str, paths), "--format", "csv"]) == 0
+    rows = list(csv.DictReader(capsys.readouterr().out.splitlines()))
+    expected = pipe.predict([str(p) for p in paths])
+    assert [[r["domain"], r["object"]] for r in rows] == [[str(v) for v in e] for e in expected]
+
+
 def assert_one_line_error(stderr, *words):
     lines = [ln for ln in stderr.splitlines() if ln.strip()]
     assert len(lines) == 1, stderr
@@ -625,10 +633,7 @@ def test_train_augment_saves_a_model_that_predicts_and_has_no_display(trained_mo
     assert aug.estimator_[1].n_components_ == 8 * 8 * 3
     clf = final_classifier(pipe, fitted=True)
     assert clf.n_iter_ == 2 and not getattr(clf, "_skl_callbacks", None)
-    assert cli.main(["predict", str(model), *map(str, paths), "--format", "csv"]) == 0
-    rows = list(csv.DictReader(capsys.readouterr().out.splitlines()))
-    expected = pipe.predict([str(p) for p in paths])
-    assert [[r["domain"], r["object"]] for r in rows] == [[str(v) for v in e] for e in expected]
+    assert_predict_csv_is_the_pipelines(model, pipe, paths, capsys)
     assert cli.main(["train", "--augment", "0"]) == 2
     assert_one_line_error(capsys.readouterr().err, "bad --augment 0", "must be >= 1")
 
@@ -650,10 +655,7 @@ def test_train_pca_saves_the_projection_and_refuses_bad_values(trained_model, tm
                                                  "multiheadmlpclassifier"]
     assert isinstance(inner[1], PrincipalComponents) and inner[1].n_components_ == 6
     assert final_classifier(pipe, fitted=True).coefs_[0].shape == (6, 8)
-    assert cli.main(["predict", str(model), *map(str, paths), "--format", "csv"]) == 0
-    rows = list(csv.DictReader(capsys.readouterr().out.splitlines()))
-    expected = pipe.predict([str(p) for p in paths])
-    assert [[r["domain"], r["object"]] for r in rows] == [[str(v) for v in e] for e in expected]
+    assert_predict_csv_is_the_pipelines(model, pipe, paths, capsys)
     assert cli.main(["train", "--pca", "-1"]) == 2
     assert_one_line_error(capsys.readouterr().err, "bad --pca -1", "must be >= 0")
     assert cli.main(["train", "--pca", "6", "--no-scale-features", "--epochs", "1"]) == 2
