@@ -108,7 +108,7 @@ SGD_KINDS = [(0.0, False), (0.9, False), (0.9, True)]  # plain, momentum, Nester
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("l2", [0.0, 0.3])
-@pytest.mark.parametrize("n", [1, 4])
+@pytest.mark.parametrize("n", [1, 4, 11])  # 11: a group of eight, a pair, one
 def test_adam_equals_numpy_bit_for_bit(dtype, shape, l2, n):
     W0, A, deltas = _data(shape, n, dtype, seed=sum(shape) + n, exact=True)
     ref = _numpy_adam(W0, A, deltas, l2, flush_every=2)
