@@ -6,6 +6,7 @@
     python benchmarks/bench_kernels.py --part small     # where the kernel stops paying
     python benchmarks/bench_kernels.py --part columns   # the plan's column thresholds
     python benchmarks/bench_kernels.py --part blocks    # the plan's large-batch block size
+    python benchmarks/bench_kernels.py --part cache     # memory or arithmetic: which binds?
     python benchmarks/bench_kernels.py --part compile   # first-use compile / cache load
     python benchmarks/bench_kernels.py --part loky      # do loky workers reuse the cache?
 
@@ -48,6 +49,16 @@ blocks
     threads, with row blocks of 2**16 ... 2**22 elements; and the minibatch
     gather ``np.take(X, rows, out=)`` in NumPy's default ``mode="raise"``
     (buffered) against ``mode="clip"`` (what ``_Network.gather`` uses).
+
+cache
+    Is a batch-10 kernel step bound by memory traffic or by its arithmetic?
+    ns per weight of one kernel call on one thread (Adam, Nesterov SGD;
+    with and without the next batch's forward product), for a layer whose
+    W and moments stay in the caches (2,000 rows) and for one streamed from
+    memory (30,000 rows), of 64 and 384 columns, interleaved; beside them a
+    one-thread pass with the step's memory traffic and no arithmetic. If
+    the times per weight are about equal in and out of cache, the step is
+    bound by the arithmetic, not the bandwidth.
 
 compile
     Fresh processes with an empty ``NUMBA_CACHE_DIR``: numba import time,
@@ -112,6 +123,12 @@ def _probes():
                 a[i] = a[i] + 1
 
         @jit
+        def touch2(a, b, lo, hi):
+            for i in range(lo, hi):
+                a[i] = a[i] + 1
+                b[i] = b[i] + 1
+
+        @jit
         def touch3(a, b, c, lo, hi):
             for i in range(lo, hi):
                 a[i] = a[i] + 1
@@ -123,7 +140,7 @@ def _probes():
             for i in range(lo, hi):
                 dst[i] = src[i]
 
-        _PROBES.update(touch1=touch1, touch3=touch3, copy=copy)
+        _PROBES.update(touch1=touch1, touch2=touch2, touch3=touch3, copy=copy)
     return _PROBES
 
 
@@ -379,6 +396,45 @@ def bench_columns(repeats, columns=(10, 32, 64, 128, 384), n_in=30_000, batch=10
     return rows
 
 
+def bench_cache(repeats, columns=(64, 384), rows=(2_000, 30_000), batch=10):
+    """ns per weight of a one-thread kernel step, the layer in cache or streamed."""
+    rng = np.random.default_rng(0)
+    touch = _probes()
+    out = []
+    for n_out in columns:
+        for n_in in rows:
+            A = (rng.random((batch, n_in)) * 255).astype(np.float32)
+            X_next = (rng.random((batch, n_in)) * 255).astype(np.float32)
+            d = rng.normal(0, 1e-3, (batch, n_out)).astype(np.float32)
+            W = rng.normal(0, 0.03, (n_in, n_out)).astype(np.float32)
+            m, v, vel = np.zeros_like(W), np.zeros_like(W), np.zeros_like(W)
+            acc = np.empty((batch, n_out), np.float32)
+            flat3 = [a.reshape(-1) for a in (W.copy(), m.copy(), v.copy())]
+            flat2 = flat3[:2]
+            fns = {
+                "adam": lambda: _kernels.adam_update(W, A, d, m, v, lr=1e-4, eps=1e-8,
+                                                     n_threads=1),
+                "adam+fwd": lambda: _kernels.adam_update(W, A, d, m, v, lr=1e-4, eps=1e-8,
+                                                         n_threads=1, X_next=X_next, out=acc),
+                "adam traffic": lambda: touch["touch3"](*flat3, 0, flat3[0].size),
+                "nesterov": lambda: _kernels.sgd_update(W, A, d, lr=1e-4, velocity=vel,
+                                                        momentum=0.9, nesterov=True,
+                                                        n_threads=1),
+                "nesterov+fwd": lambda: _kernels.sgd_update(
+                    W, A, d, lr=1e-4, velocity=vel, momentum=0.9, nesterov=True, n_threads=1,
+                    X_next=X_next, out=acc),
+            }
+            fns["nesterov traffic"] = lambda: touch["touch2"](*flat2, 0, flat2[0].size)
+            ns = {k: 1e9 * t / W.size for k, t in time_interleaved(fns, repeats).items()}
+            row = {"shape": [n_in, n_out], "MB": 3 * W.nbytes / 1e6, "ns_per_weight": ns,
+                   "load": _load()}
+            print(f"({n_in:6d}, {n_out:3d}) b{batch} W+m+v {row['MB']:5.1f} MB  ns/weight, "
+                  "1 thread: " + "  ".join(f"{k} {t:.2f}" for k, t in ns.items())
+                  + f"  (load {row['load']:.1f})", flush=True)
+            out.append(row)
+    return out
+
+
 def bench_blocks(repeats, columns=(10, 64, 384), n_in=30_000, batch=256,
                  block_sizes=(1 << 16, 1 << 18, 1 << 20, 1 << 22)):
     """NumPy update time by row-block size at a wide minibatch."""
@@ -593,7 +649,7 @@ def bench_loky():
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    parts = ["steps", "crossover", "small", "columns", "blocks", "compile", "loky"]
+    parts = ["steps", "crossover", "small", "columns", "cache", "blocks", "compile", "loky"]
     p.add_argument("--part", nargs="+", default=parts, choices=parts)
     p.add_argument("--repeats", type=int, default=15)
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
@@ -617,6 +673,8 @@ def main(argv=None):
         results["small"] = bench_small(max(args.repeats, 30))
     if "columns" in args.part:
         results["columns"] = bench_columns(args.repeats)
+    if "cache" in args.part:
+        results["cache"] = bench_cache(args.repeats)
     if "blocks" in args.part:
         results["blocks"] = bench_blocks(max(3, args.repeats // 2))
     if "compile" in args.part:
