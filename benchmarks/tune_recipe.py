@@ -51,7 +51,9 @@ recipe so far:
     independent of it (stage 7's 48x48 cost twice the budget without it):
     48x48 and 64x64 with 512 components, and 48x48 with 1024;
 14. the layouts again (stage 5's rule), now that the first layer has 512
-    inputs: stage 5's six and ``(2048, 1024)``.
+    inputs: stage 5's six and ``(2048, 1024)``;
+15. Adam's learning rate x3 smaller and larger on that grid (stage 12
+    re-tuned only SGD's).
 
 Time budget: the issue asks for the whole tuned grid in at most 5 minutes
 on 2 cores. A candidate's *grid estimate* is the sum over its
@@ -85,10 +87,12 @@ stages 5 and 6 ~35 min, stages 7-9 ~48 min)::
     nice -n 5 python benchmarks/tune_recipe.py --data ../shared/data/office31 --n-jobs 2 \
         --from-stage 13 --to-stage 13
     nice -n 5 python benchmarks/tune_recipe.py --data ../shared/data/office31 --n-jobs 2 \
-        --from-stage 14
+        --from-stage 14 --to-stage 14
+    nice -n 5 python benchmarks/tune_recipe.py --data ../shared/data/office31 --n-jobs 2 \
+        --from-stage 15
 
 The committed results are those of the commands, in that order (stage
-10, ~20 min, stage 11, ~10 min, stage 12, ~15 min, stage 13, ~16 min, and stage 14 were added
+10, ~20 min, stage 11, ~10 min, stage 12, ~15 min, stage 13, ~16 min, stage 14, ~9 min, and stage 15 were added
 later); the tuned preset is the last stage's choice.
 
 Results: ``benchmarks/results/tune_recipe.json`` (every fold of every
@@ -266,6 +270,9 @@ STAGE_NOTES = {
         f"current grid's layouts are its folds from stage 12); the grid takes the {N_LAYOUTS} "
         f"best layouts whose grids together fit the budget ({BUDGET_SECONDS} s); *chosen* is "
         "that grid.",
+    15: "Stage 15: Adam's learning rate x3 smaller and larger on stage 14's recipe and grid "
+        "(SGD's kept: stage 12 tuned it; only the Adam rows are fitted); *chosen* takes the "
+        "Adam rows of the best rate and stage 14's SGD rows.",
 }
 
 
@@ -307,11 +314,11 @@ def main():
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--out", default=str(OUT / "tune_recipe"))
     parser.add_argument("--from-stage", type=int, default=1,
-                        choices=(1, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14),
-                        help="5-14: read the earlier stages from the results file and start "
+                        choices=(1, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                        help="5-15: read the earlier stages from the results file and start "
                         "there")
-    parser.add_argument("--to-stage", type=int, default=14,
-                        choices=(4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14),
+    parser.add_argument("--to-stage", type=int, default=15,
+                        choices=(4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
                         help="stop after this stage (the results file keeps every stage run)")
     parser.add_argument("--choose-only", action="store_true",
                         help="fit nothing: read the results file and write the recipe that "
@@ -564,15 +571,37 @@ def stage14(search, current):
     return _choose_layouts(search, 14, current, LAYOUTS_PROJECTED)
 
 
+def stage15(search, current):
+    """Adam's learning rate x3 smaller and larger on stage 14's grid (SGD's kept).
+
+    Only the Adam configurations are fitted; the chosen record takes the SGD
+    folds of the current record and the Adam folds of the best rate.
+    """
+    chosen = dict(current["values"])
+    lr = dict(chosen["learning_rate_init"])
+    runs = search.run(15, {f"adam {lr['adam'] * k:g}":
+                           dict(chosen, learning_rate_init=dict(lr, adam=lr["adam"] * k))
+                           for k in (1 / 3, 3)}, solvers=("adam",))
+    runs[f"adam {lr['adam']:g}"] = current
+    top = max(runs.values(), key=lambda r: solver_score(r, "adam"))
+    adam = top["values"]["learning_rate_init"]["adam"]
+    rec = _combine(15, f"chosen: sgd {lr['sgd']:g}, adam {adam:g}",
+                   dict(chosen, learning_rate_init=dict(lr, adam=adam)),
+                   [(current, lambda f: f["solver"] == "sgd"),
+                    (top, lambda f: f["solver"] == "adam")])
+    search.results.append(rec)
+    return rec
+
+
 WIDE_STAGES = {5: stage5, 6: stage6, 7: stage7, 8: stage8, 9: stage9, 10: stage10,
                11: stage11, 12: stage12, 13: stage13,
-               14: stage14}
+               14: stage14, 15: stage15}
 
 
 def stage_choice(results, stage, stage4_chosen):
     """The record a finished stage chose, rebuilt from the results file.
 
-    Stages 5, 8 and 14 stored theirs (``"chosen: ..."``); stages 6, 7 and 9-13 chose
+    Stages 5, 8, 14 and 15 stored theirs (``"chosen: ..."``); stages 6, 7 and 9-13 chose
     the best affordable of their rows and of the previous stage's choice.
     """
     if stage == 4:
@@ -580,13 +609,13 @@ def stage_choice(results, stage, stage4_chosen):
     recs = [r for r in results if r["stage"] == stage]
     if not recs:
         raise SystemExit(f"stage {stage} is not in the results file: run it first")
-    if stage in (5, 8, 14):
+    if stage in (5, 8, 14, 15):
         return next(r for r in recs if r["name"].startswith("chosen:"))
     previous = stage_choice(results, stage - 1, stage4_chosen)
     return _best({**{r["name"]: r for r in recs}, "previous": previous})
 
 
-def wide_stages(search, stage4_chosen, out, first=5, last=14):
+def wide_stages(search, stage4_chosen, out, first=5, last=15):
     """Stages ``first``..``last``; the earlier ones are read from ``search.results``."""
     search.results = [r for r in search.results if r["stage"] < first]
     current = stage_choice(search.results, first - 1, stage4_chosen)
