@@ -2,8 +2,9 @@
 
 Does sharing a trunk help or hurt each head? For each of 3 seeds (the
 study's 80/15 split of that seed, the weights' seed too) this script trains,
-on the same inputs (the ``tuned`` preset's image size and preprocessing,
-fitted on the training rows):
+on the same inputs (the ``tuned`` preset's image size, preprocessing and
+augmented copies, made and fitted on the training rows, and its averaging
+over each test photo and its mirror image: ``StudySettings.with_preprocessing``):
 
 - scikit-learn's :class:`~sklearn.neural_network.MLPClassifier`, one network
   per head (domain, object), with the settings a small search chose for
@@ -19,11 +20,10 @@ fitted on the training rows):
 
 The search (2-fold shuffled CV inside the training part of seed 0's split;
 the test part is never used to choose) covers ``hidden`` x ``alpha`` for each
-head; every network here is Adam with lr 1e-3, batch 32 and 20 epochs (half
-the preset's 40, to keep the script at about 20 minutes on a shared 2-core
-machine).
+head; every network here is Adam with lr 1e-3, batch 32 and the preset's
+epochs.
 
-Run (from the repository root; ~20 min on 2 shared cores)::
+Run (from the repository root; ~7 min on 2 cores)::
 
     nice -n 5 python benchmarks/one_head_baseline.py --data ../shared/data/office31 --n-jobs 2
 
@@ -45,7 +45,6 @@ from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import KFold
 from sklearn.neural_network import MLPClassifier
-from sklearn.pipeline import Pipeline
 
 from skoffice31 import MultiHeadMLPClassifier
 from skoffice31.study import HEADS, StudySettings, load_study_data, resplit
@@ -53,7 +52,7 @@ from skoffice31.study._output import fmt_augment
 
 OUT = Path(__file__).parent / "results"
 HIDDEN = ((512,), (64, 32, 10))
-EPOCHS = 20
+EPOCHS = StudySettings.from_preset("tuned").epochs
 ALPHAS = (1e-4, 1e-2)
 SEEDS = (0, 1, 2)
 
@@ -63,11 +62,6 @@ def sklearn_mlp(settings, hidden, alpha, seed):
                          learning_rate_init=1e-3, batch_size=settings.batch_size,
                          max_iter=EPOCHS, n_iter_no_change=EPOCHS,
                          random_state=seed)
-
-
-def with_preprocessing(settings, est):
-    steps = settings.preprocessing_steps()
-    return Pipeline([*steps, ("clf", est)]) if steps else est
 
 
 def fit_score(model, X, y, train, test, head=None):
@@ -140,7 +134,7 @@ def main():
             for alpha in ALPHAS]
     t0 = time.perf_counter()
     cv = parallel(joblib.delayed(fit_score)(
-        with_preprocessing(settings, sklearn_mlp(settings, hidden, alpha, 0)), X, y, tr, va, h)
+        settings.with_preprocessing(sklearn_mlp(settings, hidden, alpha, 0)), X, y, tr, va, h)
         for h, hidden, alpha in grid for tr, va in folds)
     search = []
     for k, (h, hidden, alpha) in enumerate(grid):
@@ -163,13 +157,13 @@ def main():
             est = sklearn_mlp(settings, tuple(b["hidden"]), b["alpha"], seed)
             tasks.append((seed, f"scikit-learn MLPClassifier, {name} head only "
                           f"({','.join(map(str, b['hidden']))}), alpha {b['alpha']:g}",
-                          with_preprocessing(settings, est), d, h))
+                          one.with_preprocessing(est), d, h))
         two = MultiHeadMLPClassifier(**dict(
             one.estimator_params((tuple(obj["hidden"]), "adam")), alpha=obj["alpha"],
             learning_rate_init=1e-3, max_iter=EPOCHS, n_iter_no_change=EPOCHS))
         tasks.append((seed, f"two-head MultiHeadMLPClassifier, same layout "
                       f"({','.join(map(str, obj['hidden']))}), alpha {obj['alpha']:g}, adam 1e-3",
-                      with_preprocessing(settings, two), d, None))
+                      one.with_preprocessing(two), d, None))
     scores = parallel(joblib.delayed(fit_score)(clone(m), X, y, d.train, d.test, h)
                       for _, _, m, d, h in tasks)
     runs = [{"seed": seed, "model": name, **s} for (seed, name, *_), s in zip(tasks, scores)]
@@ -178,7 +172,8 @@ def main():
     runs += tuned_rows(tuned_config)
     out = Path(args.out)
     out.with_suffix(".json").write_text(json.dumps(
-        {"settings": settings.to_dict(), "search": search, "best": best,
+        {"settings": settings.to_dict(), "inputs": describe_inputs(settings),
+         "search": search, "best": best,
          "tuned_configuration": [list(tuned_config[0]), tuned_config[1]],
          "runs": runs, "summary": summarize(runs)}, indent=1))
     write_markdown(json.loads(out.with_suffix(".json").read_text()), out.with_suffix(".md"))
@@ -219,13 +214,27 @@ def refresh_tuned(out):
     write_markdown(doc, out.with_suffix(".md"))
 
 
+#: What a results file written before the copies came with the preprocessing had.
+INPUTS_BEFORE = "the tuned preset's preprocessing (no augmented copies)"
+
+
+def describe_inputs(settings):
+    """The inputs of the networks of :func:`main`, in words, for the report."""
+    steps = ", ".join(type(step).__name__ for _, step in settings.preprocessing_steps())
+    words = f"the tuned preset's preprocessing ({steps or 'none'})"
+    if settings.augment > 1:
+        words += (f" on {settings.augment} versions of every training photo "
+                  f"({fmt_augment(settings.augment)}), predictions averaged with the mirror image")
+    return words
+
+
 def write_markdown(doc, path):
     """The Markdown report of the JSON ``doc`` written by :func:`main`."""
     side = doc["settings"]["photo_size"]
     lines = ["# One-head scikit-learn networks vs two-head networks "
              "(benchmarks/one_head_baseline.py)", "",
              f"Office-31, the study's 80/15 split, seeds {', '.join(map(str, SEEDS))} (mean ± "
-             f"std, ddof=1); inputs: {side}x{side}, the tuned preset's preprocessing; every "
+             f"std, ddof=1); inputs: {side}x{side}, {doc.get('inputs', INPUTS_BEFORE)}; every "
              f"network Adam lr 1e-3, batch {doc['settings']['batch_size']}, {EPOCHS} epochs "
              "(the tuned row: its preset's settings and epochs, named in the row).", "",
              "| model | domain acc | object acc | train s |", "|---|---|---|---|"]

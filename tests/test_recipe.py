@@ -114,6 +114,37 @@ def test_pca_network_has_one_input_per_component():
     assert np.asarray(model.predict(X)).shape == (40, 2)
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_with_preprocessing_gives_another_classifier_the_same_inputs():
+    """A one-head scikit-learn network sees what the preset's network sees."""
+    from sklearn.neural_network import MLPClassifier
+
+    from skoffice31.augmentation import AugmentedClassifier
+
+    rng = np.random.default_rng(1)
+    X = rng.uniform(0, 1, (40, 4 * 4 * 3)).astype(np.float32)
+    y = np.arange(40) % 3
+    s = StudySettings.from_preset("tuned", pca=5, epochs=2, size=(4, 4), augment=2, seed=4)
+    model = s.with_preprocessing(MLPClassifier((3,), max_iter=5, random_state=0))
+    assert isinstance(model, AugmentedClassifier)
+    assert (model.copies, model.random_state) == (2, 4)
+    assert [name for name, _ in model.estimator.steps] == [
+        "standardscaler", "principalcomponents", "mlpclassifier"]
+    # the same wrapping as the preset's own network, step for step
+    own = s.make_pipeline(((6,), "adam"))
+    assert [type(t) for _, t in own.estimator.steps[:-1]] == [
+        type(t) for _, t in model.estimator.steps[:-1]]
+    assert own.get_params()["copies"] == model.get_params()["copies"]
+    model.fit(X, y)
+    assert model.estimator_[-1].n_features_in_ == 5
+    assert model.estimator_.named_steps["principalcomponents"].pca_.n_samples_ == 80
+    pred = model.predict(X)
+    assert pred.shape == (40,) and set(pred) <= {0, 1, 2}
+    # nothing to add: the classifier itself
+    plain = MLPClassifier()
+    assert StudySettings.from_preset("study").with_preprocessing(plain) is plain
+
+
 @pytest.mark.parametrize("overrides,match", [
     ({"standardize": "pixel"}, "standardize must be one of"),
     ({"image_stats": True}, "image_stats=True .* set standardize"),

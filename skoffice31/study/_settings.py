@@ -439,13 +439,45 @@ class StudySettings:
         >>> [name for name, _ in s.make_pipeline(((10,), "sgd")).steps]
         ['imagestandardizer', 'standardscaler', 'multiheadmlpclassifier']
         """
+        return self.with_preprocessing(self.make_estimator(config))
+
+    def with_preprocessing(self, clf):
+        """Any classifier inside these settings' preprocessing and augmentation.
+
+        What :meth:`make_pipeline` does with its
+        :class:`~skoffice31.MultiHeadMLPClassifier`, for another model (say,
+        scikit-learn's ``MLPClassifier`` on one head), so that both see the
+        same inputs.
+
+        Parameters
+        ----------
+        clf : classifier
+            With ``predict_proba`` when :attr:`augment` > 1.
+
+        Returns
+        -------
+        model : classifier, Pipeline or AugmentedClassifier
+            ``clf`` itself when there is nothing to add; else a
+            :class:`~sklearn.pipeline.Pipeline` of :meth:`preprocessing_steps`
+            and ``clf`` (its step named after its class, lowercase), inside
+            an :class:`~skoffice31.augmentation.AugmentedClassifier` of
+            :attr:`augment` copies (seeded with :attr:`seed`) when
+            :attr:`augment` > 1.
+
+        Examples
+        --------
+        >>> from sklearn.neural_network import MLPClassifier
+        >>> from skoffice31.study import StudySettings
+        >>> model = StudySettings.from_preset("tuned").with_preprocessing(MLPClassifier())
+        >>> type(model).__name__, [name for name, _ in model.estimator.steps]
+        ('AugmentedClassifier', ['standardscaler', 'principalcomponents', 'mlpclassifier'])
+        """
         from sklearn.pipeline import Pipeline
 
         from ..augmentation import AugmentedClassifier
 
-        clf = self.make_estimator(config)
         steps = self.preprocessing_steps()
-        model = Pipeline([*steps, ("multiheadmlpclassifier", clf)]) if steps else clf
+        model = Pipeline([*steps, (type(clf).__name__.lower(), clf)]) if steps else clf
         if self.augment == 1:
             return model
         shape = None if self.size is None else (self.size[1], self.size[0], 3)
