@@ -423,8 +423,8 @@ def bench_cache(repeats, columns=(64, 384), rows=(2_000, 30_000), batch=10):
                 "nesterov+fwd": lambda: _kernels.sgd_update(
                     W, A, d, lr=1e-4, velocity=vel, momentum=0.9, nesterov=True, n_threads=1,
                     X_next=X_next, out=acc),
+                "nesterov traffic": lambda: touch["touch2"](*flat2, 0, flat2[0].size),
             }
-            fns["nesterov traffic"] = lambda: touch["touch2"](*flat2, 0, flat2[0].size)
             ns = {k: 1e9 * t / W.size for k, t in time_interleaved(fns, repeats).items()}
             row = {"shape": [n_in, n_out], "MB": 3 * W.nbytes / 1e6, "ns_per_weight": ns,
                    "load": _load()}

@@ -313,12 +313,11 @@ def main():
     parser.add_argument("--data", required=True, help="the Office-31 folder")
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--out", default=str(OUT / "tune_recipe"))
-    parser.add_argument("--from-stage", type=int, default=1,
-                        choices=(1, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                        help="5-15: read the earlier stages from the results file and start "
-                        "there")
-    parser.add_argument("--to-stage", type=int, default=15,
-                        choices=(4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+    final = max(WIDE_STAGES)
+    parser.add_argument("--from-stage", type=int, default=1, choices=(1, *WIDE_STAGES),
+                        help=f"5-{final}: read the earlier stages from the results file and "
+                        "start there")
+    parser.add_argument("--to-stage", type=int, default=final, choices=(4, *WIDE_STAGES),
                         help="stop after this stage (the results file keeps every stage run)")
     parser.add_argument("--choose-only", action="store_true",
                         help="fit nothing: read the results file and write the recipe that "
@@ -615,8 +614,10 @@ def stage_choice(results, stage, stage4_chosen):
     return _best({**{r["name"]: r for r in recs}, "previous": previous})
 
 
-def wide_stages(search, stage4_chosen, out, first=5, last=15):
-    """Stages ``first``..``last``; the earlier ones are read from ``search.results``."""
+def wide_stages(search, stage4_chosen, out, first=5, last=None):
+    """Stages ``first``..``last`` (default: the last there is); the earlier ones are
+    read from ``search.results``."""
+    last = max(WIDE_STAGES) if last is None else last
     search.results = [r for r in search.results if r["stage"] < first]
     current = stage_choice(search.results, first - 1, stage4_chosen)
     for stage in range(first, last + 1):
