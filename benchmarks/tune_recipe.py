@@ -474,22 +474,38 @@ def stage7(search, current):
     return _best(s7)
 
 
-def stage8(search, current):
-    """Learning rate per solver: x3 smaller and larger; each solver takes its best."""
+def _learning_rates(search, stage, current, varied=("sgd", "adam")):
+    """The learning rates of the ``varied`` solvers x3 smaller and larger.
+
+    Only the ``varied`` solvers' configurations are fitted; each solver takes
+    its best rate (a solver not varied keeps the current one), and the
+    chosen record is made of each solver's folds of its best rate.
+    """
     chosen = dict(current["values"])
     lr = dict(chosen["learning_rate_init"])
-    s8 = search.run(8, {f"sgd {lr['sgd'] * k:g}, adam {lr['adam'] * k:g}":
-                        dict(chosen, learning_rate_init={s: v * k for s, v in lr.items()})
-                        for k in (1 / 3, 3)})
-    s8[f"sgd {lr['sgd']:g}, adam {lr['adam']:g}"] = current
-    tops = {solver: max(s8.values(), key=lambda r: solver_score(r, solver))
-            for solver in ("sgd", "adam")}
+
+    def name(rates):
+        return ", ".join(f"{s} {rates[s]:g}" for s in varied)
+
+    cands = {}
+    for k in (1 / 3, 3):
+        rates = dict(lr, **{s: lr[s] * k for s in varied})
+        cands[name(rates)] = dict(chosen, learning_rate_init=rates)
+    runs = search.run(stage, cands, solvers=varied)
+    runs[name(lr)] = current
+    tops = {solver: (max(runs.values(), key=lambda r: solver_score(r, solver))
+                     if solver in varied else current) for solver in ("sgd", "adam")}
     lrs = {solver: top["values"]["learning_rate_init"][solver] for solver, top in tops.items()}
-    rec = _combine(8, f"chosen: sgd {lrs['sgd']:g}, adam {lrs['adam']:g}",
+    rec = _combine(stage, f"chosen: sgd {lrs['sgd']:g}, adam {lrs['adam']:g}",
                    dict(chosen, learning_rate_init=lrs),
                    [(top, lambda f, s=solver: f["solver"] == s) for solver, top in tops.items()])
     search.results.append(rec)
     return rec
+
+
+def stage8(search, current):
+    """Learning rate per solver: x3 smaller and larger; each solver takes its best."""
+    return _learning_rates(search, 8, current)
 
 
 def stage9(search, current):
@@ -571,25 +587,8 @@ def stage14(search, current):
 
 
 def stage15(search, current):
-    """Adam's learning rate x3 smaller and larger on stage 14's grid (SGD's kept).
-
-    Only the Adam configurations are fitted; the chosen record takes the SGD
-    folds of the current record and the Adam folds of the best rate.
-    """
-    chosen = dict(current["values"])
-    lr = dict(chosen["learning_rate_init"])
-    runs = search.run(15, {f"adam {lr['adam'] * k:g}":
-                           dict(chosen, learning_rate_init=dict(lr, adam=lr["adam"] * k))
-                           for k in (1 / 3, 3)}, solvers=("adam",))
-    runs[f"adam {lr['adam']:g}"] = current
-    top = max(runs.values(), key=lambda r: solver_score(r, "adam"))
-    adam = top["values"]["learning_rate_init"]["adam"]
-    rec = _combine(15, f"chosen: sgd {lr['sgd']:g}, adam {adam:g}",
-                   dict(chosen, learning_rate_init=dict(lr, adam=adam)),
-                   [(current, lambda f: f["solver"] == "sgd"),
-                    (top, lambda f: f["solver"] == "adam")])
-    search.results.append(rec)
-    return rec
+    """Adam's learning rate x3 smaller and larger on stage 14's grid (SGD's kept)."""
+    return _learning_rates(search, 15, current, varied=("adam",))
 
 
 WIDE_STAGES = {5: stage5, 6: stage6, 7: stage7, 8: stage8, 9: stage9, 10: stage10,
