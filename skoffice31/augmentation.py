@@ -180,6 +180,19 @@ class AugmentedClassifier(MetaEstimatorMixin, BaseEstimator):
         Average the probabilities of each image and of its mirror image at
         prediction (only with ``mirror`` and ``copies >= 2``: a model that
         never saw a mirror image has nothing to gain from it).
+    shift_each_epoch : bool, default=False
+        Draw new shifts for the shifted copies at every epoch (on-the-fly
+        augmentation), instead of once in ``fit``: the network then sees
+        each photo moved in many ways over its epochs, not in
+        ``copies - 2`` fixed ones. ``fit`` fits the preprocessing steps of
+        a Pipeline ``estimator`` on the first epoch's copies (as without
+        this option), then trains its last step one epoch at a time with
+        ``partial_fit`` (its ``max_iter`` epochs; it must not use early
+        stopping), transforming each epoch's new shifted copies through the
+        fitted preprocessing. An integer ``random_state`` of the classifier
+        seeds one stream of minibatch orders over all the epochs, as in its
+        ``fit``. No effect without shifted copies (``copies`` of 2 or less
+        with ``mirror``, 1 without).
     random_state : int, RandomState instance or None, default=None
         Seed of the shifts (the estimator has its own ``random_state``).
 
@@ -200,6 +213,10 @@ class AugmentedClassifier(MetaEstimatorMixin, BaseEstimator):
     -----
     Fitting on ``copies`` versions of the data costs ``copies`` times as much
     per epoch: the tuned preset halves its epochs when it uses 4 copies.
+    With ``shift_each_epoch`` every epoch also sends the new shifted copies
+    through the preprocessing (for the tuned preset's grid, whose
+    preprocessing ends in a projection on 512 principal components, about
+    5 % more time: ``benchmarks/tune_recipe.py``, stage 16).
 
     Examples
     --------
@@ -228,17 +245,19 @@ class AugmentedClassifier(MetaEstimatorMixin, BaseEstimator):
         "max_shift": [Interval(Integral, 0, None, closed="left")],
         "mirror": ["boolean"],
         "mirror_at_predict": ["boolean"],
+        "shift_each_epoch": ["boolean"],
         "random_state": ["random_state"],
     }
 
     def __init__(self, estimator, *, image_shape=None, copies=4, max_shift=2, mirror=True,
-                 mirror_at_predict=True, random_state=None):
+                 mirror_at_predict=True, shift_each_epoch=False, random_state=None):
         self.estimator = estimator
         self.image_shape = image_shape
         self.copies = copies
         self.max_shift = max_shift
         self.mirror = mirror
         self.mirror_at_predict = mirror_at_predict
+        self.shift_each_epoch = shift_each_epoch
         self.random_state = random_state
 
     def augment(self, X, y, sample_weight=None):
@@ -260,23 +279,34 @@ class AugmentedClassifier(MetaEstimatorMixin, BaseEstimator):
         y_aug : array-like of ``copies * n_images`` rows, ``y``'s type
         sample_weight_aug : ndarray or None
         """
+        X_aug, y_aug, sw, _ = self._augment(X, y, sample_weight,
+                                            check_random_state(self.random_state))
+        return X_aug, y_aug, sw
+
+    def _augment(self, X, y, sample_weight, rng):
+        """:meth:`augment`, plus the unshifted copies and the image shape
+        (what :meth:`_shifted` needs to draw an epoch's shifts again)."""
         images = _image_rows(X, self.image_shape)
         X = images.reshape(len(images), -1)
         n = len(X)
         if _num_rows(y) != n:
             raise ValueError(f"X has {n} rows but y has {_num_rows(y)}.")
-        rng = check_random_state(self.random_state)
-        parts = [X]
+        fixed = [X]
         if self.mirror and self.copies >= 2:
-            parts.append(mirror_images(X, images.shape[1:]))
-        while len(parts) < self.copies:
-            source = parts[len(parts) % 2] if self.mirror else X
-            parts.append(shift_images(source, images.shape[1:], max_shift=self.max_shift,
-                                      random_state=rng))
+            fixed.append(mirror_images(X, images.shape[1:]))
+        fixed = fixed[:self.copies]
+        shape = images.shape[1:]
+        parts = fixed + self._shifted(fixed, shape, rng)
         rows = np.tile(np.arange(n), len(parts))
         X_aug = np.concatenate(parts)
         sw = None if sample_weight is None else np.asarray(sample_weight)[rows]
-        return X_aug, _safe_indexing(y, rows), sw
+        return X_aug, _safe_indexing(y, rows), sw, (fixed, shape)
+
+    def _shifted(self, fixed, shape, rng):
+        """The shifted copies: of the image and its mirror image in turn."""
+        return [shift_images(fixed[k % len(fixed)], shape, max_shift=self.max_shift,
+                             random_state=rng)
+                for k in range(self.copies - len(fixed))]
 
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y, sample_weight=None):
@@ -294,6 +324,9 @@ class AugmentedClassifier(MetaEstimatorMixin, BaseEstimator):
         -------
         self : AugmentedClassifier
         """
+        if self.shift_each_epoch and self.copies > (2 if self.mirror else 1):
+            self.estimator_, self.n_features_in_ = self._fit_epochs(X, y, sample_weight)
+            return self
         X_aug, y_aug, sw = self.augment(X, y, sample_weight)
         estimator = clone(self.estimator)
         params = {}
@@ -305,6 +338,54 @@ class AugmentedClassifier(MetaEstimatorMixin, BaseEstimator):
         self.estimator_ = estimator.fit(X_aug, y_aug, **params)
         self.n_features_in_ = X_aug.shape[1]
         return self
+
+    def _fit_epochs(self, X, y, sample_weight):
+        """``fit`` with new shifts every epoch: the fitted clone and the features of a row."""
+        from sklearn.pipeline import Pipeline
+
+        estimator = clone(self.estimator)
+        if hasattr(estimator, "steps"):
+            clf = estimator.steps[-1][1]
+            # the same step objects: fitting it fits them inside ``estimator``
+            preprocessing = Pipeline(estimator.steps[:-1]) if len(estimator.steps) > 1 else None
+        else:
+            clf, preprocessing = estimator, None
+        what = type(clf).__name__
+        params = clf.get_params()
+        if not hasattr(clf, "partial_fit") or "max_iter" not in params:
+            raise ValueError(
+                f"shift_each_epoch=True trains the classifier one epoch at a time with "
+                f"partial_fit for its max_iter epochs; {what} has no "
+                f"{'partial_fit' if not hasattr(clf, 'partial_fit') else 'max_iter'}. "
+                "Use shift_each_epoch=False, or a classifier such as MultiHeadMLPClassifier."
+            )
+        if params.get("early_stopping"):
+            raise ValueError(
+                f"shift_each_epoch=True trains {what} with partial_fit, which has no early "
+                "stopping: set its early_stopping=False, or shift_each_epoch=False."
+            )
+        rng = check_random_state(self.random_state)
+        X_aug, y_aug, sw, (fixed, shape) = self._augment(X, y, sample_weight, rng)
+        n_fixed = len(fixed) * len(fixed[0])
+        Z = X_aug if preprocessing is None else preprocessing.fit_transform(X_aug)
+        if Z is X_aug:
+            Z = Z.copy()  # the shifted rows are rewritten every epoch
+        classes = _all_classes(y_aug, clf)
+        fit_params = {} if sw is None else {"sample_weight": sw}
+        seed = params.get("random_state")
+        if isinstance(seed, Integral):  # one stream of minibatch orders, as in its fit
+            clf.set_params(random_state=np.random.RandomState(seed))
+        try:
+            for epoch in range(params["max_iter"]):
+                if epoch:
+                    shifted = np.concatenate(self._shifted(fixed, shape, rng))
+                    Z[n_fixed:] = (shifted if preprocessing is None
+                                   else preprocessing.transform(shifted))
+                clf.partial_fit(Z, y_aug, classes=classes, **fit_params)
+        finally:
+            if isinstance(seed, Integral):
+                clf.set_params(random_state=seed)
+        return estimator, X_aug.shape[1]
 
     def _check_X(self, X):
         check_is_fitted(self)
@@ -411,6 +492,19 @@ class AugmentedClassifier(MetaEstimatorMixin, BaseEstimator):
         tags.target_tags = inner.target_tags
         tags.classifier_tags = inner.classifier_tags
         return tags
+
+
+def _all_classes(y, clf):
+    """``partial_fit``'s ``classes`` of ``y``: an array, or one per head."""
+    from ._missing import labelled_values
+    from ._multihead import MultiHeadMLPClassifier, _split_heads
+
+    columns, names, one_head = _split_heads(y)
+    if isinstance(clf, MultiHeadMLPClassifier):  # its missing labels are not classes
+        classes = [np.unique(labelled_values(c, n)[0]) for c, n in zip(columns, names)]
+    else:
+        classes = [np.unique(c) for c in columns]
+    return classes[0] if one_head else classes
 
 
 def _num_rows(y):

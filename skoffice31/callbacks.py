@@ -43,7 +43,10 @@ class EpochReporter:
     - ``max_iter``: the estimator's ``max_iter``;
     - ``loss``: the epoch's mean training loss (``loss_curve_[-1]``);
     - ``head_losses``: head name -> the epoch's mean cross-entropy;
-    - ``elapsed``: seconds since the fit began;
+    - ``elapsed``: seconds since the fit began (since its first epoch's
+      ``partial_fit`` when the epochs come one call each, as in
+      :class:`~skoffice31.augmentation.AugmentedClassifier` with
+      ``shift_each_epoch``);
     - ``tag``: the ``tag`` given here (to tell concurrent fits apart).
 
     The callback travels with the estimator: when the estimator is fitted in
@@ -72,6 +75,7 @@ class EpochReporter:
             )
         self.report = report
         self.tag = tag
+        self._first_epoch_began = {}  # id(estimator) -> when its epoch 1 began
 
     def setup(self, estimator, context):
         """Nothing to prepare (part of the callback protocol)."""
@@ -95,11 +99,16 @@ class EpochReporter:
         if context.task_name != "epoch" or X is None or not curve:
             return False
         started = context.parent.init_time if context.parent is not None else context.init_time
+        epoch = int(estimator.n_iter_)
+        if epoch == 1:  # a new fit, or the first of one-epoch partial_fit calls
+            self._first_epoch_began[id(estimator)] = started
+        else:
+            started = min(started, self._first_epoch_began.get(id(estimator), started))
         heads = getattr(estimator, "head_loss_curves_", {}) or {}
         self.report(
             {
                 "tag": self.tag,
-                "epoch": int(estimator.n_iter_),
+                "epoch": epoch,
                 "max_iter": int(estimator.max_iter),
                 "loss": float(curve[-1]),
                 "head_losses": {str(k): float(v[-1]) for k, v in heads.items() if len(v)},

@@ -281,3 +281,138 @@ def test_saved_and_loaded_with_the_safe_format(tmp_path):
     path = save_model(model, tmp_path / "m.skops")
     loaded = load_model(path)
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+
+
+# ------------------------------------------------------------ shift_each_epoch
+
+
+class _EpochRecorder(_Recorder):
+    """Records every ``partial_fit`` call (one epoch each) and its ``classes``."""
+
+    def __init__(self, max_iter=3, random_state=None):
+        self.max_iter = max_iter
+        self.random_state = random_state
+
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        if not hasattr(self, "epochs_"):
+            self.epochs_, self.classes_seen_ = [], classes
+        self.epochs_.append(np.array(X))
+        self.random_state_during_fit_ = self.random_state
+        return super().fit(X, y, sample_weight)
+
+
+class _CountingScaler(StandardScaler):
+    def fit(self, X, y=None, sample_weight=None):
+        self.n_fits_ = getattr(self, "n_fits_", 0) + 1
+        return super().fit(X, y, sample_weight)
+
+
+def test_shift_each_epoch_draws_new_shifts_and_keeps_the_fixed_copies():
+    X, _ = _data(n=10)
+    y = np.arange(10) % 2
+    model = AugmentedClassifier(_EpochRecorder(max_iter=3, random_state=7), copies=4,
+                                shift_each_epoch=True, random_state=0).fit(X, y)
+    rec = model.estimator_
+    assert len(rec.epochs_) == 3  # the classifier's max_iter epochs, one partial_fit each
+    np.testing.assert_array_equal(rec.classes_seen_, [0, 1])
+    # the first epoch is what fit trains on without the option (same seed)
+    np.testing.assert_array_equal(rec.epochs_[0], AugmentedClassifier(
+        _Recorder(), copies=4, random_state=0).augment(X, y)[0])
+    for a, b in itertools.combinations(rec.epochs_, 2):
+        np.testing.assert_array_equal(a[:20], b[:20])  # the photos and their mirror images
+        assert not np.array_equal(a[20:], b[20:])  # new shifts
+    for epoch in rec.epochs_:  # every shifted block is a shift of its source
+        blocks = epoch.reshape(4, 10, 4, 4, 3)
+        for k in (2, 3):
+            for img, moved in zip(blocks[k % 2], blocks[k]):
+                assert any(np.array_equal(moved, _naive_shift(img, oy, ox))
+                           for oy in range(-2, 3) for ox in range(-2, 3))
+    # an integer seed of the classifier became one stream for the epochs, then came back
+    assert isinstance(rec.random_state_during_fit_, np.random.RandomState)
+    assert rec.random_state == 7 and model.estimator.random_state == 7
+
+
+def test_shift_each_epoch_fits_the_preprocessing_once_and_transforms_each_epoch():
+    X, _ = _data(n=10)
+    y = np.arange(10) % 2
+    pipe = make_pipeline(_CountingScaler(), _EpochRecorder(max_iter=3))
+    model = AugmentedClassifier(pipe, copies=3, shift_each_epoch=True, random_state=0)
+    model.fit(X, y)
+    scaler, rec = model.estimator_[0], model.estimator_[-1]
+    assert scaler.n_fits_ == 1
+    first = AugmentedClassifier(_Recorder(), copies=3, random_state=0).augment(X, y)[0]
+    np.testing.assert_allclose(scaler.mean_, first.mean(axis=0), rtol=1e-6)
+    for epoch in rec.epochs_:  # each epoch's rows went through the fitted scaler
+        assert epoch.shape == (30, X.shape[1])
+        np.testing.assert_array_equal(epoch[:20], scaler.transform(first[:20]))
+    assert not np.array_equal(rec.epochs_[1][20:], rec.epochs_[2][20:])
+    assert model.predict(X).shape == (10,)
+
+
+def test_shift_each_epoch_without_movement_is_the_plain_fit():
+    """max_shift=0: every epoch sees the same copies, and the epochs one at a time
+    (partial_fit, one stream of minibatch orders) give the weights fit gives."""
+    X, y = _data(n=40)
+    clf = MultiHeadMLPClassifier(hidden=(8,), solver="adam", max_iter=4, n_iter_no_change=4,
+                                 random_state=0)
+    kw = dict(copies=4, max_shift=0, random_state=0)
+    plain = AugmentedClassifier(make_pipeline(StandardScaler(), clf), **kw).fit(X, y)
+    epochs = AugmentedClassifier(make_pipeline(StandardScaler(), clf), shift_each_epoch=True,
+                                 **kw).fit(X, y)
+    a, b = plain.estimator_[-1], epochs.estimator_[-1]
+    assert b.n_iter_ == 4 and len(b.loss_curve_) == 4
+    for w, v in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
+        np.testing.assert_array_equal(w, v)
+    np.testing.assert_array_equal(plain.predict(X), epochs.predict(X))
+
+
+def test_shift_each_epoch_without_shifted_copies_is_the_plain_fit():
+    X, y = _data(n=20)
+    y = y[:, 0].astype(int)
+    model = AugmentedClassifier(_EpochRecorder(), copies=2, shift_each_epoch=True).fit(X, y)
+    assert not hasattr(model.estimator_, "epochs_") and model.estimator_.X_.shape[0] == 40
+
+
+def test_shift_each_epoch_with_scikit_learns_mlp_on_one_head():
+    from sklearn.neural_network import MLPClassifier
+
+    X, y = _data(n=30)
+    y = y[:, 1]
+    model = AugmentedClassifier(MLPClassifier((8,), max_iter=3, random_state=0), copies=3,
+                                shift_each_epoch=True, random_state=0).fit(X, y)
+    # scikit-learn's partial_fit counts n_iter_ per call; the loss curve has every epoch
+    assert len(model.estimator_.loss_curve_) == 3 and model.estimator_.random_state == 0
+    assert set(model.predict(X)) <= {"a", "b", "c"}
+
+
+def test_shift_each_epoch_errors_name_the_problem():
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = _data(n=20)
+    with pytest.raises(ValueError, match="LogisticRegression has no partial_fit"):
+        AugmentedClassifier(LogisticRegression(), copies=3, shift_each_epoch=True).fit(
+            X, y[:, 0].astype(int))
+    with pytest.raises(ValueError, match="no early stopping: set its early_stopping=False"):
+        AugmentedClassifier(MultiHeadMLPClassifier(early_stopping=True), copies=3,
+                            shift_each_epoch=True).fit(X, y)
+    with pytest.raises(InvalidParameterError, match="shift_each_epoch"):
+        AugmentedClassifier(_Recorder(), shift_each_epoch="yes").fit(X, y[:, 0])
+
+
+def test_settings_shift_each_epoch_reaches_the_augmenter_and_the_study_row():
+    from skoffice31.callbacks import EpochReporter
+    from skoffice31.study import fit_and_evaluate
+
+    s = StudySettings.from_preset("tuned", augment=3, epochs=3, hidden=[(8,)],
+                                  shift_each_epoch=True)
+    assert s.make_pipeline(((8,), "sgd")).shift_each_epoch is True
+    assert StudySettings.from_preset("tuned", augment=3).make_pipeline(
+        ((8,), "sgd")).shift_each_epoch is StudySettings.from_preset("tuned").shift_each_epoch
+    X, y = _data(n=60, side=32)
+    records = []
+    row = fit_and_evaluate(s, ((8,), "sgd"), X, y, np.arange(45), np.arange(45, 60),
+                           callbacks=[EpochReporter(records.append)])
+    assert row["status"] == "ok", row["status"]
+    assert len(records) == 3 and row["n_iter"] == 3 and len(row["loss_curve"]) == 3
+    with pytest.raises(ValueError, match="shift_each_epoch must be True or False"):
+        StudySettings.from_preset("tuned", shift_each_epoch=1)

@@ -132,6 +132,26 @@ def test_epoch_reporter_reports_every_epoch():
     assert 0 <= seen[0]["elapsed"] <= seen[1]["elapsed"] <= seen[2]["elapsed"]
 
 
+def test_epoch_reporter_counts_one_epoch_partial_fits_from_the_first():
+    """Epochs given one ``partial_fit`` call each (AugmentedClassifier's
+    shift_each_epoch) report the time since the first epoch began."""
+    import time
+
+    X, y = _toy()
+    seen = []
+    clf = MultiHeadMLPClassifier(hidden=(5,), max_iter=3, random_state=0)
+    clf.set_callbacks(EpochReporter(seen.append))
+    classes = [np.unique(y[:, 0]), np.unique(y[:, 1])]
+    for _ in range(3):
+        clf.partial_fit(X, y, classes=classes)
+        time.sleep(0.05)
+    assert [s["epoch"] for s in seen] == [1, 2, 3]
+    assert seen[2]["elapsed"] >= seen[1]["elapsed"] + 0.05 >= seen[0]["elapsed"] + 0.1
+    clf.fit(X, y)  # a new fit counts from its own start
+    assert [s["epoch"] for s in seen[3:]] == [1, 2, 3]
+    assert seen[3]["elapsed"] < seen[2]["elapsed"]
+
+
 def test_epoch_reporter_checks_its_argument():
     with pytest.raises(TypeError, match="report must be a callable"):
         EpochReporter("print")
