@@ -195,6 +195,10 @@ def _add_training_options(p, *, grid):
                    "their mirror images, 3 and more with copies shifted by up to 2 pixels "
                    "(AugmentedClassifier; an epoch costs N times as much; "
                    f"{_preset_defaults('augment', 1)})")
+    p.add_argument("--shift-each-epoch", action=argparse.BooleanOptionalAction, default=None,
+                   help="with --augment 3 or more, draw new shifts for the shifted copies at "
+                   "every epoch instead of once (the network is then trained one epoch at a "
+                   f"time; {_preset_defaults('shift_each_epoch', False)})")
     p.add_argument("--pca", type=_number(int, "--pca", "must be >= 0", lambda v: v >= 0),
                    metavar="N",
                    help="project the standardised features on their first N principal "
@@ -280,7 +284,8 @@ def settings_from_args(args, *, grid):
             learning_rate_init=args.lr, blas_threads=args.blas_threads,
             hidden=hidden, solvers=solvers, seeds=getattr(args, "seeds", None),
             standardize=args.standardize, image_stats=args.image_stats,
-            scale_features=args.scale_features, augment=args.augment, pca=args.pca,
+            scale_features=args.scale_features, augment=args.augment,
+            shift_each_epoch=args.shift_each_epoch, pca=args.pca,
             size=None if args.size is None else _parse_size(args.size),
         )
     except ValueError as exc:

@@ -93,7 +93,8 @@ def cmd_train(args):
     print(f"Training hidden {fmt_hidden(config.hidden)} {config.solver} (preset "
           f"{settings.preset}, {settings.epochs} epochs, batch {settings.batch_size}, lr "
           f"{settings.learning_rate(config.solver):g}) on {len(data.train)} images"
-          + (f" (each in {settings.augment} versions: {fmt_augment(settings.augment)})"
+          + (f" (each in {settings.augment} versions: "
+             f"{fmt_augment(settings.augment, settings.shift_each_epoch)})"
              if settings.augment > 1 else "") + ", "
           f"head{'s' if len(heads) != 1 else ''} {', '.join(heads)}...", flush=True)
     clf = study.final_classifier(model)  # the template: a fitted clone keeps its callbacks

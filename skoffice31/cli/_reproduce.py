@@ -69,8 +69,8 @@ def cmd_reproduce(args):
         print("Preprocessing: " + ", ".join(repr(step) for _, step in steps), flush=True)
     if settings.augment > 1:
         print(f"Augmentation: {settings.augment} versions of every training photo "
-              f"({fmt_augment(settings.augment)}); predictions average each photo and its "
-              "mirror image", flush=True)
+              f"({fmt_augment(settings.augment, settings.shift_each_epoch)}); predictions "
+              "average each photo and its mirror image", flush=True)
     seeds = settings.seed_values()
     if len(seeds) > 1:
         print(f"Seeds {', '.join(map(str, seeds))}: every configuration on the split and "

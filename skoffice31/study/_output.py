@@ -154,13 +154,15 @@ def fmt_acc(v):
     return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
 
 
-def fmt_augment(copies):
+def fmt_augment(copies, shift_each_epoch=False):
     """What the ``copies`` versions of a training photo are, in words (``augment`` > 1).
 
     ``"the photo, its mirror image"`` for 2, with ``", shifted copies"`` for
-    3 and more (:class:`~skoffice31.augmentation.AugmentedClassifier`).
+    3 and more (:class:`~skoffice31.augmentation.AugmentedClassifier`), and
+    ``" drawn anew every epoch"`` with ``shift_each_epoch``.
     """
-    return "the photo, its mirror image" + (", shifted copies" if copies > 2 else "")
+    shifted = ", shifted copies" + (" drawn anew every epoch" if shift_each_epoch else "")
+    return "the photo, its mirror image" + (shifted if copies > 2 else "")
 
 
 def fmt_seconds(sec):

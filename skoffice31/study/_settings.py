@@ -193,6 +193,11 @@ class StudySettings:
         alone (the study's), 2 with their mirror images, 3 and more with
         copies shifted by up to 2 pixels; predictions then average each
         photo and its mirror image. An epoch costs ``augment`` times as much.
+    shift_each_epoch : bool, default=False
+        With :attr:`augment` >= 3: draw new shifts for the shifted copies
+        at every epoch rather than once
+        (:class:`~skoffice31.augmentation.AugmentedClassifier`'s
+        ``shift_each_epoch``).
     pca : int, default=0
         Project the standardised features on their first ``pca`` principal
         components (at most as many as the training rows and features),
@@ -226,6 +231,7 @@ class StudySettings:
     photo_size: int = OFFICE31_SIZE
     seeds: int = 1
     augment: int = 1
+    shift_each_epoch: bool = False
     pca: int = 0
 
     def __post_init__(self):
@@ -268,6 +274,9 @@ class StudySettings:
                 "image_stats=True appends the statistics that per-image standardisation "
                 "removes: set standardize to 'image' or 'channel' as well"
             )
+        if not isinstance(self.shift_each_epoch, bool):
+            raise ValueError(
+                f"shift_each_epoch must be True or False, got {self.shift_each_epoch!r}")
         if not (isinstance(self.pca, int) and self.pca >= 0):
             raise ValueError(f"pca must be an integer >= 0 (0: no projection), got {self.pca!r}")
         if self.pca and not self.scale_features:
@@ -474,14 +483,23 @@ class StudySettings:
         """
         from sklearn.pipeline import Pipeline
 
-        from ..augmentation import AugmentedClassifier
-
         steps = self.preprocessing_steps()
         model = Pipeline([*steps, (type(clf).__name__.lower(), clf)]) if steps else clf
         if self.augment == 1:
             return model
         shape = None if self.size is None else (self.size[1], self.size[0], 3)
-        return AugmentedClassifier(model, image_shape=shape, copies=self.augment,
+        return self.augmented(model, shape)
+
+    def augmented(self, model, image_shape=None):
+        """``model`` inside these settings' :class:`~skoffice31.augmentation.AugmentedClassifier`.
+
+        :attr:`augment` copies, :attr:`shift_each_epoch`, seeded with
+        :attr:`seed`; ``image_shape`` as the augmenter's.
+        """
+        from ..augmentation import AugmentedClassifier
+
+        return AugmentedClassifier(model, image_shape=image_shape, copies=self.augment,
+                                   shift_each_epoch=self.shift_each_epoch,
                                    random_state=self.seed)
 
     def param_grid(self, prefix=None):

@@ -125,7 +125,6 @@ def make_pipeline(settings, data):
     from sklearn.pipeline import Pipeline
 
     from .._image import ImageFlattener
-    from ..augmentation import AugmentedClassifier
 
     clf = settings.make_estimator(settings.configurations()[0])
     size = (int(data.images.shape[2]), int(data.images.shape[1]))
@@ -135,9 +134,8 @@ def make_pipeline(settings, data):
         return Pipeline([flattener, *steps])
     # the copies are made of the flattened pixels, before the preprocessing
     inner = Pipeline(steps) if len(steps) > 1 else clf
-    return Pipeline([flattener, ("augmentedclassifier", AugmentedClassifier(
-        inner, image_shape=(size[1], size[0], 3), copies=settings.augment,
-        random_state=settings.seed))])
+    return Pipeline([flattener, ("augmentedclassifier",
+                                 settings.augmented(inner, (size[1], size[0], 3)))])
 
 
 def fit_pipeline(model, settings, data, *, reissue=True):
