@@ -23,7 +23,7 @@ the test part is never used to choose) covers ``hidden`` x ``alpha`` for each
 head; every network here is Adam with lr 1e-3, batch 32 and the preset's
 epochs.
 
-Run (from the repository root; ~7 min on 2 cores)::
+Run (from the repository root; ~6 min on 2 cores)::
 
     nice -n 5 python benchmarks/one_head_baseline.py --data ../shared/data/office31 --n-jobs 2
 
@@ -94,9 +94,11 @@ def tuned_rows(config):
     doc = json.loads((OUT / "office31_tuned" / "results.json").read_text())
     epochs = doc["settings"]["epochs"]
     copies = doc["settings"].get("augment", 1)
+    each_epoch = doc["settings"].get("shift_each_epoch", False)
     pca = doc["settings"].get("pca", 0)
-    trained = f"{epochs} epochs" + (f" on {copies} versions of every photo ({fmt_augment(copies)})"
-                                    if copies > 1 else "")
+    trained = f"{epochs} epochs" + (
+        f" on {copies} versions of every photo ({fmt_augment(copies, each_epoch)})"
+        if copies > 1 else "")
     if pca:
         trained += f", {pca} principal components"
     name = (f"two-head tuned preset, best of the grid by CV "
@@ -224,7 +226,8 @@ def describe_inputs(settings):
     words = f"the tuned preset's preprocessing ({steps or 'none'})"
     if settings.augment > 1:
         words += (f" on {settings.augment} versions of every training photo "
-                  f"({fmt_augment(settings.augment)}), predictions averaged with the mirror image")
+                  f"({fmt_augment(settings.augment, settings.shift_each_epoch)}), predictions "
+                  "averaged with the mirror image")
     return words
 
 

@@ -93,15 +93,20 @@ def test_reproduce_augment_says_so_and_trains_on_the_copies(tmp_path, capsys):
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert ("Augmentation: 3 versions of every training photo (the photo, its mirror image, "
-            "shifted copies)") in captured.out
+            "shifted copies drawn anew every epoch)") in captured.out
     doc = json.loads((out / "results.json").read_text())
-    assert doc["settings"]["augment"] == 3
+    assert doc["settings"]["augment"] == 3 and doc["settings"]["shift_each_epoch"] is True
     row = doc["results"][0]
     assert row["status"] == "ok" and row["n_iter"] == 2 and len(row["loss_curve"]) == 2
     code = cli.main(["reproduce", "--preset", "tuned", "--epochs", "1", "--hidden", "6",
                      "--solver", "sgd", "--size", "8", "--augment", "1", "--out",
                      str(tmp_path / "plain"), "-q"])
     assert code == 0 and "Augmentation" not in capsys.readouterr().out
+    code = cli.main(["reproduce", "--preset", "tuned", "--epochs", "1", "--hidden", "6",
+                     "--solver", "sgd", "--size", "8", "--augment", "3", "--no-shift-each-epoch",
+                     "--out", str(tmp_path / "once"), "-q"])
+    out = capsys.readouterr().out
+    assert code == 0 and "shifted copies)" in out and "anew" not in out
 
 
 def test_reproduce_builtin_study_preset(tmp_path, capsys):
@@ -621,11 +626,12 @@ def test_train_augment_saves_a_model_that_predicts_and_has_no_display(trained_mo
                      "--model", str(model)]) == 0
     out = capsys.readouterr()
     assert "epoch 2/2" in out.err and "Test accuracy" in out.out
-    assert "(each in 3 versions: the photo, its mirror image, shifted copies)" in out.out
+    assert ("(each in 3 versions: the photo, its mirror image, shifted copies drawn anew every "
+            "epoch)") in out.out
     pipe = load_model(model)
     assert [name for name, _ in pipe.steps] == ["imageflattener", "augmentedclassifier"]
     aug = pipe[-1]
-    assert isinstance(aug, AugmentedClassifier) and aug.copies == 3
+    assert isinstance(aug, AugmentedClassifier) and aug.copies == 3 and aug.shift_each_epoch
     assert aug.image_shape == (8, 8, 3)
     assert [name for name, _ in aug.estimator_.steps] == [
         "standardscaler", "principalcomponents", "multiheadmlpclassifier"]
@@ -636,6 +642,29 @@ def test_train_augment_saves_a_model_that_predicts_and_has_no_display(trained_mo
     assert_predict_csv_is_the_pipelines(model, pipe, paths, capsys)
     assert cli.main(["train", "--augment", "0"]) == 2
     assert_one_line_error(capsys.readouterr().err, "bad --augment 0", "must be >= 1")
+
+
+def test_train_shift_each_epoch_saves_it_and_reports_every_epoch(trained_model, tmp_path,
+                                                                 capsys):
+    from skoffice31.persistence import load_model
+    from skoffice31.study import final_classifier
+
+    _, paths, _ = trained_model
+    model = tmp_path / "fresh.skops"
+    assert cli.main(["train", "--epochs", "3", "--hidden", "8", "--size", "8", "--augment", "3",
+                     "--shift-each-epoch", "--out", str(model)]) == 0
+    out = capsys.readouterr()
+    assert "epoch 1/3" in out.err and "epoch 3/3" in out.err
+    assert "shifted copies drawn anew every epoch" in out.out
+    pipe = load_model(model)
+    assert pipe[-1].shift_each_epoch is True
+    assert len(final_classifier(pipe, fitted=True).loss_curve_) == 3
+    assert_predict_csv_is_the_pipelines(model, pipe, paths, capsys)
+    once = tmp_path / "once.skops"
+    assert cli.main(["train", "--epochs", "1", "--hidden", "8", "--size", "8", "--augment", "3",
+                     "--no-shift-each-epoch", "--out", str(once)]) == 0
+    assert "anew" not in capsys.readouterr().out
+    assert load_model(once)[-1].shift_each_epoch is False
 
 
 def test_train_pca_saves_the_projection_and_refuses_bad_values(trained_model, tmp_path, capsys):

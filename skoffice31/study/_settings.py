@@ -82,7 +82,8 @@ PRESETS = {
     # mirror image and shifted copies of the two; AugmentedClassifier), whose
     # standardised features are projected on their first 512 principal
     # components (stages 10 and 11: the projection makes a step cheaper, so
-    # the four copies cost what two did without it).
+    # the four copies cost what two did without it); the shifted copies are
+    # drawn anew at every epoch (stage 16).
     "tuned": {
         "hidden": TUNED_HIDDEN,
         "scale": 1.0 / 255.0,
@@ -102,6 +103,7 @@ PRESETS = {
         "image_stats": False,
         "scale_features": True,
         "augment": 4,
+        "shift_each_epoch": True,
         "pca": 512,
     },
 }
