@@ -489,6 +489,16 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
         Returns
         -------
         self : object
+
+        Notes
+        -----
+        As in scikit-learn's ``MLPClassifier``, an integer ``random_state``
+        seeds every call afresh: calls on the same rows after the first
+        shuffle them in the same order. For a new order at every call, give
+        ``random_state`` a ``numpy.random.RandomState`` (one stream over
+        the calls; with the same seed the epochs are those of ``fit``), as
+        :class:`~skoffice31.augmentation.AugmentedClassifier` does with
+        ``shift_each_epoch``.
         """
         with _callbacks.fit_task(self, X, y, sample_weight, incremental=True):
             return self._fit_guarded(X, y, sample_weight, incremental=True, classes=classes)

@@ -253,6 +253,24 @@ def test_partial_fit_keeps_the_optimizer_state():
         clf.partial_fit(X, bad)
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_partial_fit_epochs_with_a_random_state_stream_are_fits_epochs():
+    """An integer seed reseeds every partial_fit call (scikit-learn's behaviour); a
+    RandomState of that seed makes the calls the epochs of fit, bit for bit."""
+    X, y = _toy()
+    classes = [np.array(["neg", "pos"]), np.array([0, 1, 2])]
+    kw = dict(hidden=(5,), solver="adam", batch_size=20, max_iter=3, n_iter_no_change=3)
+    fitted = MultiHeadMLPClassifier(random_state=0, **kw).fit(X, y)
+    stream = MultiHeadMLPClassifier(random_state=np.random.RandomState(0), **kw)
+    reseeded = MultiHeadMLPClassifier(random_state=0, **kw)
+    for _ in range(3):
+        stream.partial_fit(X, y, classes=classes)
+        reseeded.partial_fit(X, y, classes=classes)
+    for a, b in zip(fitted.coefs_ + fitted.intercepts_, stream.coefs_ + stream.intercepts_):
+        np.testing.assert_array_equal(a, b)
+    assert not all(np.array_equal(a, b) for a, b in zip(fitted.coefs_, reseeded.coefs_))
+
+
 def test_partial_fit_with_other_classes_later_raises_naming_the_head():
     X, y = _toy()
     classes = [np.array(["neg", "pos"]), np.array([0, 1, 2])]
