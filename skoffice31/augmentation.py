@@ -352,11 +352,12 @@ class AugmentedClassifier(MetaEstimatorMixin, BaseEstimator):
             clf, preprocessing = estimator, None
         what = type(clf).__name__
         params = clf.get_params()
-        if not hasattr(clf, "partial_fit") or "max_iter" not in params:
+        missing = ("partial_fit" if not hasattr(clf, "partial_fit")
+                   else None if "max_iter" in params else "max_iter")
+        if missing:
             raise ValueError(
                 f"shift_each_epoch=True trains the classifier one epoch at a time with "
-                f"partial_fit for its max_iter epochs; {what} has no "
-                f"{'partial_fit' if not hasattr(clf, 'partial_fit') else 'max_iter'}. "
+                f"partial_fit for its max_iter epochs; {what} has no {missing}. "
                 "Use shift_each_epoch=False, or a classifier such as MultiHeadMLPClassifier."
             )
         if params.get("early_stopping"):
@@ -367,9 +368,8 @@ class AugmentedClassifier(MetaEstimatorMixin, BaseEstimator):
         rng = check_random_state(self.random_state)
         X_aug, y_aug, sw, (fixed, shape) = self._augment(X, y, sample_weight, rng)
         n_fixed = len(fixed) * len(fixed[0])
+        # the shifted rows are rewritten every epoch (X_aug is this fit's own array)
         Z = X_aug if preprocessing is None else preprocessing.fit_transform(X_aug)
-        if Z is X_aug:
-            Z = Z.copy()  # the shifted rows are rewritten every epoch
         classes = _all_classes(y_aug, clf)
         fit_params = {} if sw is None else {"sample_weight": sw}
         seed = params.get("random_state")
