@@ -10,13 +10,14 @@ joblib work (the study, a grid search) on a dask cluster.
 
 from ._image import ImageFlattener
 from ._multihead import MultiHeadMLPClassifier, TrainingCollapseWarning
-from ._preprocessing import ImageStandardizer, PrincipalComponents
+from ._preprocessing import ImageStandardizer, ImageStatistics, PrincipalComponents
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ImageFlattener",
     "ImageStandardizer",
+    "ImageStatistics",
     "PrincipalComponents",
     "MultiHeadMLPClassifier",
     "TrainingCollapseWarning",

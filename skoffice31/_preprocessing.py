@@ -1,6 +1,7 @@
 """Preprocessing of flattened pixels: :class:`ImageStandardizer` (per-image
-standardisation) and :class:`PrincipalComponents` (a projection that adapts
-its size to the data).
+standardisation), :class:`ImageStatistics` (a few summary statistics of
+each image) and :class:`PrincipalComponents` (a projection that adapts its
+size to the data).
 
 They go in a :class:`~sklearn.pipeline.Pipeline` after
 :class:`~skoffice31.ImageFlattener`, whose rows hold one image's pixels in C
@@ -20,7 +21,14 @@ from sklearn.base import (
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
-__all__ = ["ImageStandardizer", "PrincipalComponents"]
+__all__ = ["IMAGE_STATISTICS", "ImageStandardizer", "ImageStatistics", "PrincipalComponents"]
+
+#: The statistics of :class:`ImageStatistics`, in the order of its output.
+IMAGE_STATISTICS = ("mean", "std", "min", "max", "abs_dx", "abs_dy",
+                    "abs_laplacian", "std_laplacian")
+
+# rows of X transformed at a time by ImageStatistics (bounds its float64 copy)
+_BLOCK_ROWS = 64
 
 
 class ImageStandardizer(TransformerMixin, BaseEstimator):
@@ -216,6 +224,227 @@ class ImageStandardizer(TransformerMixin, BaseEstimator):
             names += [f"channel{c}_mean" for c in range(self.n_channels)]
             names += [f"channel{c}_std" for c in range(self.n_channels)]
         return np.asarray(names, dtype=object)
+
+
+class ImageStatistics(TransformerMixin, BaseEstimator):
+    """Summary statistics of each image: brightness, contrast, range and sharpness.
+
+    Each row of ``X`` is one image flattened channel-last (the output of
+    :class:`~skoffice31.ImageFlattener`). For each colour channel the
+    transformer computes eight numbers (:data:`IMAGE_STATISTICS`):
+
+    - ``mean``, ``std``, ``min``, ``max`` of the channel's values;
+    - ``abs_dx`` and ``abs_dy``: the mean absolute difference between
+      horizontally and vertically neighbouring pixels (0 for an image one
+      pixel wide or high);
+    - ``abs_laplacian`` and ``std_laplacian``: the mean absolute value and the
+      standard deviation of the 4-neighbour Laplacian (edges repeated).
+
+    These are cues of where and how a photo was taken rather than of what it
+    shows: a web-shop photo on white is bright and has a wide range, a
+    webcam's frames are blurred and noisy, a DSLR's are sharp. Next to the
+    pixels (a :class:`~sklearn.pipeline.FeatureUnion`) they give a network
+    those cues as a few well-scaled features instead of leaving them spread
+    over thousands of pixels. Nothing is learned from the training rows:
+    every image is summarised on its own.
+
+    Parameters
+    ----------
+    image_shape : tuple of (int, int) or None, default=None
+        ``(height, width)`` of the images; one of them may be -1, inferred
+        from the number of features (as in :func:`numpy.reshape`: ``(1, -1)``
+        reads each row as an image one pixel high). ``None``: square images,
+        the side inferred from the number of features.
+    n_channels : int, default=3
+        Channels of each pixel (3 for RGB, 1 for greyscale).
+
+    Attributes
+    ----------
+    image_shape_ : tuple of (int, int)
+        ``(height, width)`` of the images seen during ``fit``.
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during ``fit``. Defined only when `X`
+        has feature names that are all strings.
+    n_features_out_ : int
+        ``8 * n_channels``.
+
+    See Also
+    --------
+    ImageStandardizer : Per-image standardisation; with ``append_stats=True``
+        it keeps the first two of these statistics.
+    skoffice31.study.StudySettings : Its ``statistics`` setting puts these
+        statistics next to the pixels.
+
+    Notes
+    -----
+    The output holds one statistic for every channel, then the next
+    statistic (``channel0_mean, channel1_mean, ..., channel0_std, ...``).
+    The statistics are computed in float64, a block of rows at a time; the
+    output has the input's floating dtype (float32 stays float32).
+
+    Examples
+    --------
+    A 2x2 greyscale checkerboard and a constant image:
+
+    >>> import numpy as np
+    >>> from skoffice31 import ImageStatistics
+    >>> X = np.array([[0.0, 1.0, 1.0, 0.0],
+    ...               [0.5, 0.5, 0.5, 0.5]])
+    >>> st = ImageStatistics(n_channels=1).fit(X)
+    >>> st.image_shape_
+    (2, 2)
+    >>> st.transform(X)
+    array([[0.5, 0.5, 0. , 1. , 1. , 1. , 2. , 2. ],
+           [0.5, 0. , 0.5, 0.5, 0. , 0. , 0. , 0. ]])
+    >>> st.get_feature_names_out().tolist()[:3]
+    ['channel0_mean', 'channel0_std', 'channel0_min']
+
+    Next to the pixels, after the flattener:
+
+    >>> from sklearn.pipeline import make_pipeline, make_union
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from skoffice31 import ImageFlattener
+    >>> images = np.random.default_rng(0).integers(0, 256, (2, 4, 4, 3), dtype=np.uint8)
+    >>> pipe = make_pipeline(ImageFlattener(size=4),
+    ...                      make_union("passthrough", ImageStatistics()))
+    >>> pipe.fit_transform(images).shape
+    (2, 72)
+    """
+
+    _doc_link_module = "skoffice31"
+    _doc_link_template = "../gen_modules/{estimator_module}.{estimator_name}.html"
+
+    _parameter_constraints: dict = {
+        "image_shape": [tuple, list, None],
+        "n_channels": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    def __init__(self, image_shape=None, n_channels=3):
+        self.image_shape = image_shape
+        self.n_channels = n_channels
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+    def _shape(self, n_features):
+        c = int(self.n_channels)
+        hint = ("Give image_shape=(height, width) and n_channels so that "
+                "height * width * n_channels is the number of features "
+                "(ImageFlattener writes each image channel-last).")
+        if self.image_shape is None:
+            pixels, rest = divmod(n_features, c)
+            side = int(round(pixels ** 0.5))
+            if rest or side * side != pixels:
+                raise ValueError(
+                    f"X has {n_features} features, which is not a square image of "
+                    f"n_channels={c}: {hint}")
+            return side, side
+        try:
+            h, w = (int(v) for v in self.image_shape)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"image_shape must be (height, width), got {self.image_shape!r}") from None
+        if (h, w) in ((-1, -1),) or min(h, w) == 0 or min(h, w) < -1:
+            raise ValueError(
+                f"image_shape must be positive (one side may be -1: inferred), "
+                f"got {self.image_shape!r}")
+        if -1 in (h, w):
+            known = h * w * -c
+            if n_features % known:
+                raise ValueError(
+                    f"X has {n_features} features, not a multiple of "
+                    f"{known} (image_shape={(h, w)}, n_channels={c}): {hint}")
+            h, w = (n_features // known, w) if h == -1 else (h, n_features // known)
+        if h * w * c != n_features:
+            raise ValueError(
+                f"X has {n_features} features, but image_shape={(h, w)} with "
+                f"n_channels={c} makes {h * w * c}: {hint}")
+        return h, w
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Check ``X`` and record the image shape (nothing is learned).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Flattened images, channel-last.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : ImageStatistics
+            The fitted transformer.
+        """
+        X = validate_data(self, X, dtype=[np.float64, np.float32])
+        self.image_shape_ = self._shape(X.shape[1])
+        self.n_features_out_ = len(IMAGE_STATISTICS) * int(self.n_channels)
+        return self
+
+    def transform(self, X):
+        """The statistics of each image (row) of ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Flattened images, channel-last.
+
+        Returns
+        -------
+        X_out : ndarray of shape (n_samples, 8 * n_channels)
+            The statistics, statistic by statistic, channel by channel.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        h, w = self.image_shape_
+        c = int(self.n_channels)
+        out = np.empty((X.shape[0], self.n_features_out_), dtype=X.dtype)
+        for start in range(0, X.shape[0], _BLOCK_ROWS):
+            block = X[start:start + _BLOCK_ROWS].astype(np.float64)
+            out[start:start + _BLOCK_ROWS] = _statistics(block.reshape(-1, h, w, c))
+        return out
+
+    def get_feature_names_out(self, input_features=None):
+        """Output feature names: ``channel<c>_<statistic>``.
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Checked against the input names; not used.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects
+        """
+        check_is_fitted(self, "n_features_out_")
+        _check_feature_names_in(self, input_features)
+        return np.asarray([f"channel{c}_{stat}" for stat in IMAGE_STATISTICS
+                           for c in range(int(self.n_channels))], dtype=object)
+
+
+def _statistics(images):
+    """The :data:`IMAGE_STATISTICS` of float64 ``images`` (n, h, w, c): (n, 8 * c)."""
+    n, h, w, c = images.shape
+    flat = images.reshape(n, h * w, c)
+    zeros = np.zeros((n, c))
+
+    def mean_abs_diff(axis):
+        if images.shape[axis] < 2:
+            return zeros
+        return np.abs(np.diff(images, axis=axis)).mean(axis=(1, 2))
+
+    padded = np.pad(images, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="edge")
+    laplacian = (padded[:, :-2, 1:-1] + padded[:, 2:, 1:-1] + padded[:, 1:-1, :-2]
+                 + padded[:, 1:-1, 2:] - 4.0 * images).reshape(n, h * w, c)
+    columns = (flat.mean(axis=1), flat.std(axis=1), flat.min(axis=1), flat.max(axis=1),
+               mean_abs_diff(2), mean_abs_diff(1),
+               np.abs(laplacian).mean(axis=1), laplacian.std(axis=1))
+    return np.concatenate(columns, axis=1)
 
 
 class PrincipalComponents(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):

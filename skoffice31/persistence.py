@@ -47,6 +47,7 @@ _FORMAT_VERSION = 1
 TRUSTED_TYPES = (
     "skoffice31._image.ImageFlattener",
     "skoffice31._preprocessing.ImageStandardizer",
+    "skoffice31._preprocessing.ImageStatistics",
     "skoffice31._preprocessing.PrincipalComponents",
     "skoffice31.augmentation.AugmentedClassifier",
     "skoffice31._multihead.MultiHeadMLPClassifier",

@@ -1,4 +1,4 @@
-"""ImageStandardizer and PrincipalComponents: the maths, the feature names, estimator
+"""ImageStandardizer, ImageStatistics and PrincipalComponents: the maths, the feature names, estimator
 checks, pipelines and saving."""
 
 import warnings
@@ -13,6 +13,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from skoffice31 import (
     ImageFlattener,
     ImageStandardizer,
+    ImageStatistics,
     MultiHeadMLPClassifier,
     PrincipalComponents,
 )
@@ -26,6 +27,8 @@ from skoffice31.persistence import TRUSTED_TYPES, load_model, save_model
         ImageStandardizer(per_channel=True, n_channels=1, append_stats=True),
         PrincipalComponents(random_state=0),
         PrincipalComponents(n_components=2, random_state=0),
+        # any number of features: each row one pixel high, its width inferred
+        ImageStatistics(image_shape=(1, -1), n_channels=1),
     ]
 )
 def test_sklearn_compatible_transformer(estimator, check):
@@ -185,3 +188,120 @@ def test_saved_pipeline_applies_the_same_projection(tmp_path):
     loaded = load_model(path)
     np.testing.assert_array_equal(loaded.predict_proba(X)[1], pipe.predict_proba(X)[1])
     assert loaded[1].n_components_ == 5
+
+
+# ------------------------------------------------------------ ImageStatistics
+
+
+def _by_hand(image):
+    """The eight statistics of one channel (h, w), pixel by pixel, in pure Python."""
+    h, w = image.shape
+    values = [float(v) for v in image.ravel()]
+    mean = sum(values) / len(values)
+    std = (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5
+    dx = [abs(image[i, j + 1] - image[i, j]) for i in range(h) for j in range(w - 1)]
+    dy = [abs(image[i + 1, j] - image[i, j]) for i in range(h - 1) for j in range(w)]
+
+    def at(i, j):  # the edge repeated
+        return image[min(max(i, 0), h - 1), min(max(j, 0), w - 1)]
+
+    lap = [at(i - 1, j) + at(i + 1, j) + at(i, j - 1) + at(i, j + 1) - 4 * at(i, j)
+           for i in range(h) for j in range(w)]
+    lap_mean = sum(lap) / len(lap)
+    return [mean, std, min(values), max(values),
+            sum(dx) / len(dx) if dx else 0.0, sum(dy) / len(dy) if dy else 0.0,
+            sum(abs(v) for v in lap) / len(lap),
+            (sum((v - lap_mean) ** 2 for v in lap) / len(lap)) ** 0.5]
+
+
+@pytest.mark.parametrize("h,w,c", [(5, 7, 3), (1, 6, 3), (6, 1, 2), (1, 1, 1), (3, 3, 1)])
+def test_image_statistics_match_a_hand_computation(h, w, c):
+    images = np.random.default_rng(h * 10 + w).uniform(0, 1, (4, h, w, c))
+    X = images.reshape(4, -1)
+    out = ImageStatistics(image_shape=(h, w), n_channels=c).fit_transform(X)
+    assert out.shape == (4, 8 * c)
+    for n in range(4):
+        expected = np.array([_by_hand(images[n, :, :, k]) for k in range(c)])  # (c, 8)
+        # statistic by statistic, channel by channel
+        np.testing.assert_allclose(out[n], expected.T.ravel(), atol=1e-12)
+
+
+def test_image_statistics_of_a_constant_and_a_striped_image():
+    const = np.full((1, 4 * 4), 0.25)
+    out = ImageStatistics(n_channels=1).fit_transform(const)[0]
+    np.testing.assert_allclose(out, [0.25, 0, 0.25, 0.25, 0, 0, 0, 0], atol=1e-15)
+    # vertical stripes 0 1 0 1: every horizontal neighbour differs by 1, no vertical one
+    stripes = np.tile([0.0, 1.0, 0.0, 1.0], (4, 1)).reshape(1, -1)
+    out = ImageStatistics(n_channels=1).fit_transform(stripes)[0]
+    assert out[4] == 1.0 and out[5] == 0.0
+
+
+def test_image_statistics_infer_square_images_and_blocks_do_not_matter():
+    from skoffice31 import _preprocessing
+
+    X = np.random.default_rng(5).uniform(0, 1, (_preprocessing._BLOCK_ROWS * 2 + 3, 6 * 6 * 3))
+    st = ImageStatistics().fit(X)
+    assert st.image_shape_ == (6, 6) and st.n_features_out_ == 24
+    out = st.transform(X)
+    # the rows transformed one at a time: the same numbers as block by block
+    np.testing.assert_array_equal(np.vstack([st.transform(X[i:i + 1]) for i in range(len(X))]),
+                                  out)
+
+
+def test_image_statistics_keep_float32():
+    X = np.random.default_rng(6).uniform(0, 1, (3, 4 * 4 * 3))
+    out32 = ImageStatistics().fit_transform(X.astype(np.float32))
+    assert out32.dtype == np.float32
+    np.testing.assert_allclose(out32, ImageStatistics().fit_transform(X), rtol=1e-6, atol=1e-6)
+
+
+def test_image_statistics_infer_one_side_of_the_shape():
+    X = np.random.default_rng(7).uniform(0, 1, (2, 3 * 5 * 2))
+    full = ImageStatistics(image_shape=(3, 5), n_channels=2).fit_transform(X)
+    for shape in ((-1, 5), (3, -1)):
+        st = ImageStatistics(image_shape=shape, n_channels=2).fit(X)
+        assert st.image_shape_ == (3, 5)
+        np.testing.assert_array_equal(st.transform(X), full)
+
+
+def test_image_statistics_feature_names():
+    st = ImageStatistics(n_channels=2).fit(np.zeros((2, 2 * 2 * 2)))
+    names = st.get_feature_names_out().tolist()
+    assert names[:4] == ["channel0_mean", "channel1_mean", "channel0_std", "channel1_std"]
+    assert names[-1] == "channel1_std_laplacian" and len(names) == 16
+
+
+@pytest.mark.parametrize("params,n_features,match", [
+    ({}, 7 * 7 * 3 + 1, "not a square image of n_channels=3.*image_shape=.height, width."),
+    ({"n_channels": 2}, 5 * 5 * 3, "not a square image of n_channels=2"),
+    ({"image_shape": (4, 5)}, 4 * 4 * 3, r"image_shape=\(4, 5\) with n_channels=3 makes 60"),
+    ({"image_shape": (0, 5)}, 1, "image_shape must be positive"),
+    ({"image_shape": (-1, -1)}, 12, "one side may be -1"),
+    ({"image_shape": (-1, 5)}, 5 * 3 * 2 + 3, "not a multiple of 15 .image_shape=.-1, 5."),
+    ({"image_shape": ("a", 5)}, 12, "image_shape must be .height, width."),
+])
+def test_image_statistics_refuse_a_shape_that_does_not_fit(params, n_features, match):
+    with pytest.raises(ValueError, match=match):
+        ImageStatistics(**params).fit(np.zeros((2, max(n_features, 1))))
+
+
+def test_saved_pipeline_applies_the_same_statistics(tmp_path):
+    from sklearn.pipeline import make_union
+
+    data = load_office_digits(size=8)
+    rows = np.random.RandomState(1).permutation(len(data.images))[:120]
+    model = make_pipeline(
+        ImageFlattener(size=(8, 8)),
+        make_union("passthrough", make_pipeline(ImageStatistics((8, 8)), StandardScaler())),
+        MultiHeadMLPClassifier(hidden=(8,), max_iter=3, random_state=0),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(data.images[rows], data.target[rows])
+    assert "skoffice31._preprocessing.ImageStatistics" in TRUSTED_TYPES
+    assert model[-1].n_features_in_ == 8 * 8 * 3 + 24
+    loaded = load_model(save_model(model, tmp_path / "stats.skops"))
+    images = data.images[rows[:20]]
+    np.testing.assert_array_equal(loaded[:-1].transform(images), model[:-1].transform(images))
+    for a, b in zip(loaded.predict_proba(images), model.predict_proba(images)):
+        np.testing.assert_array_equal(a, b)

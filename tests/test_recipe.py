@@ -68,6 +68,8 @@ def test_tuned_preset_is_what_the_committed_search_chose():
                 "standardize", "image_stats", "scale_features", "augment"):
         assert chosen[key] == preset[key], key
     assert chosen.get("pca", 0) == preset.get("pca", 0)
+    for key in ("shift_each_epoch", "statistics"):
+        assert chosen.get(key, False) == preset.get(key, False), key
 
 
 @pytest.mark.parametrize("standardize,stats,scale,steps", [
@@ -152,6 +154,7 @@ def test_with_preprocessing_gives_another_classifier_the_same_inputs():
     ({"pca": -1}, "pca must be an integer >= 0"),
     ({"pca": 2.5, "scale_features": True}, "pca must be an integer >= 0"),
     ({"pca": 16}, "pca projects the standardised features: set scale_features=True"),
+    ({"statistics": 1}, "statistics must be True or False"),
 ])
 def test_bad_preprocessing_or_seeds_are_refused(overrides, match):
     with pytest.raises(ValueError, match=match):
@@ -307,6 +310,71 @@ def test_cli_reproduce_one_seed_keeps_the_study_files(tmp_path, capsys):
     capsys.readouterr()
     assert "seed" not in _csv(out / "results.csv")[0]
     assert not (out / "results_summary.csv").exists()
+
+
+@pytest.mark.parametrize("overrides,pixels", [
+    ({"scale_features": True, "pca": 7}, ["standardscaler", "principalcomponents"]),
+    ({}, "passthrough"),
+])
+def test_statistics_go_next_to_the_preprocessed_pixels(overrides, pixels):
+    from sklearn.pipeline import FeatureUnion
+
+    from skoffice31 import ImageStatistics
+
+    s = StudySettings.from_preset("study", statistics=True, size=(6, 4), **overrides)
+    (name, union), = s.preprocessing_steps()
+    assert name == "features" and isinstance(union, FeatureUnion)
+    parts = dict(union.transformer_list)
+    assert list(parts) == ["pixels", "statistics"]
+    if pixels == "passthrough":
+        assert parts["pixels"] == "passthrough"
+    else:
+        assert [n for n, _ in parts["pixels"].steps] == pixels
+        # the same steps as without the statistics
+        without = dataclasses.replace(s, statistics=False).preprocessing_steps()
+        assert [n for n, _ in without] == pixels
+    stats = parts["statistics"]
+    assert [n for n, _ in stats.steps] == ["imagestatistics", "standardscaler"]
+    # size is (width, height); the transformer takes (height, width)
+    assert isinstance(stats[0], ImageStatistics) and stats[0].image_shape == (4, 6)
+    assert StudySettings.from_preset("study", statistics=True).preprocessing_steps()[0][1] \
+        .transformer_list[1][1][0].image_shape is None  # square, inferred
+    assert s.to_dict()["statistics"] is True
+    assert StudySettings.from_preset("study").statistics is False
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_statistics_network_reads_the_components_and_the_statistics(tmp_path):
+    from skoffice31.persistence import load_model, save_model
+
+    rng = np.random.default_rng(2)
+    X = rng.uniform(0, 1, (40, 4 * 4 * 3)).astype(np.float32)
+    y = np.column_stack([np.arange(40) % 2, np.arange(40) % 3])
+    s = StudySettings.from_preset("tuned", pca=5, epochs=2, size=(4, 4), augment=4,
+                                  statistics=True)
+    model = s.make_pipeline(((6,), "adam")).fit(X, y)
+    clf = study.final_classifier(model, fitted=True)
+    assert clf.n_features_in_ == 5 + 24
+    union = model.estimator_.named_steps["features"]
+    # the statistics' scaler was fitted on the 160 training copies, like the projection
+    assert union.transformer_list[1][1][-1].n_samples_seen_ == 160
+    Z = union.transform(X)
+    stats, scaler = union.transformer_list[1][1]
+    np.testing.assert_allclose(Z[:, 5:], scaler.transform(stats.transform(X)), rtol=1e-6)
+    loaded = load_model(save_model(model, tmp_path / "stats.skops"))
+    for a, b in zip(loaded.predict_proba(X), model.predict_proba(X)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_cli_statistics_flag_reaches_the_settings():
+    from skoffice31.cli import _common
+    from skoffice31 import cli
+
+    parser = cli.build_parser()
+    args = parser.parse_args(["train", "--statistics"])
+    assert _common.settings_from_args(args, grid=False).statistics is True
+    args = parser.parse_args(["train", "--preset", "tuned", "--no-statistics"])
+    assert _common.settings_from_args(args, grid=False).statistics is False
 
 
 def test_cli_train_saves_the_preprocessing(tmp_path, capsys):

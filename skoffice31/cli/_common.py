@@ -204,6 +204,10 @@ def _add_training_options(p, *, grid):
                    help="project the standardised features on their first N principal "
                    "components (PCA fitted on the training rows; 0: none; needs "
                    f"--scale-features; {_preset_defaults('pca', 0)})")
+    p.add_argument("--statistics", action=argparse.BooleanOptionalAction, default=None,
+                   help="put 8 statistics of each image and channel (ImageStatistics: "
+                   "brightness, contrast, range, sharpness), standardised, next to the "
+                   f"preprocessed pixels ({_preset_defaults('statistics', False)})")
     p.add_argument("--train-size", type=_number(float, "--train-size", "must be between 0 and 1",
                                                 lambda v: 0 < v < 1),
                    metavar="F", help="training fraction of the split")
@@ -286,6 +290,7 @@ def settings_from_args(args, *, grid):
             standardize=args.standardize, image_stats=args.image_stats,
             scale_features=args.scale_features, augment=args.augment,
             shift_each_epoch=args.shift_each_epoch, pca=args.pca,
+            statistics=args.statistics,
             size=None if args.size is None else _parse_size(args.size),
         )
     except ValueError as exc:

@@ -208,6 +208,15 @@ class StudySettings:
         projection. The first layer then has ``pca`` inputs instead of one
         per pixel and colour, which makes every step cheaper. Needs
         ``scale_features``.
+    statistics : bool, default=False
+        Put :class:`~skoffice31.ImageStatistics` (eight statistics per colour
+        channel: brightness, contrast, range, sharpness), standardised on the
+        training rows, next to the preprocessed pixels (a
+        :class:`~sklearn.pipeline.FeatureUnion`): the network reads the
+        pixels (or their principal components) and these 24 numbers. They
+        are cues of the domain (a webcam's blurred frames, a shop's white
+        backgrounds) that the pixels carry only spread over thousands of
+        features.
     """
 
     preset: str = "study"
@@ -235,6 +244,7 @@ class StudySettings:
     augment: int = 1
     shift_each_epoch: bool = False
     pca: int = 0
+    statistics: bool = False
 
     def __post_init__(self):
         set_ = object.__setattr__.__get__(self)
@@ -286,6 +296,8 @@ class StudySettings:
                 "pca projects the standardised features: set scale_features=True as well "
                 "(raw pixels' principal components follow the brightest pixels)"
             )
+        if not isinstance(self.statistics, bool):
+            raise ValueError(f"statistics must be True or False, got {self.statistics!r}")
         set_("image_stats", bool(self.image_stats))
         set_("scale_features", bool(self.scale_features))
         if self.size is not None:
@@ -404,11 +416,24 @@ class StudySettings:
             :attr:`standardize` is not ``"none"``, then
             ``("standardscaler", StandardScaler())`` with
             :attr:`scale_features`, then ``("principalcomponents",
-            PrincipalComponents(pca))`` with :attr:`pca`; empty for the study preset (raw pixels).
+            PrincipalComponents(pca))`` with :attr:`pca`; empty for the study
+            preset (raw pixels). With :attr:`statistics`, one step
+            ``("features", FeatureUnion(...))`` instead, whose ``"pixels"``
+            part holds those steps (``"passthrough"`` when there are none)
+            and whose ``"statistics"`` part is a Pipeline of
+            ``ImageStatistics`` and a ``StandardScaler``.
+
+        Examples
+        --------
+        >>> from skoffice31.study import StudySettings
+        >>> s = StudySettings.from_preset("tuned", statistics=True)
+        >>> [(name, [n for n, _ in step.transformer_list]) for name, step in s.preprocessing_steps()]
+        [('features', ['pixels', 'statistics'])]
         """
+        from sklearn.pipeline import FeatureUnion, Pipeline
         from sklearn.preprocessing import StandardScaler
 
-        from .._preprocessing import ImageStandardizer, PrincipalComponents
+        from .._preprocessing import ImageStandardizer, ImageStatistics, PrincipalComponents
 
         steps = []
         if self.standardize != "none":
@@ -420,7 +445,13 @@ class StudySettings:
         if self.pca:
             steps.append(("principalcomponents", PrincipalComponents(self.pca,
                                                                      random_state=self.seed)))
-        return steps
+        if not self.statistics:
+            return steps
+        shape = None if self.size is None else (self.size[1], self.size[0])
+        statistics = Pipeline([("imagestatistics", ImageStatistics(shape, n_channels=3)),
+                               ("standardscaler", StandardScaler())])
+        pixels = Pipeline(steps) if steps else "passthrough"
+        return [("features", FeatureUnion([("pixels", pixels), ("statistics", statistics)]))]
 
     def make_pipeline(self, config):
         """The model of ``config`` on flattened pixels: preprocessing, then the classifier.
