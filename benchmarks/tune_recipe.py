@@ -57,7 +57,11 @@ recipe so far:
 16. new shifts every epoch (``StudySettings.shift_each_epoch``): the two
     shifted copies of every photo drawn again at each epoch instead of once,
     for the chosen epochs and for four fifths of them (each epoch now also
-    projects the new copies, so the chosen epochs may exceed the budget).
+    projects the new copies, so the chosen epochs may exceed the budget);
+17. image statistics next to the pixels (``StudySettings.statistics``:
+    :class:`skoffice31.ImageStatistics`' 24 brightness, contrast, range and
+    sharpness features, standardised, beside the 512 principal components),
+    for the chosen epochs and four fifths of them.
 
 Time budget: the issue asks for the whole tuned grid in at most 5 minutes
 on 2 cores. A candidate's *grid estimate* is the sum over its
@@ -95,11 +99,13 @@ stages 5 and 6 ~35 min, stages 7-9 ~48 min)::
     nice -n 5 python benchmarks/tune_recipe.py --data ../shared/data/office31 --n-jobs 2 \
         --from-stage 15 --to-stage 15
     nice -n 5 python benchmarks/tune_recipe.py --data ../shared/data/office31 --n-jobs 2 \
-        --from-stage 16
+        --from-stage 16 --to-stage 16
+    nice -n 5 python benchmarks/tune_recipe.py --data ../shared/data/office31 --n-jobs 2 \
+        --from-stage 17
 
 The committed results are those of the commands, in that order (stage
 10, ~20 min, stage 11, ~10 min, stage 12, ~15 min, stage 13, ~16 min, stage
-14, ~9 min, stage 15 and stage 16, ~14 min, were added
+14, ~9 min, stage 15 and stage 16, ~14 min, stage 17, ~10 min, were added
 later); the tuned preset is the last stage's choice.
 
 Results: ``benchmarks/results/tune_recipe.json`` (every fold of every
@@ -123,7 +129,7 @@ OUT = Path(__file__).parent / "results"
 BASE = dict(scale=1 / 255, init="he", momentum=0.9, nesterovs_momentum=True, alpha=1e-4,
             learning_rate_init={"sgd": 1e-3, "adam": 3e-4}, batch_size=32, epochs=20,
             size=(32, 32), standardize="none", image_stats=False, scale_features=True,
-            augment=1, shift_each_epoch=False, pca=0)
+            augment=1, shift_each_epoch=False, pca=0, statistics=False)
 
 #: Stage 1: preprocessing x initialisation.
 STAGE1 = {
@@ -283,6 +289,9 @@ STAGE_NOTES = {
     16: "Stage 16: the shifted copies of every photo drawn again at every epoch (the network "
         "trained one epoch at a time; each epoch projects the new copies), for the chosen "
         "epochs and four fifths of them (*shifts drawn once* is stage 15's choice).",
+    17: "Stage 17: ImageStatistics' 24 features (standardised) next to the principal "
+        "components, for the chosen epochs and four fifths of them (*no statistics* is "
+        "stage 16's choice).",
 }
 
 
@@ -613,15 +622,27 @@ def stage16(search, current):
     return _best(s16)
 
 
+def stage17(search, current):
+    """Image statistics next to the pixels, for the chosen epochs and four fifths of them."""
+    chosen = dict(BASE, **current["values"])
+    e = chosen["epochs"]
+    s17 = search.run(17, {
+        f"image statistics, {n} epochs": dict(chosen, statistics=True, epochs=n)
+        for n in (e, e * 4 // 5)
+    })
+    s17["no statistics"] = current
+    return _best(s17)
+
+
 WIDE_STAGES = {5: stage5, 6: stage6, 7: stage7, 8: stage8, 9: stage9, 10: stage10,
                11: stage11, 12: stage12, 13: stage13,
-               14: stage14, 15: stage15, 16: stage16}
+               14: stage14, 15: stage15, 16: stage16, 17: stage17}
 
 
 def stage_choice(results, stage, stage4_chosen):
     """The record a finished stage chose, rebuilt from the results file.
 
-    Stages 5, 8, 14 and 15 stored theirs (``"chosen: ..."``); stages 6, 7, 9-13 and 16 chose
+    Stages 5, 8, 14 and 15 stored theirs (``"chosen: ..."``); stages 6, 7, 9-13, 16 and 17 chose
     the best affordable of their rows and of the previous stage's choice.
     """
     if stage == 4:

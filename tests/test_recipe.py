@@ -27,9 +27,9 @@ def test_tuned_preset_builds_the_preprocessing_pipeline():
 
     s = StudySettings.from_preset("tuned")
     augmented = s.make_pipeline(((64, 32, 10), "adam"))
-    # stages 10 and 11 of the search: four versions of each photo, 20 epochs, on
-    # the first 512 principal components
-    assert (s.augment, s.epochs, s.pca) == (4, 20, 512)
+    # stages 10, 11 and 17 of the search: four versions of each photo, 16 epochs, on
+    # the first 512 principal components and 24 image statistics
+    assert (s.augment, s.epochs, s.pca, s.statistics) == (4, 16, 512, True)
     assert isinstance(augmented, AugmentedClassifier) and augmented.copies == s.augment
     assert augmented.random_state == s.seed and augmented.image_shape is None  # square
     model = augmented.estimator
@@ -45,12 +45,16 @@ def test_tuned_preset_builds_the_preprocessing_pipeline():
     assert s.hidden == study.TUNED_HIDDEN and min(h[-1] for h in s.hidden) > 31
     assert s.image_size(real_photos=True) == (32, 32) and s.image_size(False) == (32, 32)
     assert clf.init == s.init and clf.learning_rate_init == s.learning_rate("adam")
+    union = model.named_steps["features"]
+    pixels, statistics = (t for _, t in union.transformer_list)
+    assert [n for n, _ in statistics.steps] == ["imagestatistics", "standardscaler"]
     if s.standardize != "none":
-        st = model.named_steps["imagestandardizer"]
+        st = pixels.named_steps["imagestandardizer"]
         assert isinstance(st, ImageStandardizer)
         assert st.per_channel == (s.standardize == "channel")
         assert st.append_stats == s.image_stats and st.n_channels == 3
-    assert isinstance(model.named_steps.get("standardscaler"), StandardScaler) == s.scale_features
+    assert isinstance(pixels.named_steps.get("standardscaler"), StandardScaler) == s.scale_features
+    assert [n for n, _ in pixels.steps] == ["standardscaler", "principalcomponents"]
     # a new pipeline every call: fitting one does not fit the next
     assert s.make_pipeline(((10,), "sgd")) is not s.make_pipeline(((10,), "sgd"))
 
@@ -106,7 +110,8 @@ def test_pca_network_has_one_input_per_component():
     rng = np.random.default_rng(0)
     X = rng.uniform(0, 1, (40, 4 * 4 * 3)).astype(np.float32)
     y = np.column_stack([np.arange(40) % 2, np.arange(40) % 3])
-    s = StudySettings.from_preset("tuned", pca=5, epochs=2, size=(4, 4), augment=2)
+    s = StudySettings.from_preset("tuned", pca=5, epochs=2, size=(4, 4), augment=2,
+                                  statistics=False)
     model = s.make_pipeline(((6,), "adam")).fit(X, y)
     clf = study.final_classifier(model, fitted=True)
     assert clf.n_features_in_ == 5 and clf.coefs_[0].shape == (5, 6)
@@ -126,7 +131,8 @@ def test_with_preprocessing_gives_another_classifier_the_same_inputs():
     rng = np.random.default_rng(1)
     X = rng.uniform(0, 1, (40, 4 * 4 * 3)).astype(np.float32)
     y = np.arange(40) % 3
-    s = StudySettings.from_preset("tuned", pca=5, epochs=2, size=(4, 4), augment=2, seed=4)
+    s = StudySettings.from_preset("tuned", pca=5, epochs=2, size=(4, 4), augment=2, seed=4,
+                                  statistics=False)
     model = s.with_preprocessing(MLPClassifier((3,), max_iter=5, random_state=0))
     assert isinstance(model, AugmentedClassifier)
     assert (model.copies, model.random_state) == (2, 4)
@@ -385,7 +391,7 @@ def test_cli_train_saves_the_preprocessing(tmp_path, capsys):
     model = tmp_path / "m.skops"
     assert cli.main(["train", "--epochs", "2", "--hidden", "8", "--size", "8", "--standardize",
                      "channel", "--image-stats", "--scale-features", "--augment", "1",
-                     "--pca", "0", "--model", str(model), "-q"]) == 0
+                     "--pca", "0", "--no-statistics", "--model", str(model), "-q"]) == 0
     capsys.readouterr()
     pipe = load_model(model)
     assert [n for n, _ in pipe.steps] == ["imageflattener", "imagestandardizer",

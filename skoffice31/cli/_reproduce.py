@@ -66,7 +66,7 @@ def cmd_reproduce(args):
     print(_results.plan_line(settings, data, configs), flush=True)
     steps = settings.preprocessing_steps()
     if steps:
-        print("Preprocessing: " + ", ".join(repr(step) for _, step in steps), flush=True)
+        print("Preprocessing: " + _results.preprocessing_line(steps), flush=True)
     if settings.augment > 1:
         print(f"Augmentation: {settings.augment} versions of every training photo "
               f"({fmt_augment(settings.augment, settings.shift_each_epoch)}); predictions "

@@ -85,6 +85,27 @@ def plan_line(settings, data, configs):
     )
 
 
+def preprocessing_line(steps):
+    """One line naming the preprocessing ``steps`` (``Pipeline`` steps), e.g.
+    ``StandardScaler(), PrincipalComponents(random_state=0)``; a ``FeatureUnion``'s
+    parts as ``pixels: ...; statistics: ...``.
+
+    >>> from skoffice31.study import StudySettings
+    >>> preprocessing_line(StudySettings.from_preset("study", statistics=True).preprocessing_steps())
+    'pixels: passthrough; statistics: ImageStatistics(), StandardScaler()'
+    """
+    def name(step):
+        if isinstance(step, str):
+            return step
+        if hasattr(step, "transformer_list"):
+            return "; ".join(f"{part}: {name(t)}" for part, t in step.transformer_list)
+        if hasattr(step, "steps"):
+            return preprocessing_line(step.steps)
+        return repr(step)
+
+    return ", ".join(name(step) for _, step in steps)
+
+
 def report_lines(rows, settings, baselines):
     """The report after the run: the table, sample predictions, the baselines."""
     is_study = settings.preset == "study"
