@@ -49,6 +49,7 @@ from sklearn.neural_network import MLPClassifier
 from skoffice31 import MultiHeadMLPClassifier
 from skoffice31.study import HEADS, StudySettings, load_study_data, resplit
 from skoffice31.study._output import fmt_augment
+from skoffice31.study._results import preprocessing_line
 
 OUT = Path(__file__).parent / "results"
 HIDDEN = ((512,), (64, 32, 10))
@@ -101,6 +102,8 @@ def tuned_rows(config):
         if copies > 1 else "")
     if pca:
         trained += f", {pca} principal components"
+    if doc["settings"].get("statistics", False):
+        trained += ", image statistics"
     name = (f"two-head tuned preset, best of the grid by CV "
             f"({','.join(map(str, config[0]))}) {config[1]}, {trained} (office31_tuned)")
     rows = [r for r in doc["results"] if (tuple(r["hidden"]), r["solver"]) == tuple(config)
@@ -222,7 +225,7 @@ INPUTS_BEFORE = "the tuned preset's preprocessing (no augmented copies)"
 
 def describe_inputs(settings):
     """The inputs of the networks of :func:`main`, in words, for the report."""
-    steps = ", ".join(type(step).__name__ for _, step in settings.preprocessing_steps())
+    steps = preprocessing_line(settings.preprocessing_steps())
     words = f"the tuned preset's preprocessing ({steps or 'none'})"
     if settings.augment > 1:
         words += (f" on {settings.augment} versions of every training photo "
