@@ -465,8 +465,14 @@ def test_train_saves_a_pipeline(trained_model, capsys):
     assert [name for name, _ in pipe.steps] == ["imageflattener", "augmentedclassifier"]
     assert pipe[-1].copies == 4
     assert [name for name, _ in pipe[-1].estimator_.steps] == [
-        "standardscaler", "principalcomponents", "multiheadmlpclassifier"]
+        "features", "multiheadmlpclassifier"]
+    union = pipe[-1].estimator_.named_steps["features"]
+    (_, pixels), (_, statistics) = union.transformer_list
+    assert [name for name, _ in pixels.steps] == ["standardscaler", "principalcomponents"]
+    assert [name for name, _ in statistics.steps] == ["imagestatistics", "standardscaler"]
     clf = final_classifier(pipe, fitted=True)
+    # the network reads the components and the 24 image statistics
+    assert clf.n_features_in_ == pixels[-1].n_components_ + 24
     assert clf.hidden == (16,) and clf.solver == "adam" and clf.max_iter == 3
     assert pipe[0].scale == pytest.approx(1 / 255)  # tuned preset by default
     pred = pipe.predict([str(p) for p in paths])
@@ -634,9 +640,11 @@ def test_train_augment_saves_a_model_that_predicts_and_has_no_display(trained_mo
     assert isinstance(aug, AugmentedClassifier) and aug.copies == 3 and aug.shift_each_epoch
     assert aug.image_shape == (8, 8, 3)
     assert [name for name, _ in aug.estimator_.steps] == [
-        "standardscaler", "principalcomponents", "multiheadmlpclassifier"]
+        "features", "multiheadmlpclassifier"]
+    pixels = aug.estimator_[0].transformer_list[0][1]
+    assert [name for name, _ in pixels.steps] == ["standardscaler", "principalcomponents"]
     # the preset's 512 components, at most what 8x8 RGB photos have
-    assert aug.estimator_[1].n_components_ == 8 * 8 * 3
+    assert pixels[1].n_components_ == 8 * 8 * 3
     clf = final_classifier(pipe, fitted=True)
     assert clf.n_iter_ == 2 and not getattr(clf, "_skl_callbacks", None)
     assert_predict_csv_is_the_pipelines(model, pipe, paths, capsys)
@@ -680,10 +688,12 @@ def test_train_pca_saves_the_projection_and_refuses_bad_values(trained_model, tm
     capsys.readouterr()
     pipe = load_model(model)
     inner = pipe[-1].estimator_
-    assert [name for name, _ in inner.steps] == ["standardscaler", "principalcomponents",
-                                                 "multiheadmlpclassifier"]
-    assert isinstance(inner[1], PrincipalComponents) and inner[1].n_components_ == 6
-    assert final_classifier(pipe, fitted=True).coefs_[0].shape == (6, 8)
+    assert [name for name, _ in inner.steps] == ["features", "multiheadmlpclassifier"]
+    pixels = inner[0].transformer_list[0][1]
+    assert [name for name, _ in pixels.steps] == ["standardscaler", "principalcomponents"]
+    assert isinstance(pixels[1], PrincipalComponents) and pixels[1].n_components_ == 6
+    # 6 components and the tuned preset's 24 image statistics
+    assert final_classifier(pipe, fitted=True).coefs_[0].shape == (6 + 24, 8)
     assert_predict_csv_is_the_pipelines(model, pipe, paths, capsys)
     assert cli.main(["train", "--pca", "-1"]) == 2
     assert_one_line_error(capsys.readouterr().err, "bad --pca -1", "must be >= 0")
