@@ -610,28 +610,27 @@ def stage15(search, current):
     return _learning_rates(search, 15, current, varied=("adam",))
 
 
-def stage16(search, current):
-    """New shifts every epoch, for the chosen epochs and four fifths of them."""
+def _switched_on(search, stage, current, label, change, without):
+    """``change`` on the chosen recipe, for its epochs and four fifths of them,
+    against the chosen recipe itself (named ``without``)."""
     chosen = dict(BASE, **current["values"])
     e = chosen["epochs"]
-    s16 = search.run(16, {
-        f"new shifts every epoch, {n} epochs": dict(chosen, shift_each_epoch=True, epochs=n)
-        for n in (e, e * 4 // 5)
-    })
-    s16["shifts drawn once"] = current
-    return _best(s16)
+    recs = search.run(stage, {f"{label}, {n} epochs": dict(chosen, **change, epochs=n)
+                              for n in (e, e * 4 // 5)})
+    recs[without] = current
+    return _best(recs)
+
+
+def stage16(search, current):
+    """New shifts every epoch, for the chosen epochs and four fifths of them."""
+    return _switched_on(search, 16, current, "new shifts every epoch",
+                        {"shift_each_epoch": True}, "shifts drawn once")
 
 
 def stage17(search, current):
     """Image statistics next to the pixels, for the chosen epochs and four fifths of them."""
-    chosen = dict(BASE, **current["values"])
-    e = chosen["epochs"]
-    s17 = search.run(17, {
-        f"image statistics, {n} epochs": dict(chosen, statistics=True, epochs=n)
-        for n in (e, e * 4 // 5)
-    })
-    s17["no statistics"] = current
-    return _best(s17)
+    return _switched_on(search, 17, current, "image statistics", {"statistics": True},
+                        "no statistics")
 
 
 WIDE_STAGES = {5: stage5, 6: stage6, 7: stage7, 8: stage8, 9: stage9, 10: stage10,

@@ -427,3 +427,35 @@ def test_grid_search_over_the_tuned_pipeline_gives_the_runners_numbers():
     for i, params in enumerate(search.cv_results_["params"]):
         row = rows[params[prefix + "hidden"]]
         assert search.cv_results_["split0_test_object"][i] == pytest.approx(row["object_acc"])
+
+
+def test_search_stage_17_tries_the_statistics_for_the_chosen_epochs_and_four_fifths():
+    """benchmarks/tune_recipe.py's last stage: its candidates, and the tie rule's choice."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "tune_recipe.py"
+    spec = importlib.util.spec_from_file_location("tune_recipe", path)
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
+
+    def record(name, values, score, seconds):
+        fold = {"hidden": [8], "solver": "adam", "fold": 0, "domain": score,
+                "object": score, "fit_seconds": seconds}
+        return {"name": name, "values": values, "score": score, "folds": [fold]}
+
+    class FakeSearch:
+        def run(self, stage, candidates):
+            self.asked = (stage, candidates)
+            # 20 epochs score a hair higher than 16, within the tie, at more cost
+            return {name: record(name, v, 0.7520 if v["epochs"] == 20 else 0.7515,
+                                 10.0 * v["epochs"]) for name, v in candidates.items()}
+
+    current = record("previous", {"epochs": 20, "statistics": False}, 0.739, 150.0)
+    search = FakeSearch()
+    chosen = recipe.stage17(search, current)
+    stage, candidates = search.asked
+    assert stage == 17
+    assert sorted(candidates) == ["image statistics, 16 epochs", "image statistics, 20 epochs"]
+    assert all(v["statistics"] is True for v in candidates.values())
+    # within the tie (1e-3) of the best, the cheaper grid wins
+    assert chosen["name"] == "image statistics, 16 epochs"
