@@ -350,7 +350,7 @@ class ImageStatistics(TransformerMixin, BaseEstimator):
         except (TypeError, ValueError):
             raise ValueError(
                 f"image_shape must be (height, width), got {self.image_shape!r}") from None
-        if (h, w) in ((-1, -1),) or min(h, w) == 0 or min(h, w) < -1:
+        if h == w == -1 or min(h, w) == 0 or min(h, w) < -1:
             raise ValueError(
                 f"image_shape must be positive (one side may be -1: inferred), "
                 f"got {self.image_shape!r}")
