@@ -38,10 +38,12 @@ small
 
 columns
     The plan's column thresholds (``KERNEL_MIN_COLUMNS``,
-    ``KERNEL_MIN_COLUMNS_SGD``): one step of a 30,000-row float32 layer of
-    10 ... 384 columns at batch 10, NumPy optimizer (BLAS on one thread,
-    updates on two threads; plain SGD's one-GEMM step) against the kernel on
-    two threads, for Adam, Nesterov SGD and plain SGD.
+    ``KERNEL_MIN_COLUMNS_SGD``, ``TRANSPOSED_MAX_COLUMNS``): one training
+    step (update and next forward product) of a 30,000-row float32 layer of
+    10 ... 384 columns at batch 10 -- the NumPy path as planned without the
+    row kernels (BLAS on one thread, compiled block updates; plain SGD's
+    one-GEMM step), the row kernels on a C-ordered layer and the transposed
+    kernels on a Fortran-ordered one, for Adam, Nesterov SGD and plain SGD.
 
 blocks
     The plan's ``LARGE_BATCH_BLOCK_SIZE``: one NumPy update (plain SGD, Adam)
@@ -362,37 +364,59 @@ def _time_layer(fns, repeats, shape, batch, what, digits):
     return {"shape": list(shape), "batch": batch, "ms": ms, "load": _load()}
 
 
-def bench_columns(repeats, columns=(10, 32, 64, 128, 384), n_in=30_000, batch=10):
-    """NumPy step vs kernel step by number of columns (the plan's thresholds)."""
+def bench_columns(repeats, columns=(10, 16, 32, 64, 128, 384), n_in=30_000, batch=10):
+    """One training step of a first layer by number of columns, three ways.
+
+    A step as the training loop runs it: the update and the next
+    minibatch's forward product ``X_next @ W``. *numpy*: the optimizer's
+    NumPy path as planned for layers the kernels do not take (BLAS on one
+    thread, the compiled block updates for Adam and Nesterov, plain SGD's
+    one-GEMM step), then the product as one GEMM; *rows*: the row kernels on
+    a C-ordered ``W``, the product fused; *transposed*: the transposed
+    kernels on a Fortran-ordered ``W`` (what ``TRANSPOSED_MAX_COLUMNS``
+    chooses), the product fused. Kernels on two threads.
+    """
     from skoffice31._plan import TrainingPlan
 
     rng = np.random.default_rng(0)
     A = (rng.random((batch, n_in)) * 255).astype(np.float32)
+    X_next = (rng.random((batch, n_in)) * 255).astype(np.float32)
     rows = []
     for n_out in columns:
-        W = rng.normal(0, 0.03, (n_in, n_out)).astype(np.float32)
+        W0 = rng.normal(0, 0.03, (n_in, n_out)).astype(np.float32)
         d = rng.normal(0, 1e-3, (batch, n_out)).astype(np.float32)
-        g = OuterGradient(A, d, W, 1e-4)
-        m, v, vel = np.zeros_like(W), np.zeros_like(W), np.zeros_like(W)
-        plan = TrainingPlan(blas_threads=1, update_threads=2)
-        adam = AdamOptimizer([W], 1e-4, plan=plan)
-        nesterov = SGDOptimizer([W], 1e-4, momentum=0.9, nesterov=True, plan=plan)
-        plain = SGDOptimizer([W], 1e-4, momentum=0.0,
-                             plan=TrainingPlan(blas_threads=1, update_threads=2,
-                                               fused_gemm_sgd=True))
-        fns = {
-            "adam numpy": lambda: adam.update_params([W], [g]),
-            "adam kernel": lambda: _kernels.adam_update(W, A, d, m, v, lr=1e-4, eps=1e-8,
-                                                        l2=1e-4, n_threads=2),
-            "nesterov numpy": lambda: nesterov.update_params([W], [g]),
-            "nesterov kernel": lambda: _kernels.sgd_update(
-                W, A, d, lr=1e-4, l2=1e-4, velocity=vel, momentum=0.9, nesterov=True,
-                n_threads=2),
-            "sgd numpy (one GEMM)": lambda: plain.update_params([W], [g]),
-            "sgd kernel": lambda: _kernels.sgd_update(W, A, d, lr=1e-4, l2=1e-4, n_threads=2),
-        }
+        out = np.empty((batch, n_out), np.float32)
+        fns = {}
+        for solver in ("adam", "nesterov", "sgd"):
+            plan = TrainingPlan(blas_threads=1, update_threads=2, compiled_updates=True,
+                                fused_gemm_sgd=solver == "sgd")
+            W = W0.copy()
+            if solver == "adam":
+                opt = AdamOptimizer([W], 1e-4, plan=plan)
+            else:
+                opt = SGDOptimizer([W], 1e-4, momentum=0.9 if solver == "nesterov" else 0.0,
+                                   nesterov=True, plan=plan)
+
+            def numpy_step(opt=opt, W=W, g=OuterGradient(A, d, W, 1e-4)):
+                opt.update_params([W], [g])
+                np.matmul(X_next, W, out=out)
+
+            fns[f"{solver} numpy"] = numpy_step
+            for layout, order in (("rows", "C"), ("transposed", "F")):
+                Wk = np.array(W0, order=order)
+                state = [np.zeros_like(Wk), np.zeros_like(Wk)]
+                if solver == "adam":
+                    def step(W=Wk, m=state[0], v=state[1]):
+                        _kernels.adam_update(W, A, d, m, v, lr=1e-4, eps=1e-8, l2=1e-4,
+                                             X_next=X_next, out=out, n_threads=2)
+                else:
+                    def step(W=Wk, vel=state[0], mu=0.9 if solver == "nesterov" else 0.0):
+                        _kernels.sgd_update(W, A, d, lr=1e-4, l2=1e-4, velocity=vel,
+                                            momentum=mu, nesterov=True, X_next=X_next,
+                                            out=out, n_threads=2)
+                fns[f"{solver} {layout}"] = step
         with threadpool_limits(1, user_api="blas"):
-            rows.append(_time_layer(fns, repeats, W.shape, batch, "step", 2))
+            rows.append(_time_layer(fns, repeats, W0.shape, batch, "step", 2))
     return rows
 
 

@@ -136,7 +136,8 @@ def kernels_available():
 
 def warm_up(dtypes=(np.float32,), solvers=("adam", "sgd")):
     """Compile (or load from the on-disk cache) the kernels of these dtypes
-    and solvers now (row kernels and block updates), with a tiny call.
+    and solvers now (row kernels, transposed kernels and block updates),
+    with a tiny call.
 
     Worth calling in the parent process before starting parallel workers
     (joblib/loky, dask): with a cold cache every worker would otherwise
@@ -156,15 +157,21 @@ def warm_up(dtypes=(np.float32,), solvers=("adam", "sgd")):
         return False
     for dtype in dtypes:
         W = np.zeros((2, 2), dtype)
+        A = np.zeros((2, 3), dtype)
         for solver in solvers:
+            for layer in (np.zeros((3, 2), dtype), np.zeros((3, 2), dtype, order="F")):
+                # a C-ordered layer compiles the row kernels, a Fortran-ordered
+                # one the transposed kernels
+                state = (np.zeros_like(layer), np.zeros_like(layer))
+                if solver == "adam":
+                    adam_update(layer, A, W, *state, lr=0.0, eps=1.0, n_threads=1)
+                else:
+                    sgd_update(layer, A, W, lr=0.0, velocity=state[0],
+                               momentum=0.5 if solver == "momentum" else 0.0, n_threads=1)
             if solver == "adam":
-                adam_update(W, W, W, np.zeros_like(W), np.zeros_like(W), lr=0.0, eps=1.0,
-                            n_threads=1)
                 adam_block(W, W, np.zeros_like(W), np.zeros_like(W), lr=0.0, eps=1.0)
             else:
                 momentum = 0.5 if solver == "momentum" else 0.0
-                sgd_update(W, W, W, lr=0.0, velocity=np.zeros_like(W), momentum=momentum,
-                           n_threads=1)
                 if momentum:
                     momentum_block(W, W, np.zeros_like(W), lr=0.0, momentum=momentum,
                                    nesterov=True)
@@ -185,7 +192,9 @@ def _kernel():
 
 #: The functions compiled by :func:`_build`, helpers first.
 _COMPILED = ("_grad_row", "_l2_row", "_adam_row", "_sgd_row", "_momentum_row",
-             "_forward_rows", "_start_part", "_adam_part", "_sgd_part", "_momentum_part")
+             "_forward_rows", "_start_part", "_adam_part", "_sgd_part", "_momentum_part",
+             "_grad_columns", "_forward_pair", "_forward_columns", "_start_tpart", "_adam_tpart",
+             "_sgd_tpart", "_momentum_tpart")
 
 
 #: Floating-point freedoms per compiled function: only the sums of products
@@ -193,7 +202,8 @@ _COMPILED = ("_grad_row", "_l2_row", "_adam_row", "_sgd_row", "_momentum_row",
 #: from BLAS's anyway) may fuse a multiply and an add into one FMA
 #: instruction. The optimizer updates get none, so that for the same
 #: gradient row they equal the NumPy path to the last bit.
-_FASTMATH = {"_grad_row": {"contract"}, "_forward_rows": {"contract"}}
+_FASTMATH = {"_grad_row": {"contract"}, "_forward_rows": {"contract"},
+             "_grad_columns": {"contract"}, "_forward_pair": {"contract", "reassoc"}}
 
 
 def _build(numba):
@@ -212,8 +222,12 @@ def _build(numba):
                 cache=True, fastmath=_FASTMATH.get(name, False), nogil=True,
                 error_model="numpy",
             )(module[name])
-    return {ADAM: module["_adam_part"], SGD: module["_sgd_part"],
-            MOMENTUM: module["_momentum_part"], NESTEROV: module["_momentum_part"]}
+    return {
+        ADAM: module["_adam_part"], SGD: module["_sgd_part"],
+        MOMENTUM: module["_momentum_part"], NESTEROV: module["_momentum_part"],
+        (ADAM, "T"): module["_adam_tpart"], (SGD, "T"): module["_sgd_tpart"],
+        (MOMENTUM, "T"): module["_momentum_tpart"], (NESTEROV, "T"): module["_momentum_tpart"],
+    }
 
 
 def _pool(n_workers):
@@ -396,6 +410,195 @@ def _momentum_part(W, A, delta, vel, l2, lr, mu, nesterov, X_next, acc, lo, hi):
     return sq.sum()
 
 
+# --------------------------------------------------- transposed layers
+# A narrow layer (30,000 x 10 weights, say) is stored in Fortran order, so
+# that ``WT = W.T`` -- one row of ``n_in`` weights per output unit -- is
+# C-contiguous, and so are its optimizer state arrays (allocated like
+# ``W``). The parts below take ``WT`` and work along the inputs, in chunks of
+# COLUMN_CHUNK inputs: for each unit ``j`` the gradient row
+# ``delta[:, j] @ A[:, chunk]`` is a few long multiply-adds along rows of
+# ``A``, the update runs on the contiguous ``WT[j, chunk]`` (and state), and
+# the next forward product adds the dot products ``X_next[k, chunk] @
+# WT[j, chunk]``. Every inner loop is long and contiguous, so it vectorises
+# whatever the number of units; the row kernels above loop over rows of
+# ``n_out`` weights, too short to vectorise when ``n_out`` is 10.
+
+#: Inputs per chunk of the transposed parts: the chunk of ``WT`` (``n_out``
+#: x 512 weights) stays in cache between its update and the forward product.
+COLUMN_CHUNK = 512
+
+
+def _grad_columns(A, delta, j, j1, c0, c1, g, h):
+    """``g[:c1 - c0] = delta[:, j] @ A[:, c0:c1]`` and, when ``j1 > j``, the
+    same for unit ``j1`` into ``h`` in the same pass over ``A``; summed over
+    the samples in order, four at a time (the order of :func:`_grad_row`)."""
+    # Slices indexed from 0: an index known to be non-negative needs no
+    # wraparound select, which would keep the loop from vectorising.
+    n = A.shape[0]
+    n_cols = c1 - c0
+    two = j1 > j
+    for c in range(n_cols):
+        g[c] = 0
+        h[c] = 0
+    k = 0
+    while k + 4 <= n:
+        d0, d1, d2, d3 = delta[k, j], delta[k + 1, j], delta[k + 2, j], delta[k + 3, j]
+        a0, a1 = A[k, c0:c1], A[k + 1, c0:c1]
+        a2, a3 = A[k + 2, c0:c1], A[k + 3, c0:c1]
+        if two:
+            e0, e1 = delta[k, j1], delta[k + 1, j1]
+            e2, e3 = delta[k + 2, j1], delta[k + 3, j1]
+            for c in range(n_cols):
+                p0, p1, p2, p3 = a0[c], a1[c], a2[c], a3[c]
+                g[c] = g[c] + p0 * d0 + p1 * d1 + p2 * d2 + p3 * d3
+                h[c] = h[c] + p0 * e0 + p1 * e1 + p2 * e2 + p3 * e3
+        else:
+            for c in range(n_cols):
+                g[c] = g[c] + a0[c] * d0 + a1[c] * d1 + a2[c] * d2 + a3[c] * d3
+        k += 4
+    if k + 2 <= n:  # a pair: the same sums, in the same order, as two singles
+        d0, d1, e0, e1 = delta[k, j], delta[k + 1, j], delta[k, j1], delta[k + 1, j1]
+        a0, a1 = A[k, c0:c1], A[k + 1, c0:c1]
+        for c in range(n_cols):
+            p0, p1 = a0[c], a1[c]
+            g[c] = g[c] + p0 * d0 + p1 * d1
+            h[c] = h[c] + p0 * e0 + p1 * e1
+        k += 2
+    if k < n:
+        d, e = delta[k, j], delta[k, j1]
+        a = A[k, c0:c1]
+        for c in range(n_cols):
+            g[c] += a[c] * d
+            h[c] += a[c] * e
+
+
+def _forward_columns(WT, X_next, acc, c0, c1):
+    """``acc += X_next[:, c0:c1] @ WT[:, c0:c1].T``: dot products along the
+    inputs, two samples by four units per pass (eight sums; then a pair of
+    units, then one; an odd last sample alone). The only function allowed to
+    reassociate (``fastmath`` ``reassoc``), so that the dot products
+    vectorise; the summation order of a forward product is not the NumPy
+    path's anyway (BLAS chooses its own)."""
+    n_next = X_next.shape[0]
+    k = 0
+    while k < n_next:
+        k1 = k + 1 if k + 1 < n_next else k  # an odd last sample: its sums twice
+        _forward_pair(WT, X_next[k, c0:c1], X_next[k1, c0:c1], acc, k, k1, c0, c1)
+        k += 2
+
+
+def _forward_pair(WT, x, y, acc, k, k1, c0, c1):
+    """The products of samples ``x`` (row ``k`` of ``acc``) and ``y`` (row
+    ``k1``; ``k1 == k`` adds ``x``'s only)."""
+    n_out = WT.shape[0]
+    n_cols = c1 - c0
+    j = 0
+    while j + 4 <= n_out:
+        w0, w1 = WT[j, c0:c1], WT[j + 1, c0:c1]
+        w2, w3 = WT[j + 2, c0:c1], WT[j + 3, c0:c1]
+        s0, s1, s2, s3 = x[0] * w0[0], x[0] * w1[0], x[0] * w2[0], x[0] * w3[0]
+        t0, t1, t2, t3 = y[0] * w0[0], y[0] * w1[0], y[0] * w2[0], y[0] * w3[0]
+        for i in range(1, n_cols):
+            xi, yi = x[i], y[i]
+            a, b, c, d = w0[i], w1[i], w2[i], w3[i]
+            s0 += xi * a
+            s1 += xi * b
+            s2 += xi * c
+            s3 += xi * d
+            t0 += yi * a
+            t1 += yi * b
+            t2 += yi * c
+            t3 += yi * d
+        acc[k, j] += s0
+        acc[k, j + 1] += s1
+        acc[k, j + 2] += s2
+        acc[k, j + 3] += s3
+        if k1 != k:
+            acc[k1, j] += t0
+            acc[k1, j + 1] += t1
+            acc[k1, j + 2] += t2
+            acc[k1, j + 3] += t3
+        j += 4
+    while j < n_out:
+        w0 = WT[j, c0:c1]
+        s0, t0 = x[0] * w0[0], y[0] * w0[0]
+        for i in range(1, n_cols):
+            a = w0[i]
+            s0 += x[i] * a
+            t0 += y[i] * a
+        acc[k, j] += s0
+        if k1 != k:
+            acc[k1, j] += t0
+        j += 1
+
+
+def _start_tpart(WT, X_next, acc):
+    for k in range(X_next.shape[0]):
+        for j in range(WT.shape[0]):
+            acc[k, j] = 0
+    return np.empty((2, COLUMN_CHUNK), WT.dtype), np.zeros(COLUMN_CHUNK, np.float64)
+
+
+# One part (inputs lo:hi, columns of WT) per optimizer; returns ||W||^2 of the part.
+
+
+def _adam_tpart(WT, A, delta, m, v, l2, coef, flush, X_next, acc, lo, hi):
+    gh, sq = _start_tpart(WT, X_next, acc)
+    n_out = WT.shape[0]
+    for c0 in range(lo, hi, COLUMN_CHUNK):
+        c1 = min(c0 + COLUMN_CHUNK, hi)
+        n_cols = c1 - c0
+        for j0 in range(0, n_out, 2):  # two units per pass over A
+            j1 = min(j0 + 1, n_out - 1)
+            _grad_columns(A, delta, j0, j1, c0, c1, gh[0], gh[1])
+            for j in range(j0, j1 + 1):
+                g = gh[j - j0, :n_cols]
+                if l2 != 0:
+                    _l2_row(WT[j, c0:c1], g, l2, sq)
+                _adam_row(WT[j, c0:c1], g, m[j, c0:c1], v[j, c0:c1], coef, flush)
+        if X_next.shape[0]:
+            _forward_columns(WT, X_next, acc, c0, c1)
+    return sq.sum()
+
+
+def _sgd_tpart(WT, A, delta, l2, lr, X_next, acc, lo, hi):
+    gh, sq = _start_tpart(WT, X_next, acc)
+    n_out = WT.shape[0]
+    for c0 in range(lo, hi, COLUMN_CHUNK):
+        c1 = min(c0 + COLUMN_CHUNK, hi)
+        n_cols = c1 - c0
+        for j0 in range(0, n_out, 2):  # two units per pass over A
+            j1 = min(j0 + 1, n_out - 1)
+            _grad_columns(A, delta, j0, j1, c0, c1, gh[0], gh[1])
+            for j in range(j0, j1 + 1):
+                g = gh[j - j0, :n_cols]
+                if l2 != 0:
+                    _l2_row(WT[j, c0:c1], g, l2, sq)
+                _sgd_row(WT[j, c0:c1], g, lr)
+        if X_next.shape[0]:
+            _forward_columns(WT, X_next, acc, c0, c1)
+    return sq.sum()
+
+
+def _momentum_tpart(WT, A, delta, vel, l2, lr, mu, nesterov, X_next, acc, lo, hi):
+    gh, sq = _start_tpart(WT, X_next, acc)
+    n_out = WT.shape[0]
+    for c0 in range(lo, hi, COLUMN_CHUNK):
+        c1 = min(c0 + COLUMN_CHUNK, hi)
+        n_cols = c1 - c0
+        for j0 in range(0, n_out, 2):  # two units per pass over A
+            j1 = min(j0 + 1, n_out - 1)
+            _grad_columns(A, delta, j0, j1, c0, c1, gh[0], gh[1])
+            for j in range(j0, j1 + 1):
+                g = gh[j - j0, :n_cols]
+                if l2 != 0:
+                    _l2_row(WT[j, c0:c1], g, l2, sq)
+                _momentum_row(WT[j, c0:c1], g, vel[j, c0:c1], lr, mu, nesterov)
+        if X_next.shape[0]:
+            _forward_columns(WT, X_next, acc, c0, c1)
+    return sq.sum()
+
+
 # Whole-block updates: the row functions above on a flattened block, for the
 # parameters the row kernels do not take (small or narrow layers, intercepts)
 # -- one compiled pass instead of about ten ufunc calls.
@@ -494,16 +697,37 @@ def row_bounds(n_rows, n_cols=1):
     return [p * n_rows // n_parts for p in range(n_parts + 1)]
 
 
-def _check(name, arr, shape, dtype):
+def is_transposed(W):
+    """Whether ``W`` takes the transposed kernels: Fortran-ordered (``W.T``
+    C-contiguous) and not C-contiguous, a narrow layer's layout (see
+    :func:`skoffice31._plan.transposes`).
+
+    Parameters
+    ----------
+    W : ndarray of shape (n_in, n_out)
+
+    Returns
+    -------
+    transposed : bool
+    """
+    return W.ndim == 2 and W.flags.f_contiguous and not W.flags.c_contiguous
+
+
+def _check(name, arr, shape, dtype, transposed=False):
     if not isinstance(arr, np.ndarray) or arr.shape != shape or arr.dtype != dtype:
         got = (getattr(arr, "shape", None), getattr(arr, "dtype", type(arr).__name__))
         raise ValueError(
             f"{name} must be an array of shape {shape} and dtype {dtype}, got {got}."
         )
-    if not (arr.flags.c_contiguous and arr.flags.writeable):
+    contiguous = arr.flags.f_contiguous if transposed else arr.flags.c_contiguous
+    if not (contiguous and arr.flags.writeable):
+        layout, make = (
+            ("Fortran-ordered like W", "np.asfortranarray(...)") if transposed
+            else ("C-contiguous", "np.ascontiguousarray(...)")
+        )
         raise ValueError(
-            f"{name} must be C-contiguous and writeable (it is updated in place); "
-            "pass np.ascontiguousarray(...) of it."
+            f"{name} must be {layout} and writeable (it is updated in place); "
+            f"pass {make} of it (np.zeros_like(W) for a state array)."
         )
 
 
@@ -515,9 +739,12 @@ def _operand(name, arr, n_cols, dtype):
     return arr
 
 
-def _run(kind, W, A, delta, middle, l2, X_next, out, n_threads):
-    """Check the operands; run ``kind``'s kernel on every row part as
-    ``(W, A, delta, *middle, X_next, out_parts[p], bounds[p], bounds[p + 1])``."""
+def _run(kind, W, A, delta, states, scalars, l2, X_next, out, n_threads):
+    """Check the operands; run ``kind``'s kernel on every part as
+    ``(W, A, delta, *states, *scalars, X_next, out_parts[p], bounds[p],
+    bounds[p + 1])`` -- with ``W.T`` and the states transposed when ``W`` is
+    Fortran-ordered (:func:`is_transposed`), the parts then being ranges of
+    inputs (columns of ``W.T``) instead of rows of ``W``."""
     kernels = _kernel()
     if kernels is None:
         raise RuntimeError(
@@ -527,7 +754,12 @@ def _run(kind, W, A, delta, middle, l2, X_next, out, n_threads):
     dtype = W.dtype
     if dtype not in (np.float32, np.float64):
         raise ValueError(f"W must be float32 or float64, got {dtype}.")
-    _check("W", W, W.shape, dtype)
+    if not isinstance(W, np.ndarray) or W.ndim != 2:
+        raise ValueError(f"W must be a 2-D array, got {getattr(W, 'shape', W)!r}.")
+    transposed = is_transposed(W)
+    _check("W", W, W.shape, dtype, transposed)
+    for name, state in states:
+        _check(name, state, W.shape, dtype, transposed)
     n_in, n_out = W.shape
     A = _operand("A", A, n_in, dtype)
     delta = _operand("delta", delta, n_out, dtype)
@@ -547,7 +779,13 @@ def _run(kind, W, A, delta, middle, l2, X_next, out, n_threads):
         _check("out", out, (n_next, n_out), dtype)
     bounds = row_bounds(n_in, n_out)
     n_parts = len(bounds) - 1
-    kernel = kernels[kind]
+    if transposed:
+        kernel = kernels[kind, "T"]
+        W = W.T
+        middle = tuple(state.T for _, state in states) + tuple(scalars)
+    else:
+        kernel = kernels[kind]
+        middle = tuple(state for _, state in states) + tuple(scalars)
     if n_parts == 1:  # the caller's thread alone, the product straight into out
         acc = out if n_next else np.empty((0, n_out), dtype)
         sq = kernel(W, A, delta, *middle, X_next, acc, 0, n_in)
@@ -592,7 +830,10 @@ def adam_update(W, A, delta, m, v, *, lr, eps, beta_1=0.9, beta_2=0.999, l2=0.0,
     Parameters
     ----------
     W, m, v : ndarray of shape (n_in, n_out)
-        Weights and moments, float32 or float64, C-contiguous; updated in place.
+        Weights and moments, float32 or float64, updated in place; all
+        C-contiguous, or all Fortran-ordered (a narrow layer's layout: the
+        transposed kernels then work along the inputs, see
+        :func:`is_transposed`).
     A : ndarray of shape (n_samples, n_in)
         The layer's input activations.
     delta : ndarray of shape (n_samples, n_out)
@@ -620,11 +861,11 @@ def adam_update(W, A, delta, m, v, *, lr, eps, beta_1=0.9, beta_2=0.999, l2=0.0,
     sq_norm : float
         ``||W||^2`` before the step when ``l2 > 0``, else 0.
     """
-    _check("m", m, W.shape, W.dtype)
-    _check("v", v, W.shape, W.dtype)
-    coef = _adam_coef(W.dtype, beta_1, beta_2, lr, eps)
-    middle = (m, v, W.dtype.type(l2), coef, bool(flush))
-    return _run(ADAM, W, A, delta, middle, l2, X_next, out, n_threads)
+    dtype = getattr(W, "dtype", None)
+    coef = _adam_coef(dtype, beta_1, beta_2, lr, eps) if dtype in (np.float32, np.float64) else None
+    return _run(ADAM, W, A, delta, (("m", m), ("v", v)),
+                (getattr(dtype, "type", float)(l2), coef, bool(flush)), l2, X_next, out,
+                n_threads)
 
 
 def sgd_update(W, A, delta, *, lr, velocity=None, momentum=0.0, nesterov=False, l2=0.0,
@@ -639,13 +880,14 @@ def sgd_update(W, A, delta, *, lr, velocity=None, momentum=0.0, nesterov=False, 
     Parameters
     ----------
     W : ndarray of shape (n_in, n_out)
-        Weights, float32 or float64, C-contiguous; updated in place.
+        Weights, float32 or float64, C-contiguous or Fortran-ordered (as in
+        :func:`adam_update`); updated in place.
     A : ndarray of shape (n_samples, n_in)
     delta : ndarray of shape (n_samples, n_out)
     lr : float
         Learning rate.
     velocity : ndarray of shape (n_in, n_out), default=None
-        Required when ``momentum > 0``; updated in place.
+        Required when ``momentum > 0``, in ``W``'s layout; updated in place.
     momentum : float, default=0.0
     nesterov : bool, default=False
     l2 : float, default=0.0
@@ -658,14 +900,13 @@ def sgd_update(W, A, delta, *, lr, velocity=None, momentum=0.0, nesterov=False, 
     sq_norm : float
         ``||W||^2`` before the step when ``l2 > 0``, else 0.
     """
+    t = getattr(getattr(W, "dtype", None), "type", float)
     if momentum:
         if velocity is None:
             raise ValueError("momentum > 0 needs the velocity array (velocity=...).")
-        _check("velocity", velocity, W.shape, W.dtype)
         kind = NESTEROV if nesterov else MOMENTUM
-        t = W.dtype.type
-        middle = (velocity, t(l2), t(lr), t(momentum), bool(nesterov))
+        states = (("velocity", velocity),)
+        scalars = (t(l2), t(lr), t(momentum), bool(nesterov))
     else:
-        kind = SGD
-        middle = (W.dtype.type(l2), W.dtype.type(lr))
-    return _run(kind, W, A, delta, middle, l2, X_next, out, n_threads)
+        kind, states, scalars = SGD, (), (t(l2), t(lr))
+    return _run(kind, W, A, delta, states, scalars, l2, X_next, out, n_threads)

@@ -25,7 +25,7 @@ from ._dual import SampleSpaceLayer, sample_space_enabled
 from ._losses import head_slices, log_softmax_heads, multihead_cross_entropy
 from ._missing import MISSING_INT, labelled_values, missing_mask
 from ._optimizers import AdamOptimizer, OuterGradient, SGDOptimizer
-from ._plan import plan_training
+from ._plan import plan_training, transposes
 
 #: An epoch whose mean training loss is more than this many times the loss
 #: of the fit's first minibatch (measured before any step) has collapsed.
@@ -726,6 +726,20 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
         k = self.n_frozen_layers
         return self.coefs_[k:] + self.intercepts_[k:]
 
+    def _lay_out_weights(self, plan):
+        """Store each trained weight matrix in the memory layout its step
+        wants: Fortran order for the narrow layers the plan gives to the
+        transposed kernels (:func:`skoffice31._plan.transposes`), C order
+        otherwise. The values do not change; a layer that changes layout is
+        copied once, before the optimizer allocates its state like it."""
+        for i in range(self.n_frozen_layers, len(self.coefs_)):
+            W = self.coefs_[i]
+            if transposes(plan, W.shape):
+                if not W.flags.f_contiguous:
+                    self.coefs_[i] = np.asfortranarray(W)
+            elif not W.flags.c_contiguous:
+                self.coefs_[i] = np.ascontiguousarray(W)
+
     def _make_optimizer(self, plan):
         self._optimizer_n_frozen = self.n_frozen_layers
         params = self._trainable_params()
@@ -809,6 +823,7 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
             or not hasattr(self, "_optimizer")
             or getattr(self, "_optimizer_n_frozen", 0) != self.n_frozen_layers
         ):  # a fit, or other parameters to train: a fresh optimizer
+            self._lay_out_weights(plan)
             self._optimizer = self._make_optimizer(plan)
         else:  # partial_fit goes on; batch size or machine may have changed
             self._optimizer.plan = plan

@@ -175,7 +175,7 @@ class BaseOptimizer:
             return 0.0, items
         sq_norm, rest = 0.0, []
         for i, (param, grad) in items:
-            if self._takes_kernel(param, grad):
+            if self._takes_kernel(param, grad) and self._state_like(i, param):
                 sq_norm += self._kernel_step(i, param, grad)
                 grad.next_done = grad.next_input is not None
             else:
@@ -206,14 +206,30 @@ class BaseOptimizer:
         return isinstance(grad, OuterGradient) and self._kernel_param(param)
 
     def _kernel_param(self, param):
-        return (
+        """A dense layer the plan gives to the row kernels (C-ordered, at
+        least ``kernel_min_columns`` columns) or to the transposed kernels
+        (Fortran-ordered, at most ``transposed_max_columns``)."""
+        if not (
             param.ndim == 2
             and param.size >= self.plan.kernel_min_size
-            and param.shape[1] >= self.plan.kernel_min_columns
             and param.dtype in (np.float32, np.float64)
-            and param.flags.c_contiguous
             and param.flags.writeable
-        )
+        ):
+            return False
+        if _kernels.is_transposed(param):
+            return param.shape[1] <= self.plan.transposed_max_columns
+        return param.flags.c_contiguous and param.shape[1] >= self.plan.kernel_min_columns
+
+    def _state(self, i):
+        """The state arrays of parameter ``i`` (moments, velocity)."""
+        return []
+
+    def _state_like(self, i, param):
+        """Whether parameter ``i``'s state has ``param``'s memory layout, as
+        the kernels need (it has unless the weights were re-laid out after
+        this optimizer was built)."""
+        transposed = _kernels.is_transposed(param)
+        return all(_kernels.is_transposed(s) == transposed for s in self._state(i))
 
     def _kernel_step(self, i, param, grad):
         """One compiled step of parameter ``i``; returns its ``||W||^2``."""
@@ -372,6 +388,9 @@ class SGDOptimizer(BaseOptimizer):
                 sq_norm += done
         return sq_norm + self._update_all(rest)
 
+    def _state(self, i):
+        return [self.velocities[i]] if self.momentum else []
+
     def _kernel_step(self, i, param, grad):
         return _kernels.sgd_update(
             param, grad.A, grad.delta, lr=self.learning_rate,
@@ -461,6 +480,9 @@ class AdamOptimizer(BaseOptimizer):
         )
         self._eps_t = float(self.epsilon * correction_2)
         self._flush = self.flush_every and self.t % self.flush_every == 0
+
+    def _state(self, i):
+        return [self.ms[i], self.vs[i]]
 
     def _kernel_step(self, i, param, grad):
         return _kernels.adam_update(

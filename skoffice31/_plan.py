@@ -62,6 +62,18 @@ KERNEL_MIN_SIZE = 1 << 16
 #: columns 5.47 / 2.82.
 KERNEL_MIN_COLUMNS = 32
 
+#: Widest weight matrix (output columns) stored in Fortran order and given to
+#: the transposed kernels (:func:`skoffice31._kernels.is_transposed`) for
+#: Adam and momentum/Nesterov SGD: their loops run along the inputs, long and
+#: contiguous whatever the number of columns, where the row kernels' loops
+#: over a row of 10 weights are too short to vectorise. ``python
+#: benchmarks/bench_kernels.py --part columns`` (2-core Intel Xeon,
+#: 2026-12-03; 30,000-row float32 layers, batch 10, update and next forward
+#: product, ms per step, NumPy path / row kernels / transposed kernels):
+#: Adam 10 columns 2.05 / 5.55 / 1.12, 64 columns 7.09 / 5.78 / 4.65, 128
+#: columns 13.85 / 9.85 / 9.10, 384 columns 54.4 / 23.1 / 28.9.
+TRANSPOSED_MAX_COLUMNS = 128
+
 #: The same for plain SGD, whose NumPy step is one GEMM into the weights
 #: (same run): 32 columns 0.63 / 1.91, 64 columns 2.31 / 2.37, 128 columns
 #: 3.13 / 2.77, 384 columns 14.2 / 8.7; with the kernels the next forward
@@ -123,6 +135,10 @@ class TrainingPlan:
     block_size : int or None, default=None
         Elements per row block of the NumPy update, or ``None`` for the
         optimizer's own ``block_size``.
+    transposed_max_columns : int, default=0
+        Dense layers of at least ``kernel_min_size`` weights and at most
+        this many columns are stored in Fortran order and take the
+        transposed kernels (see :func:`transposes`); 0 for none.
     sample_space : bool, default=False
         Plain SGD trains the first layer in sample space
         (:class:`skoffice31._dual.SampleSpaceLayer`): each step reads a
@@ -140,11 +156,38 @@ class TrainingPlan:
     kernel_threads: int = 1
     compiled_updates: bool = False
     block_size: int | None = None
+    transposed_max_columns: int = 0
     sample_space: bool = False
 
 
 #: The plan of an optimizer built without one: one thread, the plain path.
 SERIAL_PLAN = TrainingPlan()
+
+
+def transposes(plan, shape):
+    """Whether a weight matrix of this shape is stored in Fortran order for
+    the transposed kernels under ``plan``.
+
+    Parameters
+    ----------
+    plan : TrainingPlan
+    shape : tuple of int
+
+    Returns
+    -------
+    transposed : bool
+        True when ``plan.kernels`` and the matrix has at least
+        ``plan.kernel_min_size`` elements and at most
+        ``plan.transposed_max_columns`` columns (and more than one row and
+        column: a single row or column is both C- and Fortran-ordered).
+    """
+    return (
+        plan.kernels
+        and len(shape) == 2
+        and min(shape) > 1
+        and int(np.prod(shape)) >= plan.kernel_min_size
+        and shape[1] <= plan.transposed_max_columns
+    )
 
 
 def wants_kernels(batch_size, solver, momentum, dtype, layer_shapes):
@@ -160,7 +203,9 @@ def wants_kernels(batch_size, solver, momentum, dtype, layer_shapes):
     wanted : bool
         True for float32/float64 weights with a layer of at least
         :data:`KERNEL_MIN_SIZE` elements and :data:`KERNEL_MIN_COLUMNS`
-        columns (:data:`KERNEL_MIN_COLUMNS_SGD` for plain SGD), and minibatches of at most
+        columns (:data:`KERNEL_MIN_COLUMNS_SGD` for plain SGD) or, for Adam
+        and momentum SGD, at most :data:`TRANSPOSED_MAX_COLUMNS` (the
+        transposed kernels), and minibatches of at most
         :data:`KERNEL_MAX_BATCH` rows (Adam, momentum SGD) or
         :data:`KERNEL_MAX_BATCH_SGD` rows (plain SGD).
     """
@@ -168,8 +213,10 @@ def wants_kernels(batch_size, solver, momentum, dtype, layer_shapes):
         return False
     plain_sgd = solver == "sgd" and not momentum
     min_columns = KERNEL_MIN_COLUMNS_SGD if plain_sgd else KERNEL_MIN_COLUMNS
+    max_transposed = 0 if plain_sgd else TRANSPOSED_MAX_COLUMNS
     if not any(
-        len(shape) == 2 and shape[1] >= min_columns
+        len(shape) == 2
+        and (shape[1] >= min_columns or 1 < shape[1] <= max_transposed)
         and int(np.prod(shape)) >= KERNEL_MIN_SIZE
         for shape in layer_shapes
     ):
@@ -263,7 +310,9 @@ def plan_training(batch_size, solver, momentum, dtype, n_blas_threads, layer_sha
         :data:`LARGE_BATCH_BLOCK_SIZE` elements. Where
         :func:`wants_kernels` and ``kernels_available``, the large dense
         layers take the kernels on ``min(2, n_blas_threads)`` threads (or
-        ``update_cores``), and
+        ``update_cores``) -- the narrow ones (Adam, momentum SGD) stored in
+        Fortran order for the transposed kernels, see :func:`transposes` --
+        and
         with ``kernels_available`` Adam and momentum SGD take the compiled
         block updates for every other parameter, at any minibatch size.
         Where :func:`wants_sample_space`, the first layer trains in sample
@@ -314,5 +363,6 @@ def plan_training(batch_size, solver, momentum, dtype, n_blas_threads, layer_sha
         compiled_updates=compiled_updates,
         kernel_min_columns=KERNEL_MIN_COLUMNS_SGD if plain_sgd else KERNEL_MIN_COLUMNS,
         kernel_threads=min(MAX_UPDATE_THREADS, cores) if kernels else 1,
+        transposed_max_columns=TRANSPOSED_MAX_COLUMNS if kernels and not plain_sgd else 0,
         sample_space=sample_space,
     )

@@ -1,8 +1,9 @@
 """The compiled fast path inside whole fits: same weights as the NumPy path.
 
 ``SKOFFICE31_KERNELS=0`` forces the NumPy path (read at every fit); the
-plan sends the first layer (600 x 128 = 76,800 weights, above
-``KERNEL_MIN_SIZE`` and ``KERNEL_MIN_COLUMNS``) to the kernels at batch 10, the small layers and the
+plan sends the first layer (600 x 160 = 96,000 weights, above
+``KERNEL_MIN_SIZE`` and ``KERNEL_MIN_COLUMNS``, wider than
+``TRANSPOSED_MAX_COLUMNS``) to the row kernels at batch 10, the small layers and the
 intercepts stay on NumPy. The two fits must agree to float rounding (the
 kernel sums ``A.T @ delta`` in another order than BLAS), and the plan must
 say which path ran, so that the comparison cannot pass with the kernels
@@ -18,7 +19,7 @@ import pytest
 from numpy.testing import assert_allclose
 
 from skoffice31 import MultiHeadMLPClassifier, _dual, _kernels
-from skoffice31._plan import KERNEL_MIN_COLUMNS, KERNEL_MIN_SIZE
+from skoffice31._plan import KERNEL_MIN_COLUMNS, KERNEL_MIN_SIZE, TRANSPOSED_MAX_COLUMNS
 
 
 
@@ -32,7 +33,7 @@ needs_numba = pytest.mark.skipif(
 )
 
 N_FEATURES = 600
-HIDDEN = 128
+HIDDEN = 160  # the row kernels; the transposed ones are tested at the end
 SOLVERS = {
     "adam": dict(solver="adam"),
     "sgd": dict(solver="sgd", momentum=0.0),
@@ -71,6 +72,7 @@ def _fit(X, y, solver, alpha, batch_size=10):
 @pytest.mark.parametrize("solver", list(SOLVERS))
 def test_fit_with_and_without_kernels_gives_the_same_weights(monkeypatch, solver, alpha, dtype):
     assert N_FEATURES * HIDDEN >= KERNEL_MIN_SIZE and HIDDEN >= KERNEL_MIN_COLUMNS
+    assert HIDDEN > TRANSPOSED_MAX_COLUMNS
     X, y = _data(dtype)
     monkeypatch.setenv(_kernels.ENV_VAR, "1")
     fast = _fit(X, y, solver, alpha)
@@ -268,3 +270,119 @@ def test_update_threads_switch_reaches_the_plan(monkeypatch):
         monkeypatch.setenv(_kernels.THREADS_ENV_VAR, "many")
         with pytest.raises(ValueError, match="SKOFFICE31_UPDATE_THREADS"):
             _fit(X, y, "adam", 0.0)
+
+
+# ------------------------------------------------------- transposed layers
+# A narrow first layer (7,000 x 10 = 70,000 weights, above KERNEL_MIN_SIZE,
+# at most TRANSPOSED_MAX_COLUMNS columns) is stored in Fortran order for the
+# transposed kernels when they are planned, and in C order otherwise.
+
+
+def _narrow_fit(X, y, solver, alpha=1e-2, **params):
+    est = MultiHeadMLPClassifier(
+        hidden=(10,), alpha=alpha, batch_size=10, max_iter=3, random_state=0,
+        learning_rate_init=1e-3, **SOLVERS[solver], **params,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # max_iter reached
+        return est.fit(X, y)
+
+
+def _narrow_data(dtype=np.float32):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(60, 7_000)).astype(dtype)
+    y = np.c_[rng.integers(0, 3, 60), rng.integers(0, 5, 60)]
+    return X, y
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("solver", ["adam", "momentum", "nesterov"])
+def test_a_narrow_layer_takes_the_transposed_kernels_with_the_same_weights(
+        monkeypatch, solver, dtype):
+    from skoffice31._plan import transposes
+
+    X, y = _narrow_data(dtype)
+    monkeypatch.setenv(_kernels.ENV_VAR, "1")
+    with monkeypatch.context() as patch:
+        counts = _count_kernel_calls(patch)
+        fast = _narrow_fit(X, y, solver)
+    plan = fast._optimizer.plan
+    assert plan.kernels and transposes(plan, fast.coefs_[0].shape)
+    assert _kernels.is_transposed(fast.coefs_[0])  # stored transposed ...
+    assert counts["transposed"] == 18 and counts["rows"] == 0  # ... and stepped so
+    state = fast._optimizer.ms[0] if solver == "adam" else fast._optimizer.velocities[0]
+    assert _kernels.is_transposed(state)
+    assert fast.coefs_[1].flags.c_contiguous  # the small layer is not
+    monkeypatch.setenv(_kernels.ENV_VAR, "0")
+    slow = _narrow_fit(X, y, solver)
+    assert not slow._optimizer.plan.kernels and slow.coefs_[0].flags.c_contiguous
+    atol = (ATOL_ADAM if solver == "adam" else ATOL)[dtype]
+    for a, b in zip(fast.coefs_ + fast.intercepts_, slow.coefs_ + slow.intercepts_):
+        assert_allclose(a, b, rtol=0, atol=atol)
+    assert_allclose(fast.loss_curve_, slow.loss_curve_, rtol=1e-5 if dtype == np.float32 else 1e-10)
+    assert_allclose(fast.predict_proba(X)[1], slow.predict_proba(X)[1], atol=1e-5)
+
+
+def _count_kernel_calls(monkeypatch):
+    counts = {"transposed": 0, "rows": 0}
+    for name in ("adam_update", "sgd_update"):
+        real = getattr(_kernels, name)
+
+        def wrapped(W, *args, _real=real, **kwargs):
+            counts["transposed" if _kernels.is_transposed(W) else "rows"] += 1
+            return _real(W, *args, **kwargs)
+
+        monkeypatch.setattr(_kernels, name, wrapped)
+    return counts
+
+
+@needs_numba
+def test_the_layout_follows_each_fit_and_partial_fit_keeps_it(monkeypatch):
+    X, y = _narrow_data()
+    monkeypatch.setenv(_kernels.ENV_VAR, "1")
+    est = _narrow_fit(X, y, "adam", warm_start=True)
+    assert _kernels.is_transposed(est.coefs_[0])
+    before = est.coefs_[0].copy()
+    est.partial_fit(X[:20], y[:20])  # goes on with the optimizer and its layout
+    assert _kernels.is_transposed(est.coefs_[0]) and not np.array_equal(est.coefs_[0], before)
+    # kernels switched off: the next fit (warm start: the same weights) is in C order
+    monkeypatch.setenv(_kernels.ENV_VAR, "0")
+    weights = est.coefs_[0].copy()
+    est.set_params(max_iter=1)
+    with monkeypatch.context() as patch:
+        seen = []
+        from skoffice31._optimizers import AdamOptimizer
+
+        real_init = AdamOptimizer.__init__
+
+        def init(self, params, *args, **kwargs):
+            seen.append(params[0].copy())
+            real_init(self, params, *args, **kwargs)
+
+        patch.setattr(AdamOptimizer, "__init__", init)
+        _narrow_fit_again(est, X, y)
+    assert_allclose(seen[0], weights, rtol=0, atol=0)  # re-laid out, values untouched
+    assert est.coefs_[0].flags.c_contiguous and not _kernels.is_transposed(est.coefs_[0])
+    assert est._optimizer.ms[0].flags.c_contiguous
+
+
+def _narrow_fit_again(est, X, y):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X, y)
+
+
+@needs_numba
+def test_a_transposed_fit_saves_and_loads(tmp_path, monkeypatch):
+    from skoffice31 import persistence
+
+    X, y = _narrow_data()
+    monkeypatch.setenv(_kernels.ENV_VAR, "1")
+    est = _narrow_fit(X, y, "adam")
+    assert _kernels.is_transposed(est.coefs_[0])
+    path = tmp_path / "narrow.skops"
+    persistence.save_model(est, path)
+    loaded = persistence.load_model(path)
+    assert_allclose(loaded.predict_proba(X)[0], est.predict_proba(X)[0], rtol=0, atol=0)
+    assert_allclose(loaded.coefs_[0], est.coefs_[0], rtol=0, atol=0)

@@ -55,8 +55,8 @@ def _numpy_adam(W, A, deltas, l2, flush_every):
     return W, opt.ms[0], opt.vs[0], sq
 
 
-def _kernel_adam(W, A, deltas, l2, flush_every, n_threads=2):
-    W = W.copy()
+def _kernel_adam(W, A, deltas, l2, flush_every, n_threads=2, order="C"):
+    W = np.array(W, order=order)  # "F": the transposed kernels (a narrow layer's layout)
     m, v = np.zeros_like(W), np.zeros_like(W)
     steps = AdamOptimizer([W], 1e-2, flush_every=flush_every)  # only for lr_t, eps_t, flush
     sq = []
@@ -82,8 +82,8 @@ def _numpy_sgd(W, A, deltas, l2, momentum, nesterov):
     return W, (opt.velocities[0] if momentum else None), sq
 
 
-def _kernel_sgd(W, A, deltas, l2, momentum, nesterov, n_threads=2):
-    W = W.copy()
+def _kernel_sgd(W, A, deltas, l2, momentum, nesterov, n_threads=2, order="C"):
+    W = np.array(W, order=order)
     velocity = np.zeros_like(W) if momentum else None
     sq = [
         _kernels.sgd_update(W, A, delta, lr=0.05, velocity=velocity, momentum=momentum,
@@ -104,15 +104,22 @@ def _check_sq(sq_kernel, sq_numpy, l2, dtype):
 SGD_KINDS = [(0.0, False), (0.9, False), (0.9, True)]  # plain, momentum, Nesterov
 
 
+#: The transposed kernels' shapes: inputs not a multiple of COLUMN_CHUNK (and
+#: more than one chunk), units not a multiple of the forward product's four.
+T_SHAPES = [(2, 3), (13, 5), (1100, 7), (1030, 4)]
+LAYOUTS = [("C", shape) for shape in SHAPES] + [("F", shape) for shape in T_SHAPES]
+
+
 @needs_numba
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("order, shape", LAYOUTS)
 @pytest.mark.parametrize("l2", [0.0, 0.3])
 @pytest.mark.parametrize("n", [1, 4, 11])  # 11: a group of eight, a pair, one
-def test_adam_equals_numpy_bit_for_bit(dtype, shape, l2, n):
+def test_adam_equals_numpy_bit_for_bit(dtype, order, shape, l2, n):
     W0, A, deltas = _data(shape, n, dtype, seed=sum(shape) + n, exact=True)
     ref = _numpy_adam(W0, A, deltas, l2, flush_every=2)
-    got = _kernel_adam(W0, A, deltas, l2, flush_every=2)
+    got = _kernel_adam(W0, A, deltas, l2, flush_every=2, order=order)
+    assert _kernels.is_transposed(got[0]) == (order == "F")
     for a, b in zip(got[:3], ref[:3]):
         assert_array_equal(a, b)
     assert not np.array_equal(got[0], W0)
@@ -121,13 +128,14 @@ def test_adam_equals_numpy_bit_for_bit(dtype, shape, l2, n):
 
 @needs_numba
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("order, shape", LAYOUTS)
 @pytest.mark.parametrize("l2", [0.0, 0.3])
 @pytest.mark.parametrize("momentum, nesterov", SGD_KINDS)
-def test_sgd_equals_numpy_bit_for_bit(dtype, shape, l2, momentum, nesterov):
+def test_sgd_equals_numpy_bit_for_bit(dtype, order, shape, l2, momentum, nesterov):
     W0, A, deltas = _data(shape, 3, dtype, seed=sum(shape), exact=True)
     W_ref, vel_ref, sq_ref = _numpy_sgd(W0, A, deltas, l2, momentum, nesterov)
-    W, vel, sq = _kernel_sgd(W0, A, deltas, l2, momentum, nesterov)
+    W, vel, sq = _kernel_sgd(W0, A, deltas, l2, momentum, nesterov, order=order)
+    assert _kernels.is_transposed(W) == (order == "F")
     assert_array_equal(W, W_ref)
     assert not np.array_equal(W, W0)
     if momentum:
@@ -138,11 +146,12 @@ def test_sgd_equals_numpy_bit_for_bit(dtype, shape, l2, momentum, nesterov):
 @needs_numba
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("l2", [0.0, 1e-2])
-def test_random_data_equals_numpy_to_rounding(dtype, l2):
+@pytest.mark.parametrize("order, shape", [("C", (301, 23)), ("F", (1301, 9))])
+def test_random_data_equals_numpy_to_rounding(dtype, l2, order, shape):
     """Realistic data: the gradient's summation order differs from BLAS's."""
-    W0, A, deltas = _data((301, 23), 10, dtype, seed=7, exact=False)
+    W0, A, deltas = _data(shape, 10, dtype, seed=7, exact=False)
     W_ref, m_ref, v_ref, sq_ref = _numpy_adam(W0, A, deltas, l2, flush_every=8)
-    W, m, v, sq = _kernel_adam(W0, A, deltas, l2, flush_every=8)
+    W, m, v, sq = _kernel_adam(W0, A, deltas, l2, flush_every=8, order=order)
     scale = np.abs(W0).max()
     assert_allclose(W, W_ref, rtol=0, atol=RTOL[dtype] * scale)
     assert_allclose(m, m_ref, rtol=0, atol=RTOL[dtype] * np.abs(m_ref).max())
@@ -150,7 +159,7 @@ def test_random_data_equals_numpy_to_rounding(dtype, l2):
     _check_sq(sq, sq_ref, l2, dtype)
     for momentum, nesterov in SGD_KINDS:
         W_ref, vel_ref, sq_ref = _numpy_sgd(W0, A, deltas, l2, momentum, nesterov)
-        W, vel, sq = _kernel_sgd(W0, A, deltas, l2, momentum, nesterov)
+        W, vel, sq = _kernel_sgd(W0, A, deltas, l2, momentum, nesterov, order=order)
         assert_allclose(W, W_ref, rtol=0, atol=10 * RTOL[dtype] * scale)
         _check_sq(sq, sq_ref, l2, dtype)
 
@@ -177,7 +186,8 @@ def test_adam_against_a_hand_computation():
 
 
 @needs_numba
-def test_subnormal_flush():
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_subnormal_flush(order):
     """Moments that the update makes subnormal are zeroed only when asked."""
     W0 = np.ones((11, 3), np.float32)
     A = np.zeros((2, 11), np.float32)
@@ -189,7 +199,8 @@ def test_subnormal_flush():
     v0 = np.full_like(W0, 1.0005 * tiny)  # after * 0.999: subnormal
     v0[0, 0] = 1.0
     for flush in (False, True):
-        W, m, v = W0.copy(), m0.copy(), v0.copy()
+        W, m, v = (np.array(a, order=order) for a in (W0, m0, v0))
+        assert _kernels.is_transposed(W) == (order == "F")
         _kernels.adam_update(W, A, delta, m, v, lr=1e-3, eps=1e-8, flush=flush)
         small_m, small_v = np.abs(m.ravel()[1:]), v.ravel()[1:]
         if flush:
@@ -209,9 +220,10 @@ def test_subnormal_flush():
 
 @needs_numba
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", [(1, 4), (13, 1), (203, 17)])
+@pytest.mark.parametrize("order, shape", [("C", (1, 4)), ("C", (13, 1)), ("C", (203, 17)),
+                                          ("F", (1100, 9)), ("F", (5, 4))])
 @pytest.mark.parametrize("kind", ["adam", "sgd", "nesterov"])
-def test_forward_fusion_equals_two_passes(dtype, shape, kind):
+def test_forward_fusion_equals_two_passes(dtype, order, shape, kind):
     """``out`` is ``X_next @ W`` through the updated weights, and asking for
     it does not change the update."""
     W0, A, deltas = _data(shape, 3, dtype, seed=1, exact=False)
@@ -219,7 +231,8 @@ def test_forward_fusion_equals_two_passes(dtype, shape, kind):
     X_next[1, ::3] = 0  # zero inputs are skipped: the sum must not change
     results = []
     for fused in (False, True):
-        W, m, v = W0.copy(), np.zeros_like(W0), np.zeros_like(W0)
+        W = np.array(W0, order=order)
+        m, v = np.zeros_like(W), np.zeros_like(W)
         out = np.full((5, shape[1]), np.nan, dtype) if fused else None
         extra = dict(X_next=X_next, out=out) if fused else {}
         if kind == "adam":
@@ -238,19 +251,22 @@ def test_forward_fusion_equals_two_passes(dtype, shape, kind):
 
 
 @needs_numba
-def test_results_do_not_depend_on_the_thread_count():
-    W0, A, deltas = _data((203, 17), 4, np.float32, seed=5, exact=False)
-    one = _kernel_adam(W0, A, deltas, 0.1, flush_every=2, n_threads=1)
-    two = _kernel_adam(W0, A, deltas, 0.1, flush_every=2, n_threads=2)
+@pytest.mark.parametrize("order, shape", [("C", (8_000, 17)), ("F", (40_000, 5))])
+def test_results_do_not_depend_on_the_thread_count(order, shape):
+    n_in, n_out = shape
+    assert len(_kernels.row_bounds(n_in, n_out)) > 2  # several parts to share
+    W0, A, deltas = _data(shape, 4, np.float32, seed=5, exact=False)
+    one = _kernel_adam(W0, A, deltas, 0.1, flush_every=2, n_threads=1, order=order)
+    two = _kernel_adam(W0, A, deltas, 0.1, flush_every=2, n_threads=2, order=order)
     for a, b in zip(one[:3], two[:3]):
         assert_array_equal(a, b)
     assert one[3] == two[3]
-    X_next = np.ones((3, 203), np.float32)
+    X_next = np.ones((3, n_in), np.float32)
     outs = []
     for n_threads in (1, 2):
-        out = np.empty((3, 17), np.float32)
-        _kernels.sgd_update(W0.copy(), A, deltas[0], lr=0.1, X_next=X_next, out=out,
-                            n_threads=n_threads)
+        out = np.empty((3, n_out), np.float32)
+        _kernels.sgd_update(np.array(W0, order=order), A, deltas[0], lr=0.1, X_next=X_next,
+                            out=out, n_threads=n_threads)
         outs.append(out)
     assert_array_equal(outs[0], outs[1])
 
@@ -258,6 +274,11 @@ def test_results_do_not_depend_on_the_thread_count():
 @needs_numba
 def test_warm_up():
     assert _kernels.warm_up((np.float32, np.float64), ("adam", "sgd", "momentum"))
+    # every kernel a fit may take is compiled (or loaded) for both dtypes
+    for name in ("_adam_part", "_adam_tpart", "_sgd_part", "_sgd_tpart", "_momentum_part",
+                 "_momentum_tpart", "_adam_row", "_momentum_row"):
+        dtypes = {str(sig[0].dtype) for sig in getattr(_kernels, name).signatures}
+        assert {"float32", "float64"} <= dtypes, name
 
 
 def test_warm_up_switched_off(monkeypatch):
@@ -285,8 +306,13 @@ def test_bad_arguments_say_what_to_do():
     with pytest.raises(ValueError, match="m must be an array of shape"):
         _kernels.adam_update(W, A, delta, m.astype(np.float64), m, lr=1, eps=1)
     with pytest.raises(ValueError, match="C-contiguous and writeable"):
-        _kernels.adam_update(np.asfortranarray(np.zeros((4, 3), np.float32)), A, delta,
-                             np.asfortranarray(m), np.asfortranarray(m), lr=1, eps=1)
+        _kernels.adam_update(np.zeros((8, 3), np.float32)[::2], A, delta, m, m, lr=1, eps=1)
+    # a Fortran-ordered W (the transposed kernels) needs its state laid out like it
+    with pytest.raises(ValueError, match=r"v must be Fortran-ordered like W.*zeros_like"):
+        _kernels.adam_update(np.asfortranarray(W), A, delta, np.asfortranarray(m), m,
+                             lr=1, eps=1)
+    with pytest.raises(ValueError, match="velocity must be C-contiguous"):
+        _kernels.sgd_update(W, A, delta, lr=1, momentum=0.9, velocity=np.asfortranarray(m))
     with pytest.raises(ValueError, match="same number of rows"):
         _kernels.sgd_update(W, A, delta[:1], lr=1)
     with pytest.raises(ValueError, match=r"A must have shape \(n, 4\)"):
@@ -392,6 +418,29 @@ def check_python_kernel():
         if momentum:
             assert_array_equal(vel, vel_ref)
         assert_array_equal(W, W_ref)
+    # the transposed parts (a Fortran-ordered W), in chunks of 4 inputs so that
+    # the 9 inputs make two whole chunks and a partial one
+    _kernels.COLUMN_CHUNK = 4
+    WT, mT, vT = W0.T.copy(), np.zeros((4, 9)), np.zeros((4, 9))
+    out = np.empty((2, 4))
+    sq = _kernels._adam_tpart(WT, A, deltas[0], mT, vT, 0.3, coef, True, X_next, out, 0, 9)
+    W_ref, m_ref, v_ref, sq_ref = _numpy_adam(W0, A, deltas[:1], 0.3, flush_every=1)
+    assert_array_equal(WT.T, W_ref)
+    assert_array_equal(mT.T, m_ref)
+    assert_array_equal(vT.T, v_ref)
+    assert sq == pytest.approx(sq_ref[0])
+    assert_allclose(out, X_next @ W_ref, rtol=1e-12)
+    for momentum, nesterov in SGD_KINDS:
+        W_ref, vel_ref, _ = _numpy_sgd(W0, A, deltas[:1], 0.3, momentum, nesterov)
+        WT, velT = W0.T.copy(), np.zeros((4, 9))
+        if momentum:
+            _kernels._momentum_tpart(WT, A, deltas[0], velT, 0.3, 0.05, momentum, nesterov,
+                                     X_next, out, 0, 9)
+            assert_array_equal(velT.T, vel_ref)
+        else:
+            _kernels._sgd_tpart(WT, A, deltas[0], 0.3, 0.05, X_next, out, 0, 9)
+        assert_array_equal(WT.T, W_ref)
+        assert_allclose(out, X_next @ W_ref, rtol=1e-12)
 
 
 # ------------------------------------------------- whole-block updates

@@ -15,8 +15,10 @@ from skoffice31._plan import (
     PARALLEL_MIN_SIZE,
     SERIAL_PLAN,
     SMALL_BATCH,
+    TRANSPOSED_MAX_COLUMNS,
     TrainingPlan,
     plan_training,
+    transposes,
 )
 
 STUDY = [(30000, 384), (384, 192), (192, 64), (64, 32), (32, 34)]  # the largest layout
@@ -87,24 +89,33 @@ def test_kernels_exactly_up_to_the_measured_batch_size(solver, momentum, limit):
         assert not plan.kernels and plan.kernel_threads == 1
 
 
-def test_kernels_only_with_a_large_wide_float_layer():
+def test_kernels_only_with_a_large_float_layer():
     assert (KERNEL_MIN_SIZE, KERNEL_MIN_COLUMNS, KERNEL_MIN_COLUMNS_SGD) == (65_536, 32, 128)
+    assert TRANSPOSED_MAX_COLUMNS == 128
     yes = [(KERNEL_MIN_SIZE // 32, 32), (32, 10)]
     small = [(KERNEL_MIN_SIZE // 32 - 1, 32), (32, 10)]
     narrow = [(30_000, 31), (31, 10)]
     study_64 = [(30_000, 64), (64, 32), (32, 10)]  # the study's (64, 32, 10)
+    study_10 = [(30_000, 10), (10, 3)]
     for solver, momentum in (("adam", 0.0), ("sgd", 0.9)):
         assert _plan(solver=solver, momentum=momentum, layer_shapes=yes,
                      kernels_available=True).kernels
-        plan = _plan(solver=solver, momentum=momentum, layer_shapes=study_64,
-                     kernels_available=True)
-        assert plan.kernels and plan.kernel_min_columns == KERNEL_MIN_COLUMNS
-        for shapes in (small, narrow, [(30_000, 10)]):
-            assert not _plan(solver=solver, momentum=momentum, layer_shapes=shapes,
-                             kernels_available=True).kernels
-    # plain SGD: its one-GEMM step wins below 128 columns
-    assert not _plan(solver="sgd", momentum=0.0, layer_shapes=study_64,
-                     kernels_available=True).kernels
+        for shapes in (study_64, narrow, study_10):
+            plan = _plan(solver=solver, momentum=momentum, layer_shapes=shapes,
+                         kernels_available=True)
+            assert plan.kernels and plan.kernel_min_columns == KERNEL_MIN_COLUMNS
+            assert plan.transposed_max_columns == TRANSPOSED_MAX_COLUMNS
+            # the narrow first layer is stored transposed, the small ones are not
+            assert transposes(plan, shapes[0]) and not transposes(plan, shapes[1])
+        assert not transposes(plan, (30_000, 384)) and not transposes(plan, (30_000, 1))
+        assert not _plan(solver=solver, momentum=momentum, layer_shapes=small,
+                         kernels_available=True).kernels
+        assert not _plan(solver=solver, momentum=momentum, layer_shapes=[(70_000, 1)],
+                         kernels_available=True).kernels  # one column: no layout to choose
+    # plain SGD: its one-GEMM step wins below 128 columns, and nothing is transposed
+    for shapes in (study_64, study_10):
+        plan = _plan(solver="sgd", momentum=0.0, layer_shapes=shapes, kernels_available=True)
+        assert not plan.kernels and not transposes(plan, shapes[0])
     plan = _plan(solver="sgd", momentum=0.0, kernels_available=True)  # the largest layout
     assert plan.kernels and plan.kernel_min_columns == KERNEL_MIN_COLUMNS_SGD
     for dtype in (np.float16, np.longdouble):
