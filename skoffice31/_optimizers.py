@@ -235,6 +235,17 @@ class BaseOptimizer:
         """One compiled step of parameter ``i``; returns its ``||W||^2``."""
         raise NotImplementedError
 
+    def _kernel_threads(self, param):
+        """Threads sharing a kernel call on ``param``: the plan's
+        ``kernel_threads`` for a layer of at least ``parallel_min_size``
+        weights (the rule of the NumPy update threads), else one -- handing
+        a smaller layer's parts to a second thread cost more than it saved
+        (whole fits, docs/performance.rst). The row parts do not depend on
+        the number of threads, so neither do the results."""
+        if param.size >= self.plan.parallel_min_size:
+            return self.plan.kernel_threads
+        return 1
+
     def _update_all(self, items):
         """Update ``(i, (param, grad))`` items; return their squared L2 norm."""
         threads = self.plan.update_threads
@@ -396,7 +407,7 @@ class SGDOptimizer(BaseOptimizer):
             param, grad.A, grad.delta, lr=self.learning_rate,
             velocity=self.velocities[i] if self.momentum else None,
             momentum=self.momentum, nesterov=self.nesterov, l2=grad.l2,
-            n_threads=self.plan.kernel_threads,
+            n_threads=self._kernel_threads(param),
             X_next=grad.next_input, out=grad.next_output,
         )
 
@@ -488,7 +499,7 @@ class AdamOptimizer(BaseOptimizer):
         return _kernels.adam_update(
             param, grad.A, grad.delta, self.ms[i], self.vs[i], lr=self.learning_rate,
             eps=self._eps_t, beta_1=self.beta_1, beta_2=self.beta_2, l2=grad.l2,
-            flush=bool(self._flush), n_threads=self.plan.kernel_threads,
+            flush=bool(self._flush), n_threads=self._kernel_threads(param),
             X_next=grad.next_input, out=grad.next_output,
         )
 

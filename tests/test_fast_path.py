@@ -386,3 +386,30 @@ def test_a_transposed_fit_saves_and_loads(tmp_path, monkeypatch):
     loaded = persistence.load_model(path)
     assert_allclose(loaded.predict_proba(X)[0], est.predict_proba(X)[0], rtol=0, atol=0)
     assert_allclose(loaded.coefs_[0], est.coefs_[0], rtol=0, atol=0)
+
+
+@needs_numba
+@pytest.mark.parametrize("n_units, expected", [(10, 1), (200, 2)])
+def test_only_layers_past_the_parallel_size_share_a_kernel_call(monkeypatch, n_units, expected):
+    """7,000 x 10 weights (70,000) are below PARALLEL_MIN_SIZE and run in one
+    thread; 7,000 x 200 (1.4 M) are above it and take the plan's two."""
+    from skoffice31._plan import PARALLEL_MIN_SIZE
+
+    assert 7_000 * 10 < PARALLEL_MIN_SIZE <= 7_000 * 200
+    seen = []
+    real = _kernels.adam_update
+
+    def adam_update(*args, n_threads, **kwargs):
+        seen.append(n_threads)
+        return real(*args, n_threads=n_threads, **kwargs)
+
+    monkeypatch.setattr(_kernels, "adam_update", adam_update)
+    monkeypatch.setenv(_kernels.ENV_VAR, "1")
+    monkeypatch.setenv(_kernels.THREADS_ENV_VAR, "2")
+    X, y = _narrow_data()
+    est = MultiHeadMLPClassifier(hidden=(n_units,), batch_size=10, max_iter=1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X, y)
+    assert est._optimizer.plan.kernel_threads == 2
+    assert seen and set(seen) == {expected}
