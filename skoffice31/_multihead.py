@@ -1,6 +1,7 @@
 """MultiHeadMLPClassifier: one shared trunk, one softmax head per target."""
 
 import contextlib
+import dataclasses
 import time
 import warnings
 from numbers import Integral, Real
@@ -57,7 +58,7 @@ _FITTED_ATTRIBUTES = (
 #: callback contexts hold the training data).
 _FIT_ONLY_ATTRIBUTES = (
     "_in_place", "_best_params", "_callback_epoch_ctx", "_callback_fit_ctx",
-    "_skl_callbacks_to_teardown", "_adversarial", "_first_layer_weights",
+    "_skl_callbacks_to_teardown", "_adversarial", "_first_layer_weights", "_plan_args",
 )
 
 
@@ -798,11 +799,11 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
 
         # Every speed decision (BLAS threads, update threads, fused SGD step)
         # is made by plan_training; see skoffice31/_plan.py.
-        plan = plan_training(
-            batch_size,
-            self.solver,
-            self.momentum,
-            self.coefs_[0].dtype,
+        plan_args = dict(
+            batch_size=batch_size,
+            solver=self.solver,
+            momentum=self.momentum,
+            dtype=self.coefs_[0].dtype,
             n_blas_threads=max(
                 [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"],
                 default=1,
@@ -816,7 +817,9 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
                 else None
             ),
             epochs=1 if incremental else self.max_iter,
-            update_cores=_kernels.update_threads_from_environment(),
+        )
+        plan = plan_training(
+            **plan_args, update_cores=_kernels.update_threads_from_environment()
         )
         if (
             not incremental
@@ -839,11 +842,52 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
         )
         # Overflow can only come with a non-finite loss, which _run_epochs
         # raises with a clear message; the floating-point warnings are noise.
-        with thread_limit, np.errstate(over="ignore", invalid="ignore"):
-            self._run_epochs(
-                X, y_idx, sample_weight, head_weights, rng, incremental, batch_size,
-                n_samples, train_idx, X_val, y_val, sw_val, first_layer,
-            )
+        # what share_update_threads re-plans with, while the epochs run
+        self._plan_args = plan_args
+        try:
+            with thread_limit, np.errstate(over="ignore", invalid="ignore"):
+                self._run_epochs(
+                    X, y_idx, sample_weight, head_weights, rng, incremental, batch_size,
+                    n_samples, train_idx, X_val, y_val, sw_val, first_layer,
+                )
+        finally:
+            self.__dict__.pop("_plan_args", None)
+
+    def _share_update_threads(self, n_threads):
+        """Let the rest of the running fit share its updates over ``n_threads``
+        threads (at most 2), as if ``SKOFFICE31_UPDATE_THREADS`` had said so
+        when the fit began.
+
+        For a callback at the end of an epoch, e.g. the study runner's
+        :class:`skoffice31.study._threads.FollowFreeCores`, which hands the
+        cores of finished fits to the ones still running. Only the plan's
+        thread counts change (``update_threads``, ``kernel_threads``); the
+        kernels' row parts and the NumPy path's element-wise updates do not
+        depend on them, so neither does the result. Outside a fit it does
+        nothing.
+
+        Parameters
+        ----------
+        n_threads : int
+            Cores this fit may use from now on.
+
+        Returns
+        -------
+        changed : bool
+            Whether the plan's thread counts changed.
+        """
+        plan_args = getattr(self, "_plan_args", None)
+        optimizer = getattr(self, "_optimizer", None)
+        if plan_args is None or optimizer is None:
+            return False
+        new = plan_training(**plan_args, update_cores=max(1, int(n_threads)))
+        old = optimizer.plan
+        if (new.update_threads, new.kernel_threads) == (old.update_threads, old.kernel_threads):
+            return False
+        optimizer.plan = dataclasses.replace(
+            old, update_threads=new.update_threads, kernel_threads=new.kernel_threads
+        )
+        return True
 
     def _run_epochs(self, X, y_idx, sample_weight, head_weights, rng, incremental,
                     batch_size, n_samples, train_idx, X_val, y_val, sw_val,

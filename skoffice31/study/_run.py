@@ -12,6 +12,7 @@ import numpy as np
 
 from ._output import head_confusion
 from ._settings import HEADS, STUDY_RESULTS, Configuration, expected_cost, final_classifier
+from ._threads import FreeCores
 from ._train import fit_context, named_target
 
 __all__ = [
@@ -473,8 +474,13 @@ def run_study(settings, data, *, configs=None, n_jobs=None, n_samples=3, progres
     longest first (:func:`order_by_cost`), on ``joblib.Parallel(n_jobs,
     return_as="generator_unordered")``: with more configurations than
     workers, the short ones fill in beside the long one and the wall time
-    approaches the longest fit instead of a sum of batch maxima. Inside a
-    :func:`skoffice31.parallel.parallel_context` block the fits run on dask.
+    approaches the longest fit instead of a sum of batch maxima. When
+    fewer fits are left than workers, the cores of the finished ones go to
+    those still running (:mod:`skoffice31.study._threads`: in a worker of a
+    2-core machine running two jobs a fit updates on one thread; the last
+    one gets two), which changes their speed, not their weights. Inside a
+    :func:`skoffice31.parallel.parallel_context` block the fits run on dask
+    (and keep their plan's threads).
 
     Parameters
     ----------
@@ -509,18 +515,29 @@ def run_study(settings, data, *, configs=None, n_jobs=None, n_samples=3, progres
     in_process = _runs_in_process(n_jobs)
     if not (in_process or _runs_on_this_machine()):
         progress = None  # dask: no per-epoch records (only finished rows)
-    with _epoch_channel(progress, in_process) as report:
+    # the cores of finished fits go to the fits still running (this machine only)
+    share = (
+        FreeCores(len(configs), joblib.effective_n_jobs(n_jobs))
+        if not in_process and _runs_on_this_machine() else None
+    )
+    with _epoch_channel(progress, in_process) as report, (
+        share if share is not None else contextlib.nullcontext()
+    ):
 
         def callbacks(config):
-            return () if report is None else (EpochReporter(report, tag=config),)
+            found = () if report is None else (EpochReporter(report, tag=config),)
+            return found if share is None else (*found, share.follower())
 
         if not in_process:  # compile once here, not in every worker at once
             _warm_up_kernels(settings, configs, data)
         parallel = joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered", batch_size=1)
-        yield from parallel(
+        for row in parallel(
             joblib.delayed(fit_and_evaluate)(
                 settings, c, data.X, data.y, data.train, data.test,
                 n_samples=n_samples, callbacks=callbacks(c),
             )
             for c in configs
-        )
+        ):
+            if share is not None:
+                share.fit_done()
+            yield row
