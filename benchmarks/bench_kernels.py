@@ -7,7 +7,7 @@
     python benchmarks/bench_kernels.py --part columns   # the plan's column thresholds
     python benchmarks/bench_kernels.py --part blocks    # the plan's large-batch block size
     python benchmarks/bench_kernels.py --part cache     # memory or arithmetic: which binds?
-    python benchmarks/bench_kernels.py --part compile   # first-use compile / cache load
+    python benchmarks/bench_kernels.py --part compile   # first-use compile / cache load, memory
     python benchmarks/bench_kernels.py --part loky      # do loky workers reuse the cache?
 
 steps
@@ -67,7 +67,11 @@ compile
     first call (compile + run) per dtype, then the same in a new process
     (cache load), with the cache next to the source, and with a read-only
     package folder (a read-only bind mount in a private mount namespace,
-    when run as root: root ignores file permissions).
+    when run as root: root ignores file permissions). Also the time of the
+    rest of the study runner's ``warm_up`` (float32 Adam and SGD, both
+    layouts) after the first call, and the resident memory that importing
+    numba and then loading every kernel add (MB, independent of the
+    model's size).
 
 loky
     joblib/loky workers (n_jobs=2), first kernel call in each worker, with a
@@ -532,12 +536,20 @@ def bench_small(repeats):
 # ------------------------------------------------------------ compile ----
 
 _COMPILE_SNIPPET = r"""
-import json, sys, time
+import json, resource, sys, time
+import numpy as np
+from skoffice31 import _kernels  # does not import numba
+def rss_mb():  # resident set now (the peak of getrusage hides later growth)
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+    except OSError:  # not Linux: the peak
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+rss = {"rss_mb_package": rss_mb()}
 t0 = time.perf_counter()
 import numba
 t_import = time.perf_counter() - t0
-import numpy as np
-from skoffice31 import _kernels
+rss["rss_mb_numba_import"] = rss_mb() - rss["rss_mb_package"]
 res = {"import_numba_s": t_import, "skoffice31_file": _kernels.__file__}
 for dtype in (np.float32, np.float64):
     W = np.zeros((50, 7), dtype); A = np.ones((3, 50), dtype); D = np.ones((3, 7), dtype)
@@ -548,6 +560,16 @@ for dtype in (np.float32, np.float64):
     t0 = time.perf_counter()
     _kernels.adam_update(W, A, D, np.zeros_like(W), np.zeros_like(W), lr=1e-3, eps=1e-8)
     res["second_call_s_" + np.dtype(dtype).name] = time.perf_counter() - t0
+# what the study runner compiles before its workers start (float32 Adam and
+# SGD, both layouts, block updates), beyond the float32 call above
+t0 = time.perf_counter()
+_kernels.warm_up((np.float32,), ("adam", "sgd"))
+res["study_warm_up_s"] = time.perf_counter() - t0
+# the whole runtime: numba, llvmlite and every kernel of both dtypes and layouts
+# loaded or compiled (the arrays above are a few kB)
+_kernels.warm_up((np.float32, np.float64), ("adam", "sgd", "momentum"))
+rss["rss_mb_kernels"] = rss_mb() - rss["rss_mb_package"] - rss["rss_mb_numba_import"]
+res.update(rss)
 print("RESULT" + json.dumps(res))
 """
 

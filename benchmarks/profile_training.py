@@ -10,7 +10,8 @@ reproduce``, including the estimator's own BLAS-thread and SGD-step
 choices.  Timers wrap the estimator's own functions while it runs (nothing
 is re-implemented here):
 
-- ``gather batch``: ``_Network.gather`` (the minibatch rows);
+- ``gather batch``: ``_Network.gather`` and ``gather_next`` (the minibatch
+  rows; with forward fusion the next batch is gathered before the step);
 - ``softmax + CE + gradient``: ``multihead_cross_entropy``;
 - ``forward + backward GEMMs``: the rest of ``_Network.backprop``;
 - ``optimizer step``: ``update_params`` of the optimizer in use (for SGD
@@ -48,6 +49,7 @@ from skoffice31.study import StudySettings  # noqa: E402
 #: (phase, owner object, attribute): the estimator's functions that are timed.
 PHASES = [
     ("gather batch", _multihead._Network, "gather"),
+    ("gather batch", _multihead._Network, "gather_next"),  # the next batch (forward fusion)
     ("softmax + CE + gradient", _multihead, "multihead_cross_entropy"),
     ("forward + backward GEMMs", _multihead._Network, "backprop"),
     ("optimizer step", _optimizers.BaseOptimizer, "update_params"),  # Adam's

@@ -159,9 +159,12 @@ def warm_up(dtypes=(np.float32,), solvers=("adam", "sgd")):
         W = np.zeros((2, 2), dtype)
         A = np.zeros((2, 3), dtype)
         for solver in solvers:
-            for layer in (np.zeros((3, 2), dtype), np.zeros((3, 2), dtype, order="F")):
+            layouts = ("C",) if solver == "sgd" else ("C", "F")
+            for layer in (np.zeros((3, 2), dtype, order=order) for order in layouts):
                 # a C-ordered layer compiles the row kernels, a Fortran-ordered
-                # one the transposed kernels
+                # one the transposed kernels -- which the training plan gives
+                # to Adam and momentum SGD only (skoffice31._plan.transposes),
+                # so plain SGD's are compiled when first called, if ever
                 state = (np.zeros_like(layer), np.zeros_like(layer))
                 if solver == "adam":
                     adam_update(layer, A, W, *state, lr=0.0, eps=1.0, n_threads=1)
