@@ -9,6 +9,7 @@
     python benchmarks/bench_kernels.py --part cache     # memory or arithmetic: which binds?
     python benchmarks/bench_kernels.py --part compile   # first-use compile / cache load, memory
     python benchmarks/bench_kernels.py --part loky      # do loky workers reuse the cache?
+    python benchmarks/bench_kernels.py --part fit_threads  # kernel threads on small layers
 
 steps
     One optimizer step of a dense layer (weights W of n_in x n_out, float32,
@@ -72,6 +73,15 @@ compile
     layouts) after the first call, and the resident memory that importing
     numba and then loading every kernel add (MB, independent of the
     model's size).
+
+fit_threads
+    Whole fits (the study's settings, Adam, batch 10, synthetic data of the
+    study's shape, 4 epochs) of the ``(10)`` layout, alternating fit by fit
+    between the plan's ``KERNEL_PARALLEL_MIN_SIZE`` (2**20: its
+    300,000-weight first layer's kernel call on one thread) and 2**17 (two
+    row parts or more: that call on two threads), ``--repeats // 3`` pairs
+    (at least 3): median seconds per epoch (epochs 2-4), the ratio two /
+    one within each pair and its median.
 
 loky
     joblib/loky workers (n_jobs=2), first kernel call in each worker, with a
@@ -689,13 +699,63 @@ def bench_loky():
     return rows
 
 
+# ------------------------------------------------------------ fit_threads ----
+
+
+def bench_fit_threads(n_pairs, layout=(10,)):
+    """Paired whole fits: the first layer's kernel call on the plan's threads
+    or on one (the threshold the plan had before)."""
+    import warnings
+
+    import bench_common as common
+    from skoffice31 import _plan
+    from skoffice31.callbacks import EpochReporter
+    from skoffice31.study import StudySettings
+
+    X, y = common.load_synthetic(*common.ensure_synthetic(common.N_ROWS))
+    variants = {"two threads (min size 2**17)": 1 << 17,
+                "one thread (plan)": _plan.KERNEL_PARALLEL_MIN_SIZE}
+    assert _plan.KERNEL_PARALLEL_MIN_SIZE > 300_000, "the plan shares the (10) layer's call"
+    settings = StudySettings.from_preset("study", epochs=4, batch_size=10)
+    rows = {name: [] for name in variants}
+    threads = {}
+    saved = _plan.KERNEL_PARALLEL_MIN_SIZE
+    try:
+        for pair in range(n_pairs):
+            for name, min_size in variants.items():
+                _plan.KERNEL_PARALLEL_MIN_SIZE = min_size
+                est = settings.make_estimator((layout, "adam"))
+                elapsed = []
+                est.set_callbacks(EpochReporter(lambda r: elapsed.append(r["elapsed"])))
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    est.fit(X, y)
+                plan = est._optimizer.plan
+                threads[name] = (plan.kernel_threads, plan.kernel_parallel_min_size)
+                rows[name].append(float(np.median(np.diff(elapsed))))
+                print(f"pair {pair + 1} {name:28s} {rows[name][-1]:.3f} s/epoch", flush=True)
+    finally:
+        _plan.KERNEL_PARALLEL_MIN_SIZE = saved
+    two, one = (rows[name] for name in variants)
+    ratios = [a / b for a, b in zip(two, one)]
+    out = {"layout": list(layout), "threads_and_min_size": threads, "s_per_epoch": rows,
+           "median_s_per_epoch": {k: float(np.median(v)) for k, v in rows.items()},
+           "ratio_two_over_one": ratios, "median_ratio": float(np.median(ratios)),
+           "load": _load()}
+    print(f"{layout}: two threads / one thread, median of {n_pairs} pairs: "
+          f"{out['median_ratio']:.2f} ({sum(r < 1 for r in ratios)} of {n_pairs} pairs faster)",
+          flush=True)
+    return out
+
+
 # ------------------------------------------------------------ main ----
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    parts = ["steps", "crossover", "small", "columns", "cache", "blocks", "compile", "loky"]
+    parts = ["steps", "crossover", "small", "columns", "cache", "blocks", "compile", "loky",
+             "fit_threads"]
     p.add_argument("--part", nargs="+", default=parts, choices=parts)
     p.add_argument("--repeats", type=int, default=15)
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
@@ -727,6 +787,8 @@ def main(argv=None):
         results["compile"] = bench_compile()
     if "loky" in args.part:
         results["loky"] = bench_loky()
+    if "fit_threads" in args.part:
+        results["fit_threads"] = bench_fit_threads(max(3, args.repeats // 3))
     if args.json:
         from skoffice31._fileio import atomic_write_text
 

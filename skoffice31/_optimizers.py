@@ -237,12 +237,10 @@ class BaseOptimizer:
 
     def _kernel_threads(self, param):
         """Threads sharing a kernel call on ``param``: the plan's
-        ``kernel_threads`` for a layer of at least ``parallel_min_size``
-        weights (the rule of the NumPy update threads), else one -- handing
-        a smaller layer's parts to a second thread cost more than it saved
-        (whole fits, docs/performance.rst). The row parts do not depend on
-        the number of threads, so neither do the results."""
-        if param.size >= self.plan.parallel_min_size:
+        ``kernel_threads`` for a layer of at least ``kernel_parallel_min_size``
+        weights (two row parts or more), else one. The row parts do not
+        depend on the number of threads, so neither do the results."""
+        if param.size >= self.plan.kernel_parallel_min_size:
             return self.plan.kernel_threads
         return 1
 

@@ -21,6 +21,19 @@ SMALL_BATCH = 64
 #: two Python threads, each on its own rows (NumPy ufuncs release the GIL).
 PARALLEL_MIN_SIZE = 1 << 20
 
+#: Smallest layer whose kernel call is shared by the plan's kernel threads:
+#: the NumPy update threads' PARALLEL_MIN_SIZE. A smaller layer's call runs
+#: its row parts in the caller's thread. Paired whole fits of the ``(10)``
+#: layout (300,000 first-layer weights, four parts of 75,000) on the 2-core
+#: Intel Xeon (KVM), ``python benchmarks/bench_kernels.py --part
+#: fit_threads``, 2026-12-03): with that call on two threads an epoch
+#: took 1.59x and 1.89x as long as on one (medians of two runs of 10
+#: pairs; 1 and 0 pairs of 10 faster), the two-thread epochs erratic
+#: (0.5-2.0 s) where one thread's were steady (0.6-0.7 s): waiting for the
+#: other core's part costs more than the part whenever that core is slow to
+#: answer.
+KERNEL_PARALLEL_MIN_SIZE = PARALLEL_MIN_SIZE
+
 #: Most threads the update of one parameter is split over.
 MAX_UPDATE_THREADS = 2
 
@@ -125,7 +138,10 @@ class TrainingPlan:
     kernel_min_columns : int, default=KERNEL_MIN_COLUMNS
         Narrowest weight matrix (output columns) given to the kernels.
     kernel_threads : int, default=1
-        Threads sharing the rows of one kernel call.
+        Threads sharing the rows of one kernel call on a layer of at least
+        ``kernel_parallel_min_size`` weights (one thread below).
+    kernel_parallel_min_size : int, default=KERNEL_PARALLEL_MIN_SIZE
+        Smallest layer whose kernel call ``kernel_threads`` share.
     compiled_updates : bool, default=False
         Adam and momentum/Nesterov SGD update every row block that the
         kernels do not take (small and narrow layers, intercepts) with one
@@ -154,6 +170,7 @@ class TrainingPlan:
     kernel_min_size: int = KERNEL_MIN_SIZE
     kernel_min_columns: int = KERNEL_MIN_COLUMNS
     kernel_threads: int = 1
+    kernel_parallel_min_size: int = KERNEL_PARALLEL_MIN_SIZE
     compiled_updates: bool = False
     block_size: int | None = None
     transposed_max_columns: int = 0
@@ -363,6 +380,7 @@ def plan_training(batch_size, solver, momentum, dtype, n_blas_threads, layer_sha
         compiled_updates=compiled_updates,
         kernel_min_columns=KERNEL_MIN_COLUMNS_SGD if plain_sgd else KERNEL_MIN_COLUMNS,
         kernel_threads=min(MAX_UPDATE_THREADS, cores) if kernels else 1,
+        kernel_parallel_min_size=KERNEL_PARALLEL_MIN_SIZE,  # read now: benchmarks vary it
         transposed_max_columns=TRANSPOSED_MAX_COLUMNS if kernels and not plain_sgd else 0,
         sample_space=sample_space,
     )
