@@ -188,3 +188,24 @@ def timed_fit(est, X, y):
         wall = time.perf_counter() - t0
     est.set_callbacks()
     return wall, np.diff([0.0, *stamps]).tolist()
+
+
+def cpu_ticks():
+    """``(steal, total)`` CPU ticks of the whole machine so far (Linux
+    ``/proc/stat``), or None elsewhere. On a virtual machine *steal* is the
+    time the host ran something else while a vCPU wanted to run."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return fields[7] if len(fields) > 7 else 0, sum(fields[:8])
+
+
+def steal_share(before, after):
+    """Share of the CPU time between two :func:`cpu_ticks` readings that the
+    host stole (0..1), or None when unknown."""
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return (after[0] - before[0]) / (after[1] - before[1])
+

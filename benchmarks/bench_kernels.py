@@ -76,12 +76,13 @@ compile
 
 fit_threads
     Whole fits (the study's settings, Adam, batch 10, synthetic data of the
-    study's shape, 4 epochs) of the ``(10)`` layout, alternating fit by fit
-    between the plan's ``KERNEL_PARALLEL_MIN_SIZE`` (2**20: its
-    300,000-weight first layer's kernel call on one thread) and 2**17 (two
-    row parts or more: that call on two threads), ``--repeats // 3`` pairs
+    study's shape, 4 epochs) of ``--fit-layout`` (default 10), alternating
+    fit by fit between every kernel call on the plan's two threads and on
+    one (``kernel_parallel_min_size`` 1 or 2**62), ``--repeats // 3`` pairs
     (at least 3): median seconds per epoch (epochs 2-4), the ratio two /
-    one within each pair and its median.
+    one within each pair and its median, which layers the plan's
+    ``KERNEL_PARALLEL_MIN_SIZE`` shares, and the share of CPU time the host
+    stole during each fit (a virtual machine's *steal*, ``/proc/stat``).
 
 loky
     joblib/loky workers (n_jobs=2), first kernel call in each worker, with a
@@ -713,11 +714,10 @@ def bench_fit_threads(n_pairs, layout=(10,)):
     from skoffice31.study import StudySettings
 
     X, y = common.load_synthetic(*common.ensure_synthetic(common.N_ROWS))
-    variants = {"two threads (min size 2**17)": 1 << 17,
-                "one thread (plan)": _plan.KERNEL_PARALLEL_MIN_SIZE}
-    assert _plan.KERNEL_PARALLEL_MIN_SIZE > 300_000, "the plan shares the (10) layer's call"
+    variants = {"two threads": 1, "one thread": 1 << 62}  # kernel_parallel_min_size
     settings = StudySettings.from_preset("study", epochs=4, batch_size=10)
     rows = {name: [] for name in variants}
+    steal = {name: [] for name in variants}  # the host's share of the CPU time
     threads = {}
     saved = _plan.KERNEL_PARALLEL_MIN_SIZE
     try:
@@ -727,18 +727,25 @@ def bench_fit_threads(n_pairs, layout=(10,)):
                 est = settings.make_estimator((layout, "adam"))
                 elapsed = []
                 est.set_callbacks(EpochReporter(lambda r: elapsed.append(r["elapsed"])))
+                ticks = common.cpu_ticks()
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     est.fit(X, y)
+                steal[name].append(common.steal_share(ticks, common.cpu_ticks()))
                 plan = est._optimizer.plan
                 threads[name] = (plan.kernel_threads, plan.kernel_parallel_min_size)
                 rows[name].append(float(np.median(np.diff(elapsed))))
-                print(f"pair {pair + 1} {name:28s} {rows[name][-1]:.3f} s/epoch", flush=True)
+                shown = "" if steal[name][-1] is None else f", steal {steal[name][-1]:.0%}"
+                print(f"pair {pair + 1} {name:12s} {rows[name][-1]:.3f} s/epoch{shown}",
+                      flush=True)
     finally:
         _plan.KERNEL_PARALLEL_MIN_SIZE = saved
     two, one = (rows[name] for name in variants)
     ratios = [a / b for a, b in zip(two, one)]
+    shapes = [(common.N_FEATURES, layout[0])] + list(zip(layout[:-1], layout[1:]))
+    plan_two = [int(np.prod(s)) >= _plan.KERNEL_PARALLEL_MIN_SIZE for s in shapes]
     out = {"layout": list(layout), "threads_and_min_size": threads, "s_per_epoch": rows,
+           "plan_shares_layers": plan_two, "steal_share": steal,
            "median_s_per_epoch": {k: float(np.median(v)) for k, v in rows.items()},
            "ratio_two_over_one": ratios, "median_ratio": float(np.median(ratios)),
            "load": _load()}
@@ -758,6 +765,7 @@ def main(argv=None):
              "fit_threads"]
     p.add_argument("--part", nargs="+", default=parts, choices=parts)
     p.add_argument("--repeats", type=int, default=15)
+    p.add_argument("--fit-layout", default="10", help="fit_threads: hidden layout, e.g. 64,32,10")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = p.parse_args(argv)
     if not _kernels.kernels_available():
@@ -788,7 +796,8 @@ def main(argv=None):
     if "loky" in args.part:
         results["loky"] = bench_loky()
     if "fit_threads" in args.part:
-        results["fit_threads"] = bench_fit_threads(max(3, args.repeats // 3))
+        layout = tuple(int(h) for h in args.fit_layout.split(","))
+        results["fit_threads"] = bench_fit_threads(max(3, args.repeats // 3), layout)
     if args.json:
         from skoffice31._fileio import atomic_write_text
 

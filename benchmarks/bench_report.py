@@ -133,13 +133,16 @@ def results_table(rows):
 
 def epochs_table(rows):
     """Every per-epoch time, to show late slowdowns (e.g. subnormal Adam moments)."""
-    lines = ["| configuration | implementation | seconds per epoch (epoch 1, 2, ...) |", "|---|---|---|"]
+    lines = ["| configuration | implementation | host steal | seconds per epoch (epoch 1, 2, ...) |",
+             "|---|---|---|---|"]
     for row in rows:
         for impl in IMPLS:
             res = row.get(impl)
             if res and res.get("epoch_times"):
                 times = ", ".join(_fmt(t) for t in res["epoch_times"])
-                lines.append(f"| {config_label(row)} | {impl} | {times} |")
+                steal = res.get("steal_share")
+                shown = "–" if steal is None else f"{steal:.0%}"
+                lines.append(f"| {config_label(row)} | {impl} | {shown} | {times} |")
     return "\n".join(lines)
 
 
@@ -212,7 +215,9 @@ its own fresh process; the table's memory column is the peak RSS above the proce
 after importing the library and loading the {meta['x_mb']:.0f} MB training matrix (so a copy of X
 shows as ~{meta['x_mb']:.0f} MB); the JSON also has the total peak RSS.
 The machine is shared with other developers' test runs, so timings are noisy (the JSON has the
-1-minute load average before and after every measurement).{_reuse_note(meta)}
+1-minute load average before and after every measurement; *host steal* in *Every epoch* is the
+share of the machine's CPU time a virtual machine's host took for something else during the
+measurement, from `/proc/stat`: two-thread work waits for a stolen core).{_reuse_note(meta)}
 
 ## Machine
 

@@ -55,6 +55,7 @@ def worker_main(spec_json):
 
 def run_worker(impl, cfg, epochs, paths, timeout):
     load_before = os.getloadavg()[0]
+    ticks = common.cpu_ticks()
     spec = {"impl": impl, "cfg": cfg, "epochs": epochs, "x_path": str(paths[0]), "y_path": str(paths[1])}
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)]
     try:
@@ -63,7 +64,8 @@ def run_worker(impl, cfg, epochs, paths, timeout):
         return {"error": f"timeout after {timeout} s"}
     for line in proc.stdout.splitlines():
         if line.startswith(RESULT_TAG):
-            return {**json.loads(line[len(RESULT_TAG):]), "load_avg_1min_before": load_before}
+            return {**json.loads(line[len(RESULT_TAG):]), "load_avg_1min_before": load_before,
+                    "steal_share": common.steal_share(ticks, common.cpu_ticks())}
     return {"error": (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]}
 
 

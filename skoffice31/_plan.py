@@ -22,17 +22,21 @@ SMALL_BATCH = 64
 PARALLEL_MIN_SIZE = 1 << 20
 
 #: Smallest layer whose kernel call is shared by the plan's kernel threads:
-#: the NumPy update threads' PARALLEL_MIN_SIZE. A smaller layer's call runs
-#: its row parts in the caller's thread. Paired whole fits of the ``(10)``
-#: layout (300,000 first-layer weights, four parts of 75,000) on the 2-core
-#: Intel Xeon (KVM), ``python benchmarks/bench_kernels.py --part
-#: fit_threads``, 2026-12-03): with that call on two threads an epoch
-#: took 1.59x and 1.89x as long as on one (medians of two runs of 10
-#: pairs; 1 and 0 pairs of 10 faster), the two-thread epochs erratic
-#: (0.5-2.0 s) where one thread's were steady (0.6-0.7 s): waiting for the
-#: other core's part costs more than the part whenever that core is slow to
-#: answer.
-KERNEL_PARALLEL_MIN_SIZE = PARALLEL_MIN_SIZE
+#: one of at least two row parts (``2 * skoffice31._kernels.PART_MIN_SIZE``
+#: weights); a smaller layer is one part, which the caller's thread runs.
+#: Paired whole fits of the ``(10)`` layout (300,000 first-layer weights,
+#: four parts) on the 2-core Intel Xeon (KVM), ``python
+#: benchmarks/bench_kernels.py --part fit_threads`` (2026-12-03,
+#: ``benchmarks/results/kernels_fit_threads.json``): with its call on two
+#: threads an epoch took 0.74-0.95x as long as on one (median 0.82) in the
+#: pairs where the host stole at most 2 % of the CPU time, and 1.75-1.97x
+#: in those where it stole a fifth
+#: (the second core then answers late); the ``(64,32,10)`` layout's 1.9 M
+#: weights took 0.57-0.71x on two threads without steal and 0.77-1.42x
+#: with 14-34 % (``--fit-layout 64,32,10``). On a
+#: machine whose cores are its own, two threads win; where a host steals
+#: them, ``SKOFFICE31_UPDATE_THREADS=1`` keeps every call on one.
+KERNEL_PARALLEL_MIN_SIZE = 1 << 17
 
 #: Most threads the update of one parameter is split over.
 MAX_UPDATE_THREADS = 2
