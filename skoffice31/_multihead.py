@@ -842,7 +842,7 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
         )
         # Overflow can only come with a non-finite loss, which _run_epochs
         # raises with a clear message; the floating-point warnings are noise.
-        # what share_update_threads re-plans with, while the epochs run
+        # what _share_update_threads re-plans with, while the epochs run
         self._plan_args = plan_args
         try:
             with thread_limit, np.errstate(over="ignore", invalid="ignore"):

@@ -238,8 +238,8 @@ class BaseOptimizer:
     def _kernel_threads(self, param):
         """Threads sharing a kernel call on ``param``: the plan's
         ``kernel_threads`` for a layer of at least ``kernel_parallel_min_size``
-        weights (two row parts or more), else one. The row parts do not
-        depend on the number of threads, so neither do the results."""
+        weights, else one. The row parts do not depend on the number of
+        threads, so neither do the results."""
         if param.size >= self.plan.kernel_parallel_min_size:
             return self.plan.kernel_threads
         return 1

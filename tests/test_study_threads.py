@@ -63,7 +63,7 @@ class _Context:
         self.task_name = task_name
 
 
-def test_the_follower_applies_each_new_share_once(tmp_path, monkeypatch):
+def test_the_follower_passes_the_share_on_after_each_epoch(tmp_path, monkeypatch):
     path = tmp_path / "threads"
     follower, est = FollowFreeCores(str(path)), _Estimator()
     epoch = _Context("epoch")
@@ -77,14 +77,14 @@ def test_the_follower_applies_each_new_share_once(tmp_path, monkeypatch):
     assert est.calls == []
     follower.on_fit_task_end(est, epoch)
     follower.on_fit_task_end(est, epoch)
-    assert est.calls == [2]  # once per new share
+    assert est.calls == [2, 2]  # every epoch; the estimator ignores an unchanged share
     path.write_text("1")
     monkeypatch.setenv(_kernels.THREADS_ENV_VAR, "1")  # the user's choice wins
     follower.on_fit_task_end(est, epoch)
-    assert est.calls == [2]
+    assert est.calls == [2, 2]
     monkeypatch.delenv(_kernels.THREADS_ENV_VAR)
     follower.on_fit_task_end(est, epoch)
-    assert est.calls == [2, 1]
+    assert est.calls == [2, 2, 1]
     assert "threads" in repr(follower)
 
 
@@ -144,10 +144,15 @@ def test_a_second_core_mid_fit_leaves_the_weights_unchanged(tmp_path, monkeypatc
     spy = _PlanSpy()
     follower = FollowFreeCores(str(path))
 
+    unchanged = []
+
     class _GiveACoreAfterEpoch1(_PlanSpy):
         def on_fit_task_end(self, estimator, context, *, X=None):
             if context.task_name == "epoch" and estimator.n_iter_ == 1:
                 path.write_text("2")
+            if context.task_name == "epoch" and estimator.n_iter_ == 3:
+                # the share applied at the end of epoch 1: asking again changes nothing
+                unchanged.append(estimator._share_update_threads(2))
             return False
 
     shared = _fit(X, y, (spy, _GiveACoreAfterEpoch1(), follower))
@@ -155,6 +160,7 @@ def test_a_second_core_mid_fit_leaves_the_weights_unchanged(tmp_path, monkeypatc
     two = (2, 2 if with_kernels else 1)
     # epoch 1 on one thread; the follower (after the spy) applies "2" at its end
     assert spy.seen == [(1, 1), two, two]
+    assert unchanged == [False]
     for a, b in zip(alone.coefs_ + alone.intercepts_, shared.coefs_ + shared.intercepts_):
         assert_array_equal(a, b)
     # outside a fit the hook does nothing, and nothing of it is pickled

@@ -13,8 +13,9 @@ and 8.5 s on two (``benchmarks/results/study_timing_intel_update_threads``,
 holding how many cores each running fit may use, rewritten whenever a fit
 finishes. :class:`FollowFreeCores` is a callback (the protocol of
 :mod:`sklearn.callback`) set on each fit; at the end of every epoch it reads
-the file and, when the number changed, calls the estimator's
-``_share_update_threads``. Reading is a file read per epoch; a worker on
+the file and, when it holds a number, calls the estimator's
+``_share_update_threads`` (which changes the plan only when the number
+differs from its threads). Reading is a file read per epoch; a worker on
 another machine (dask) is never given one.
 
 The threads change only how the update is shared out (the kernels' row
@@ -102,7 +103,6 @@ class FollowFreeCores:
 
     def __init__(self, path):
         self.path = path
-        self._seen = {}  # id(estimator) -> the share last applied
 
     def setup(self, estimator, context):
         """Nothing to prepare (part of the callback protocol)."""
@@ -126,12 +126,9 @@ class FollowFreeCores:
             return False
         if not text.isdigit():
             return False
-        share = int(text)
-        if self._seen.get(id(estimator)) != share:
-            self._seen[id(estimator)] = share
-            share_threads = getattr(estimator, "_share_update_threads", None)
-            if share_threads is not None:
-                share_threads(share)
+        share_threads = getattr(estimator, "_share_update_threads", None)
+        if share_threads is not None:  # a no-op when the plan has these threads already
+            share_threads(int(text))
         return False
 
     def teardown(self, estimator, context):
