@@ -704,13 +704,10 @@ def bench_loky():
 
 
 def bench_fit_threads(n_pairs, layout=(10,)):
-    """Paired whole fits: the first layer's kernel call on the plan's threads
-    or on one (the threshold the plan had before)."""
-    import warnings
-
+    """Paired whole fits: every kernel call on the plan's (two) threads, or on
+    one, whatever the layer's size."""
     import bench_common as common
     from skoffice31 import _plan
-    from skoffice31.callbacks import EpochReporter
     from skoffice31.study import StudySettings
 
     X, y = common.load_synthetic(*common.ensure_synthetic(common.N_ROWS))
@@ -725,16 +722,12 @@ def bench_fit_threads(n_pairs, layout=(10,)):
             for name, min_size in variants.items():
                 _plan.KERNEL_PARALLEL_MIN_SIZE = min_size
                 est = settings.make_estimator((layout, "adam"))
-                elapsed = []
-                est.set_callbacks(EpochReporter(lambda r: elapsed.append(r["elapsed"])))
                 ticks = common.cpu_ticks()
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    est.fit(X, y)
+                _, epoch_times = common.timed_fit(est, X, y)
                 steal[name].append(common.steal_share(ticks, common.cpu_ticks()))
                 plan = est._optimizer.plan
                 threads[name] = (plan.kernel_threads, plan.kernel_parallel_min_size)
-                rows[name].append(float(np.median(np.diff(elapsed))))
+                rows[name].append(float(np.median(epoch_times[1:])))  # epochs 2..
                 shown = "" if steal[name][-1] is None else f", steal {steal[name][-1]:.0%}"
                 print(f"pair {pair + 1} {name:12s} {rows[name][-1]:.3f} s/epoch{shown}",
                       flush=True)
