@@ -10,6 +10,7 @@
     python benchmarks/bench_kernels.py --part compile   # first-use compile / cache load, memory
     python benchmarks/bench_kernels.py --part loky      # do loky workers reuse the cache?
     python benchmarks/bench_kernels.py --part fit_threads  # kernel threads on small layers
+    python benchmarks/bench_kernels.py --part fit_chunk    # inputs per transposed chunk
 
 steps
     One optimizer step of a dense layer (weights W of n_in x n_out, float32,
@@ -78,11 +79,16 @@ fit_threads
     Whole fits (the study's settings, Adam, batch 10, synthetic data of the
     study's shape, 4 epochs) of ``--fit-layout`` (default 10), alternating
     fit by fit between every kernel call on the plan's two threads and on
-    one (``kernel_parallel_min_size`` 1 or 2**62), ``--repeats // 3`` pairs
+    one (``kernel_parallel_min_size`` 2**62 or 1), ``--repeats // 3`` pairs
     (at least 3): median seconds per epoch (epochs 2-4), the ratio two /
     one within each pair and its median, which layers the plan's
     ``KERNEL_PARALLEL_MIN_SIZE`` shares, and the share of CPU time the host
     stole during each fit (a virtual machine's *steal*, ``/proc/stat``).
+
+fit_chunk
+    Paired whole fits as in *fit_threads* with the transposed kernels'
+    ``COLUMN_CHUNK`` (inputs per chunk, read at every call) at 1024 (the
+    package's), 512 and 2048.
 
 loky
     joblib/loky workers (n_jobs=2), first kernel call in each worker, with a
@@ -703,49 +709,89 @@ def bench_loky():
 # ------------------------------------------------------------ fit_threads ----
 
 
+def _paired_fits(n_pairs, layout, variants):
+    """Whole fits of ``layout`` (the study's settings, Adam, batch 10, the
+    synthetic data of the study's shape, 4 epochs), alternating fit by fit
+    between the ``variants`` (name -> function that sets the variant up and
+    returns a function undoing it). Returns seconds per epoch (median of
+    epochs 2-4), the host's steal share of each fit and the plan's
+    ``(kernel_threads, kernel_parallel_min_size)`` per variant."""
+    import bench_common as common
+    from skoffice31.study import StudySettings
+
+    X, y = common.load_synthetic(*common.ensure_synthetic(common.N_ROWS))
+    settings = StudySettings.from_preset("study", epochs=4, batch_size=10)
+    rows = {name: [] for name in variants}
+    steal = {name: [] for name in variants}  # the host's share of the CPU time
+    threads = {}
+    for pair in range(n_pairs):
+        for name, set_up in variants.items():
+            undo = set_up()
+            try:
+                est = settings.make_estimator((layout, "adam"))
+                ticks = common.cpu_ticks()
+                _, epoch_times = common.timed_fit(est, X, y)
+            finally:
+                undo()
+            steal[name].append(common.steal_share(ticks, common.cpu_ticks()))
+            plan = est._optimizer.plan
+            threads[name] = (plan.kernel_threads, plan.kernel_parallel_min_size)
+            rows[name].append(float(np.median(epoch_times[1:])))  # epochs 2..
+            shown = "" if steal[name][-1] is None else f", steal {steal[name][-1]:.0%}"
+            print(f"pair {pair + 1} {name:14s} {rows[name][-1]:.3f} s/epoch{shown}", flush=True)
+    return rows, steal, threads
+
+
+def _summary(layout, rows, steal, threads, n_pairs):
+    """Medians, and each variant's ratio to the first one pair by pair."""
+    names = list(rows)
+    out = {"layout": list(layout), "threads_and_min_size": threads, "s_per_epoch": rows,
+           "steal_share": steal,
+           "median_s_per_epoch": {k: float(np.median(v)) for k, v in rows.items()},
+           "load": _load()}
+    for name in names[1:]:
+        ratios = [a / b for a, b in zip(rows[name], rows[names[0]])]
+        out[f"ratio {name} / {names[0]}"] = ratios
+        out[f"median ratio {name} / {names[0]}"] = float(np.median(ratios))
+        print(f"{layout}: {name} / {names[0]}, median of {n_pairs} pairs: "
+              f"{np.median(ratios):.2f} ({sum(r < 1 for r in ratios)} of {n_pairs} pairs "
+              f"faster)", flush=True)
+    return out
+
+
+def _setting(owner, name, value):
+    """A variant that sets ``owner.name = value`` for one fit."""
+    def set_up():
+        saved = getattr(owner, name)
+        setattr(owner, name, value)
+        return lambda: setattr(owner, name, saved)
+    return set_up
+
+
 def bench_fit_threads(n_pairs, layout=(10,)):
     """Paired whole fits: every kernel call on the plan's (two) threads, or on
     one, whatever the layer's size."""
     import bench_common as common
     from skoffice31 import _plan
-    from skoffice31.study import StudySettings
 
-    X, y = common.load_synthetic(*common.ensure_synthetic(common.N_ROWS))
-    variants = {"two threads": 1, "one thread": 1 << 62}  # kernel_parallel_min_size
-    settings = StudySettings.from_preset("study", epochs=4, batch_size=10)
-    rows = {name: [] for name in variants}
-    steal = {name: [] for name in variants}  # the host's share of the CPU time
-    threads = {}
-    saved = _plan.KERNEL_PARALLEL_MIN_SIZE
-    try:
-        for pair in range(n_pairs):
-            for name, min_size in variants.items():
-                _plan.KERNEL_PARALLEL_MIN_SIZE = min_size
-                est = settings.make_estimator((layout, "adam"))
-                ticks = common.cpu_ticks()
-                _, epoch_times = common.timed_fit(est, X, y)
-                steal[name].append(common.steal_share(ticks, common.cpu_ticks()))
-                plan = est._optimizer.plan
-                threads[name] = (plan.kernel_threads, plan.kernel_parallel_min_size)
-                rows[name].append(float(np.median(epoch_times[1:])))  # epochs 2..
-                shown = "" if steal[name][-1] is None else f", steal {steal[name][-1]:.0%}"
-                print(f"pair {pair + 1} {name:12s} {rows[name][-1]:.3f} s/epoch{shown}",
-                      flush=True)
-    finally:
-        _plan.KERNEL_PARALLEL_MIN_SIZE = saved
-    two, one = (rows[name] for name in variants)
-    ratios = [a / b for a, b in zip(two, one)]
+    variants = {"one thread": _setting(_plan, "KERNEL_PARALLEL_MIN_SIZE", 1 << 62),
+                "two threads": _setting(_plan, "KERNEL_PARALLEL_MIN_SIZE", 1)}
+    rows, steal, threads = _paired_fits(n_pairs, layout, variants)
+    out = _summary(layout, rows, steal, threads, n_pairs)
+    out["ratio_two_over_one"] = out["ratio two threads / one thread"]
+    out["median_ratio"] = out["median ratio two threads / one thread"]
     shapes = [(common.N_FEATURES, layout[0])] + list(zip(layout[:-1], layout[1:]))
-    plan_two = [int(np.prod(s)) >= _plan.KERNEL_PARALLEL_MIN_SIZE for s in shapes]
-    out = {"layout": list(layout), "threads_and_min_size": threads, "s_per_epoch": rows,
-           "plan_shares_layers": plan_two, "steal_share": steal,
-           "median_s_per_epoch": {k: float(np.median(v)) for k, v in rows.items()},
-           "ratio_two_over_one": ratios, "median_ratio": float(np.median(ratios)),
-           "load": _load()}
-    print(f"{layout}: two threads / one thread, median of {n_pairs} pairs: "
-          f"{out['median_ratio']:.2f} ({sum(r < 1 for r in ratios)} of {n_pairs} pairs faster)",
-          flush=True)
+    out["plan_shares_layers"] = [int(np.prod(s)) >= _plan.KERNEL_PARALLEL_MIN_SIZE
+                                 for s in shapes]
     return out
+
+
+def bench_fit_chunk(n_pairs, layout=(10,), chunks=(1024, 512, 2048)):
+    """Paired whole fits with the transposed kernels' ``COLUMN_CHUNK`` (inputs
+    per chunk) at each of ``chunks``, the first being the package's."""
+    variants = {f"chunk {c}": _setting(_kernels, "COLUMN_CHUNK", c) for c in chunks}
+    rows, steal, threads = _paired_fits(n_pairs, layout, variants)
+    return _summary(layout, rows, steal, threads, n_pairs)
 
 
 # ------------------------------------------------------------ main ----
@@ -755,10 +801,10 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     parts = ["steps", "crossover", "small", "columns", "cache", "blocks", "compile", "loky",
-             "fit_threads"]
+             "fit_threads", "fit_chunk"]
     p.add_argument("--part", nargs="+", default=parts, choices=parts)
     p.add_argument("--repeats", type=int, default=15)
-    p.add_argument("--fit-layout", default="10", help="fit_threads: hidden layout, e.g. 64,32,10")
+    p.add_argument("--fit-layout", default="10", help="fit_threads, fit_chunk: hidden layout, e.g. 64,32,10")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = p.parse_args(argv)
     if not _kernels.kernels_available():
@@ -791,6 +837,9 @@ def main(argv=None):
     if "fit_threads" in args.part:
         layout = tuple(int(h) for h in args.fit_layout.split(","))
         results["fit_threads"] = bench_fit_threads(max(3, args.repeats // 3), layout)
+    if "fit_chunk" in args.part:
+        layout = tuple(int(h) for h in args.fit_layout.split(","))
+        results["fit_chunk"] = bench_fit_chunk(max(3, args.repeats // 3), layout)
     if args.json:
         from skoffice31._fileio import atomic_write_text
 

@@ -426,9 +426,15 @@ def _momentum_part(W, A, delta, vel, l2, lr, mu, nesterov, X_next, acc, lo, hi):
 # whatever the number of units; the row kernels above loop over rows of
 # ``n_out`` weights, too short to vectorise when ``n_out`` is 10.
 
-#: Inputs per chunk of the transposed parts: the chunk of ``WT`` (``n_out``
-#: x 512 weights) stays in cache between its update and the forward product.
-COLUMN_CHUNK = 512
+#: Inputs per chunk of the transposed parts, read at every call (so that a
+#: benchmark can compare values in one process): the chunk of ``WT`` and its
+#: state (``n_out`` x 1024 weights each, 1.5 MB at the largest transposed
+#: layer's 128 units) stays in cache between the update and the forward
+#: product. ``python benchmarks/bench_kernels.py --part fit_chunk`` (paired
+#: fits, 9 pairs; ``benchmarks/results/kernels_fit_chunk*.json``): 512 took
+#: 1.07x (10) and 1.04x (64,32,10) the time of 1024, 2048 took 0.95x and
+#: 1.00x -- within this machine's noise; docs/performance.rst, *Chunk size*.
+COLUMN_CHUNK = 1024
 
 
 def _grad_columns(A, delta, j, j1, c0, c1, g, h):
@@ -535,21 +541,22 @@ def _forward_pair(WT, x, y, acc, k, k1, c0, c1):
         j += 1
 
 
-def _start_tpart(WT, X_next, acc):
+def _start_tpart(WT, X_next, acc, chunk):
     for k in range(X_next.shape[0]):
         for j in range(WT.shape[0]):
             acc[k, j] = 0
-    return np.empty((2, COLUMN_CHUNK), WT.dtype), np.zeros(COLUMN_CHUNK, np.float64)
+    return np.empty((2, chunk), WT.dtype), np.zeros(chunk, np.float64)
 
 
-# One part (inputs lo:hi, columns of WT) per optimizer; returns ||W||^2 of the part.
+# One part (inputs lo:hi, columns of WT, in chunks of ``chunk`` inputs) per
+# optimizer; returns ||W||^2 of the part.
 
 
-def _adam_tpart(WT, A, delta, m, v, l2, coef, flush, X_next, acc, lo, hi):
-    gh, sq = _start_tpart(WT, X_next, acc)
+def _adam_tpart(WT, A, delta, m, v, l2, coef, flush, X_next, acc, lo, hi, chunk):
+    gh, sq = _start_tpart(WT, X_next, acc, chunk)
     n_out = WT.shape[0]
-    for c0 in range(lo, hi, COLUMN_CHUNK):
-        c1 = min(c0 + COLUMN_CHUNK, hi)
+    for c0 in range(lo, hi, chunk):
+        c1 = min(c0 + chunk, hi)
         n_cols = c1 - c0
         for j0 in range(0, n_out, 2):  # two units per pass over A
             j1 = min(j0 + 1, n_out - 1)
@@ -564,11 +571,11 @@ def _adam_tpart(WT, A, delta, m, v, l2, coef, flush, X_next, acc, lo, hi):
     return sq.sum()
 
 
-def _sgd_tpart(WT, A, delta, l2, lr, X_next, acc, lo, hi):
-    gh, sq = _start_tpart(WT, X_next, acc)
+def _sgd_tpart(WT, A, delta, l2, lr, X_next, acc, lo, hi, chunk):
+    gh, sq = _start_tpart(WT, X_next, acc, chunk)
     n_out = WT.shape[0]
-    for c0 in range(lo, hi, COLUMN_CHUNK):
-        c1 = min(c0 + COLUMN_CHUNK, hi)
+    for c0 in range(lo, hi, chunk):
+        c1 = min(c0 + chunk, hi)
         n_cols = c1 - c0
         for j0 in range(0, n_out, 2):  # two units per pass over A
             j1 = min(j0 + 1, n_out - 1)
@@ -583,11 +590,11 @@ def _sgd_tpart(WT, A, delta, l2, lr, X_next, acc, lo, hi):
     return sq.sum()
 
 
-def _momentum_tpart(WT, A, delta, vel, l2, lr, mu, nesterov, X_next, acc, lo, hi):
-    gh, sq = _start_tpart(WT, X_next, acc)
+def _momentum_tpart(WT, A, delta, vel, l2, lr, mu, nesterov, X_next, acc, lo, hi, chunk):
+    gh, sq = _start_tpart(WT, X_next, acc, chunk)
     n_out = WT.shape[0]
-    for c0 in range(lo, hi, COLUMN_CHUNK):
-        c1 = min(c0 + COLUMN_CHUNK, hi)
+    for c0 in range(lo, hi, chunk):
+        c1 = min(c0 + chunk, hi)
         n_cols = c1 - c0
         for j0 in range(0, n_out, 2):  # two units per pass over A
             j1 = min(j0 + 1, n_out - 1)
@@ -747,7 +754,8 @@ def _run(kind, W, A, delta, states, scalars, l2, X_next, out, n_threads):
     ``(W, A, delta, *states, *scalars, X_next, out_parts[p], bounds[p],
     bounds[p + 1])`` -- with ``W.T`` and the states transposed when ``W`` is
     Fortran-ordered (:func:`is_transposed`), the parts then being ranges of
-    inputs (columns of ``W.T``) instead of rows of ``W``."""
+    inputs (columns of ``W.T``) instead of rows of ``W``, and
+    :data:`COLUMN_CHUNK` the last argument."""
     kernels = _kernel()
     if kernels is None:
         raise RuntimeError(
@@ -786,12 +794,14 @@ def _run(kind, W, A, delta, states, scalars, l2, X_next, out, n_threads):
         kernel = kernels[kind, "T"]
         W = W.T
         middle = tuple(state.T for _, state in states) + tuple(scalars)
+        last = (int(COLUMN_CHUNK),)
     else:
         kernel = kernels[kind]
         middle = tuple(state for _, state in states) + tuple(scalars)
+        last = ()
     if n_parts == 1:  # the caller's thread alone, the product straight into out
         acc = out if n_next else np.empty((0, n_out), dtype)
-        sq = kernel(W, A, delta, *middle, X_next, acc, 0, n_in)
+        sq = kernel(W, A, delta, *middle, X_next, acc, 0, n_in, *last)
         return float(sq) if l2 else 0.0
     out_parts = np.empty((n_parts, n_next, n_out), dtype)
     sq_parts = np.zeros(n_parts, np.float64)
@@ -802,7 +812,7 @@ def _run(kind, W, A, delta, states, scalars, l2, X_next, out, n_threads):
         # slowed down by another process on the machine takes fewer parts
         for p in parts:
             sq_parts[p] = kernel(W, A, delta, *middle, X_next, out_parts[p],
-                                 bounds[p], bounds[p + 1])
+                                 bounds[p], bounds[p + 1], *last)
 
     n_helpers = min(int(n_threads), n_parts) - 1
     helpers = [_pool(n_helpers).submit(work) for _ in range(n_helpers)]

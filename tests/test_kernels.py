@@ -421,10 +421,9 @@ def check_python_kernel():
         assert_array_equal(W, W_ref)
     # the transposed parts (a Fortran-ordered W), in chunks of 4 inputs so that
     # the 9 inputs make two whole chunks and a partial one
-    _kernels.COLUMN_CHUNK = 4
     WT, mT, vT = W0.T.copy(), np.zeros((4, 9)), np.zeros((4, 9))
     out = np.empty((2, 4))
-    sq = _kernels._adam_tpart(WT, A, deltas[0], mT, vT, 0.3, coef, True, X_next, out, 0, 9)
+    sq = _kernels._adam_tpart(WT, A, deltas[0], mT, vT, 0.3, coef, True, X_next, out, 0, 9, 4)
     W_ref, m_ref, v_ref, sq_ref = _numpy_adam(W0, A, deltas[:1], 0.3, flush_every=1)
     assert_array_equal(WT.T, W_ref)
     assert_array_equal(mT.T, m_ref)
@@ -436,10 +435,10 @@ def check_python_kernel():
         WT, velT = W0.T.copy(), np.zeros((4, 9))
         if momentum:
             _kernels._momentum_tpart(WT, A, deltas[0], velT, 0.3, 0.05, momentum, nesterov,
-                                     X_next, out, 0, 9)
+                                     X_next, out, 0, 9, 4)
             assert_array_equal(velT.T, vel_ref)
         else:
-            _kernels._sgd_tpart(WT, A, deltas[0], 0.3, 0.05, X_next, out, 0, 9)
+            _kernels._sgd_tpart(WT, A, deltas[0], 0.3, 0.05, X_next, out, 0, 9, 4)
         assert_array_equal(WT.T, W_ref)
         assert_allclose(out, X_next @ W_ref, rtol=1e-12)
 
