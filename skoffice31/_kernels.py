@@ -489,11 +489,9 @@ def _forward_columns(WT, X_next, acc, c0, c1):
     vectorise; the summation order of a forward product is not the NumPy
     path's anyway (BLAS chooses its own)."""
     n_next = X_next.shape[0]
-    k = 0
-    while k < n_next:
+    for k in range(0, n_next, 2):  # range: one signature of _forward_pair (int64 k)
         k1 = k + 1 if k + 1 < n_next else k  # an odd last sample: its sums twice
         _forward_pair(WT, X_next[k, c0:c1], X_next[k1, c0:c1], acc, k, k1, c0, c1)
-        k += 2
 
 
 def _forward_pair(WT, x, y, acc, k, k1, c0, c1):

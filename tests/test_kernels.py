@@ -282,6 +282,25 @@ def test_warm_up():
         assert {"float32", "float64"} <= dtypes, name
 
 
+@needs_numba
+def test_forward_pair_compiles_once_per_dtype():
+    # a loop counter typed as the literal 0 at one call compiled the helper
+    # twice (``Literal[int](0)`` and ``int64``), a second of cold compile;
+    # typing a fresh, uncached copy of its caller adds the signatures it needs
+    # to the helper whether they compile or load from the on-disk cache
+    import numba
+
+    caller = _kernels._forward_columns
+    fresh = numba.njit(fastmath=_kernels._FASTMATH.get("_forward_columns", False),
+                       error_model="numpy")(caller.py_func)
+    WT = np.ones((5, 9), np.float32)
+    X_next, acc = np.ones((3, 9), np.float32), np.zeros((3, 5), np.float32)
+    fresh(WT, X_next, acc, 0, 9)
+    assert_array_equal(acc, 9.0)
+    sigs = [sig for sig in _kernels._forward_pair.signatures if str(sig[0].dtype) == "float32"]
+    assert len(sigs) == 1, sigs
+
+
 def test_warm_up_switched_off(monkeypatch):
     monkeypatch.setenv(_kernels.ENV_VAR, "0")
     assert _kernels.warm_up() is False
