@@ -290,6 +290,7 @@ def test_forward_pair_compiles_once_per_dtype():
     # to the helper whether they compile or load from the on-disk cache
     import numba
 
+    _kernels._kernel()  # the compiled functions replace the Python ones
     caller = _kernels._forward_columns
     fresh = numba.njit(fastmath=_kernels._FASTMATH.get("_forward_columns", False),
                        error_model="numpy")(caller.py_func)
