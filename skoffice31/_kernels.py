@@ -49,6 +49,13 @@ import os
 
 import numpy as np
 
+from skoffice31 import _team
+from skoffice31._team import claim as _claim
+from skoffice31._team import finish as _finish
+from skoffice31._team import post as _post
+from skoffice31._team import wait_done as _wait_done
+from skoffice31._team import wait_post as _wait_post
+
 #: Environment variable that switches the kernels off ("0", "false", "no", "off").
 ENV_VAR = "SKOFFICE31_KERNELS"
 
@@ -195,8 +202,9 @@ def _kernel():
 
 #: The functions compiled by :func:`_build`, helpers first.
 _COMPILED = ("_grad_row", "_l2_row", "_adam_row", "_sgd_row", "_momentum_row",
+             "_enter", "_next_part", "_leave",
              "_forward_rows", "_start_part", "_adam_part", "_sgd_part", "_momentum_part",
-             "_grad_columns", "_forward_pair", "_forward_columns", "_start_tpart", "_adam_tpart",
+             "_grad_columns", "_forward_pair", "_forward_columns", "_adam_tpart",
              "_sgd_tpart", "_momentum_tpart")
 
 
@@ -219,6 +227,10 @@ def _build(numba):
     whose compilation alone took ~3 s).
     """
     module = globals()
+    if "sync" not in _STATE:
+        _STATE["sync"] = _team.compile_sync(numba)
+    for name, fn in _STATE["sync"].items():
+        module["_" + name] = fn
     for name in _COMPILED:
         if not isinstance(module[name], numba.core.dispatcher.Dispatcher):
             module[name] = numba.njit(
@@ -231,17 +243,6 @@ def _build(numba):
         (ADAM, "T"): module["_adam_tpart"], (SGD, "T"): module["_sgd_tpart"],
         (MOMENTUM, "T"): module["_momentum_tpart"], (NESTEROV, "T"): module["_momentum_tpart"],
     }
-
-
-def _pool(n_workers):
-    """A thread pool of at least ``n_workers`` threads, kept for later calls."""
-    pool = _STATE.get("pool")
-    if pool is None or pool._max_workers < n_workers:
-        from concurrent.futures import ThreadPoolExecutor
-
-        pool = ThreadPoolExecutor(n_workers, thread_name_prefix="skoffice31-kernel")
-        _STATE["pool"] = pool
-    return pool
 
 
 # ------------------------------------------------------------------ kernels
@@ -351,66 +352,120 @@ def _forward_rows(W, X_next, acc, r0, r1):
                     o[j] += a * w[j]
 
 
-def _start_part(W, X_next, acc):
-    for k in range(X_next.shape[0]):
-        for j in range(W.shape[1]):
+# A kernel call runs a *job*: ``(out_parts, sq_parts, bounds, counters, flags,
+# seq, role, spins)``. Its parts (rows ``bounds[p]:bounds[p + 1]``, or inputs
+# of a transposed layer) are claimed one by one from ``counters`` by every
+# thread running the job (see :mod:`skoffice31._team`); part ``p`` writes its
+# share of the next forward product into ``out_parts[p]`` and ``||W||^2`` of
+# its rows into ``sq_parts[p]``. Nothing after a kernel's first claim
+# allocates or raises, so a claimed part is always finished.
+
+
+def _enter(job):
+    """Post the job (when this thread is its caller); claim a first part."""
+    out_parts, sq_parts, bounds, counters, flags, seq, role, spins = job
+    if role == _team.MAIN:
+        _post(flags, seq)
+    return _claim(counters, len(bounds) - 1)
+
+
+def _next_part(job, p, sq):
+    """Record part ``p``'s ``||W||^2`` and count it finished; claim the next."""
+    out_parts, sq_parts, bounds, counters, flags, seq, role, spins = job
+    sq_parts[p] = sq
+    _finish(counters)
+    return _claim(counters, len(bounds) - 1)
+
+
+def _leave(job):
+    """No part left to claim: a helper spins for the next job (True when it
+    was posted); the caller waits until every claimed part is finished."""
+    out_parts, sq_parts, bounds, counters, flags, seq, role, spins = job
+    if role == _team.HELPER:
+        return _wait_post(flags, seq, spins)
+    return _wait_done(counters, len(bounds) - 1)
+
+
+def _start_part(job, p, sq):
+    """Part ``p``'s product accumulator (zeroed) and bounds; ``sq`` zeroed."""
+    acc, bounds = job[0][p], job[2]
+    for k in range(acc.shape[0]):
+        for j in range(acc.shape[1]):
             acc[k, j] = 0
-    return np.empty(W.shape[1], W.dtype), np.zeros(W.shape[1], np.float64)
+    for j in range(sq.shape[0]):
+        sq[j] = 0
+    return acc, bounds[p], bounds[p + 1]
 
 
-# One part (rows lo:hi) per optimizer: gradient row, L2 term, update, and the
-# forward product of each group of eight updated rows; returns ||W[lo:hi]||^2.
+# One kernel per optimizer: for each claimed part, gradient row, L2 term,
+# update, and the forward product of each group of eight updated rows.
 
 
-def _adam_part(W, A, delta, m, v, l2, coef, flush, X_next, acc, lo, hi):
+def _adam_part(W, A, delta, m, v, l2, coef, flush, X_next, job):
     # The gradient rows of a group of eight go into one buffer, and Adam
     # updates the group's rows (contiguous in W, m, v) in one loop: one
     # loop's overhead per eight rows instead of one per row, and the same
     # operations on every weight.
-    _, sq = _start_part(W, X_next, acc)
     n_out = W.shape[1]
     g8 = np.empty(8 * n_out, W.dtype)
-    for r0 in range(lo, hi, 8):
-        r1 = min(r0 + 8, hi)
-        for r in range(r0, r1):
-            g = g8[(r - r0) * n_out:(r - r0 + 1) * n_out]
-            _grad_row(A, delta, r, g)
-            if l2 != 0:
-                _l2_row(W[r], g, l2, sq)
-        k = (r1 - r0) * n_out
-        _adam_row(W[r0:r1].reshape(k), g8[:k], m[r0:r1].reshape(k), v[r0:r1].reshape(k),
-                  coef, flush)
-        if X_next.shape[0]:
-            _forward_rows(W, X_next, acc, r0, r1)
-    return sq.sum()
+    sq = np.empty(n_out, np.float64)
+    p = _enter(job)
+    while p >= 0:
+        acc, lo, hi = _start_part(job, p, sq)
+        for r0 in range(lo, hi, 8):
+            r1 = min(r0 + 8, hi)
+            for r in range(r0, r1):
+                g = g8[(r - r0) * n_out:(r - r0 + 1) * n_out]
+                _grad_row(A, delta, r, g)
+                if l2 != 0:
+                    _l2_row(W[r], g, l2, sq)
+            k = (r1 - r0) * n_out
+            _adam_row(W[r0:r1].reshape(k), g8[:k], m[r0:r1].reshape(k),
+                      v[r0:r1].reshape(k), coef, flush)
+            if X_next.shape[0]:
+                _forward_rows(W, X_next, acc, r0, r1)
+        p = _next_part(job, p, sq.sum())
+    return _leave(job)
 
 
-def _sgd_part(W, A, delta, l2, lr, X_next, acc, lo, hi):
-    g, sq = _start_part(W, X_next, acc)
-    for r0 in range(lo, hi, 8):
-        r1 = min(r0 + 8, hi)
-        for r in range(r0, r1):
-            _grad_row(A, delta, r, g)
-            if l2 != 0:
-                _l2_row(W[r], g, l2, sq)
-            _sgd_row(W[r], g, lr)
-        if X_next.shape[0]:
-            _forward_rows(W, X_next, acc, r0, r1)
-    return sq.sum()
+def _sgd_part(W, A, delta, l2, lr, X_next, job):
+    n_out = W.shape[1]
+    g = np.empty(n_out, W.dtype)
+    sq = np.empty(n_out, np.float64)
+    p = _enter(job)
+    while p >= 0:
+        acc, lo, hi = _start_part(job, p, sq)
+        for r0 in range(lo, hi, 8):
+            r1 = min(r0 + 8, hi)
+            for r in range(r0, r1):
+                _grad_row(A, delta, r, g)
+                if l2 != 0:
+                    _l2_row(W[r], g, l2, sq)
+                _sgd_row(W[r], g, lr)
+            if X_next.shape[0]:
+                _forward_rows(W, X_next, acc, r0, r1)
+        p = _next_part(job, p, sq.sum())
+    return _leave(job)
 
 
-def _momentum_part(W, A, delta, vel, l2, lr, mu, nesterov, X_next, acc, lo, hi):
-    g, sq = _start_part(W, X_next, acc)
-    for r0 in range(lo, hi, 8):
-        r1 = min(r0 + 8, hi)
-        for r in range(r0, r1):
-            _grad_row(A, delta, r, g)
-            if l2 != 0:
-                _l2_row(W[r], g, l2, sq)
-            _momentum_row(W[r], g, vel[r], lr, mu, nesterov)
-        if X_next.shape[0]:
-            _forward_rows(W, X_next, acc, r0, r1)
-    return sq.sum()
+def _momentum_part(W, A, delta, vel, l2, lr, mu, nesterov, X_next, job):
+    n_out = W.shape[1]
+    g = np.empty(n_out, W.dtype)
+    sq = np.empty(n_out, np.float64)
+    p = _enter(job)
+    while p >= 0:
+        acc, lo, hi = _start_part(job, p, sq)
+        for r0 in range(lo, hi, 8):
+            r1 = min(r0 + 8, hi)
+            for r in range(r0, r1):
+                _grad_row(A, delta, r, g)
+                if l2 != 0:
+                    _l2_row(W[r], g, l2, sq)
+                _momentum_row(W[r], g, vel[r], lr, mu, nesterov)
+            if X_next.shape[0]:
+                _forward_rows(W, X_next, acc, r0, r1)
+        p = _next_part(job, p, sq.sum())
+    return _leave(job)
 
 
 # --------------------------------------------------- transposed layers
@@ -539,72 +594,80 @@ def _forward_pair(WT, x, y, acc, k, k1, c0, c1):
         j += 1
 
 
-def _start_tpart(WT, X_next, acc, chunk):
-    for k in range(X_next.shape[0]):
-        for j in range(WT.shape[0]):
-            acc[k, j] = 0
-    return np.empty((2, chunk), WT.dtype), np.zeros(chunk, np.float64)
+# The transposed kernels: the parts are ranges of inputs (columns of WT), in
+# chunks of ``chunk`` inputs.
 
 
-# One part (inputs lo:hi, columns of WT, in chunks of ``chunk`` inputs) per
-# optimizer; returns ||W||^2 of the part.
-
-
-def _adam_tpart(WT, A, delta, m, v, l2, coef, flush, X_next, acc, lo, hi, chunk):
-    gh, sq = _start_tpart(WT, X_next, acc, chunk)
+def _adam_tpart(WT, A, delta, m, v, l2, coef, flush, X_next, job, chunk):
+    gh = np.empty((2, chunk), WT.dtype)
+    sq = np.empty(chunk, np.float64)
     n_out = WT.shape[0]
-    for c0 in range(lo, hi, chunk):
-        c1 = min(c0 + chunk, hi)
-        n_cols = c1 - c0
-        for j0 in range(0, n_out, 2):  # two units per pass over A
-            j1 = min(j0 + 1, n_out - 1)
-            _grad_columns(A, delta, j0, j1, c0, c1, gh[0], gh[1])
-            for j in range(j0, j1 + 1):
-                g = gh[j - j0, :n_cols]
-                if l2 != 0:
-                    _l2_row(WT[j, c0:c1], g, l2, sq)
-                _adam_row(WT[j, c0:c1], g, m[j, c0:c1], v[j, c0:c1], coef, flush)
-        if X_next.shape[0]:
-            _forward_columns(WT, X_next, acc, c0, c1)
-    return sq.sum()
+    p = _enter(job)
+    while p >= 0:
+        acc, lo, hi = _start_part(job, p, sq)
+        for c0 in range(lo, hi, chunk):
+            c1 = min(c0 + chunk, hi)
+            n_cols = c1 - c0
+            for j0 in range(0, n_out, 2):  # two units per pass over A
+                j1 = min(j0 + 1, n_out - 1)
+                _grad_columns(A, delta, j0, j1, c0, c1, gh[0], gh[1])
+                for j in range(j0, j1 + 1):
+                    g = gh[j - j0, :n_cols]
+                    if l2 != 0:
+                        _l2_row(WT[j, c0:c1], g, l2, sq)
+                    _adam_row(WT[j, c0:c1], g, m[j, c0:c1], v[j, c0:c1], coef, flush)
+            if X_next.shape[0]:
+                _forward_columns(WT, X_next, acc, c0, c1)
+        p = _next_part(job, p, sq.sum())
+    return _leave(job)
 
 
-def _sgd_tpart(WT, A, delta, l2, lr, X_next, acc, lo, hi, chunk):
-    gh, sq = _start_tpart(WT, X_next, acc, chunk)
+def _sgd_tpart(WT, A, delta, l2, lr, X_next, job, chunk):
+    gh = np.empty((2, chunk), WT.dtype)
+    sq = np.empty(chunk, np.float64)
     n_out = WT.shape[0]
-    for c0 in range(lo, hi, chunk):
-        c1 = min(c0 + chunk, hi)
-        n_cols = c1 - c0
-        for j0 in range(0, n_out, 2):  # two units per pass over A
-            j1 = min(j0 + 1, n_out - 1)
-            _grad_columns(A, delta, j0, j1, c0, c1, gh[0], gh[1])
-            for j in range(j0, j1 + 1):
-                g = gh[j - j0, :n_cols]
-                if l2 != 0:
-                    _l2_row(WT[j, c0:c1], g, l2, sq)
-                _sgd_row(WT[j, c0:c1], g, lr)
-        if X_next.shape[0]:
-            _forward_columns(WT, X_next, acc, c0, c1)
-    return sq.sum()
+    p = _enter(job)
+    while p >= 0:
+        acc, lo, hi = _start_part(job, p, sq)
+        for c0 in range(lo, hi, chunk):
+            c1 = min(c0 + chunk, hi)
+            n_cols = c1 - c0
+            for j0 in range(0, n_out, 2):  # two units per pass over A
+                j1 = min(j0 + 1, n_out - 1)
+                _grad_columns(A, delta, j0, j1, c0, c1, gh[0], gh[1])
+                for j in range(j0, j1 + 1):
+                    g = gh[j - j0, :n_cols]
+                    if l2 != 0:
+                        _l2_row(WT[j, c0:c1], g, l2, sq)
+                    _sgd_row(WT[j, c0:c1], g, lr)
+            if X_next.shape[0]:
+                _forward_columns(WT, X_next, acc, c0, c1)
+        p = _next_part(job, p, sq.sum())
+    return _leave(job)
 
 
-def _momentum_tpart(WT, A, delta, vel, l2, lr, mu, nesterov, X_next, acc, lo, hi, chunk):
-    gh, sq = _start_tpart(WT, X_next, acc, chunk)
+def _momentum_tpart(WT, A, delta, vel, l2, lr, mu, nesterov, X_next, job, chunk):
+    gh = np.empty((2, chunk), WT.dtype)
+    sq = np.empty(chunk, np.float64)
     n_out = WT.shape[0]
-    for c0 in range(lo, hi, chunk):
-        c1 = min(c0 + chunk, hi)
-        n_cols = c1 - c0
-        for j0 in range(0, n_out, 2):  # two units per pass over A
-            j1 = min(j0 + 1, n_out - 1)
-            _grad_columns(A, delta, j0, j1, c0, c1, gh[0], gh[1])
-            for j in range(j0, j1 + 1):
-                g = gh[j - j0, :n_cols]
-                if l2 != 0:
-                    _l2_row(WT[j, c0:c1], g, l2, sq)
-                _momentum_row(WT[j, c0:c1], g, vel[j, c0:c1], lr, mu, nesterov)
-        if X_next.shape[0]:
-            _forward_columns(WT, X_next, acc, c0, c1)
-    return sq.sum()
+    p = _enter(job)
+    while p >= 0:
+        acc, lo, hi = _start_part(job, p, sq)
+        for c0 in range(lo, hi, chunk):
+            c1 = min(c0 + chunk, hi)
+            n_cols = c1 - c0
+            for j0 in range(0, n_out, 2):  # two units per pass over A
+                j1 = min(j0 + 1, n_out - 1)
+                _grad_columns(A, delta, j0, j1, c0, c1, gh[0], gh[1])
+                for j in range(j0, j1 + 1):
+                    g = gh[j - j0, :n_cols]
+                    if l2 != 0:
+                        _l2_row(WT[j, c0:c1], g, l2, sq)
+                    _momentum_row(WT[j, c0:c1], g, vel[j, c0:c1], lr, mu, nesterov)
+            if X_next.shape[0]:
+                _forward_columns(WT, X_next, acc, c0, c1)
+        p = _next_part(job, p, sq.sum())
+    return _leave(job)
 
 
 # Whole-block updates: the row functions above on a flattened block, for the
@@ -748,9 +811,10 @@ def _operand(name, arr, n_cols, dtype):
 
 
 def _run(kind, W, A, delta, states, scalars, l2, X_next, out, n_threads):
-    """Check the operands; run ``kind``'s kernel on every part as
-    ``(W, A, delta, *states, *scalars, X_next, out_parts[p], bounds[p],
-    bounds[p + 1])`` -- with ``W.T`` and the states transposed when ``W`` is
+    """Check the operands; run ``kind``'s kernel as ``(W, A, delta, *states,
+    *scalars, X_next, job)`` in the caller's thread, with up to
+    ``n_threads - 1`` helpers of :mod:`skoffice31._team` claiming parts of
+    the job -- with ``W.T`` and the states transposed when ``W`` is
     Fortran-ordered (:func:`is_transposed`), the parts then being ranges of
     inputs (columns of ``W.T``) instead of rows of ``W``, and
     :data:`COLUMN_CHUNK` the last argument."""
@@ -786,7 +850,7 @@ def _run(kind, W, A, delta, states, scalars, l2, X_next, out, n_threads):
         X_next = _operand("X_next", X_next, n_in, dtype)
         n_next = X_next.shape[0]
         _check("out", out, (n_next, n_out), dtype)
-    bounds = row_bounds(n_in, n_out)
+    bounds = np.array(row_bounds(n_in, n_out), np.int64)
     n_parts = len(bounds) - 1
     if transposed:
         kernel = kernels[kind, "T"]
@@ -797,31 +861,22 @@ def _run(kind, W, A, delta, states, scalars, l2, X_next, out, n_threads):
         kernel = kernels[kind]
         middle = tuple(state for _, state in states) + tuple(scalars)
         last = ()
-    if n_parts == 1:  # the caller's thread alone, the product straight into out
-        acc = out if n_next else np.empty((0, n_out), dtype)
-        sq = kernel(W, A, delta, *middle, X_next, acc, 0, n_in, *last)
-        return float(sq) if l2 else 0.0
+    head = (W, A, delta, *middle, X_next)
     out_parts = np.empty((n_parts, n_next, n_out), dtype)
     sq_parts = np.zeros(n_parts, np.float64)
-    parts = iter(range(n_parts))  # shared by the threads: next() is atomic
-
-    def work():
-        # each thread takes the next part until none is left, so a thread
-        # slowed down by another process on the machine takes fewer parts
-        for p in parts:
-            sq_parts[p] = kernel(W, A, delta, *middle, X_next, out_parts[p],
-                                 bounds[p], bounds[p + 1], *last)
-
+    tail = (out_parts, sq_parts, bounds, np.zeros(2, np.int64))
     n_helpers = min(int(n_threads), n_parts) - 1
-    helpers = [_pool(n_helpers).submit(work) for _ in range(n_helpers)]
-    try:
-        work()
-    finally:  # never return while a helper still writes into the arrays
-        for helper in helpers:
-            helper.result()
+    if n_helpers > 0:  # shared with the team's helper threads
+        _team.team(_STATE["sync"]).run(kernel, head, tail, last, n_helpers)
+    else:  # the caller's thread alone
+        kernel(*head, (*tail, _SOLO_FLAGS, 0, _team.SOLO, 0), *last)
     if n_next:
         np.sum(out_parts, axis=0, out=out)
     return float(sq_parts.sum()) if l2 else 0.0
+
+
+#: The flags of a job run by its caller alone (read by nobody).
+_SOLO_FLAGS = np.zeros(1, np.int64)
 
 
 def adam_update(W, A, delta, m, v, *, lr, eps, beta_1=0.9, beta_2=0.999, l2=0.0,

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from skoffice31 import _kernels
+from skoffice31 import _kernels, _team
 from skoffice31._optimizers import AdamOptimizer, OuterGradient, SGDOptimizer
 
 needs_numba = pytest.mark.skipif(
@@ -405,6 +405,15 @@ def test_kernel_source_runs_as_python():
     assert out.split() == ["ok"]
 
 
+def _solo_job(bounds, n_next, n_out):
+    """A kernel job run by its caller alone: (job, out_parts, sq_parts)."""
+    n_parts = len(bounds) - 1
+    out_parts, sq_parts = np.empty((n_parts, n_next, n_out)), np.zeros(n_parts)
+    job = (out_parts, sq_parts, np.array(bounds, np.int64), np.zeros(2, np.int64),
+           np.zeros(1, np.int64), 0, _team.SOLO, 0)
+    return job, out_parts, sq_parts
+
+
 def check_python_kernel():
     assert not _kernels.kernels_available()
     W0, A, deltas = _data((9, 4), 5, np.float64, seed=4, exact=True)
@@ -414,13 +423,11 @@ def check_python_kernel():
     opt._start_step()
     coef = np.array([0.9, 1 - 0.9, 0.999, 1 - 0.999, opt.learning_rate, opt._eps_t,
                      np.finfo(np.float64).tiny, 0.0])
-    bounds = _kernels.row_bounds(9)
-    sq_parts = np.zeros(len(bounds) - 1)
+    bounds = [0, 3, 5, 9]  # parts of a job, claimed in turn by the one thread
     X_next = np.arange(18.0).reshape(2, 9)
-    out_parts = np.empty((len(bounds) - 1, 2, 4))
-    for p in range(len(bounds) - 1):
-        sq_parts[p] = _kernels._adam_part(W, A, deltas[0], m, v, 0.3, coef, True, X_next,
-                                          out_parts[p], bounds[p], bounds[p + 1])
+    job, out_parts, sq_parts = _solo_job(bounds, 2, 4)
+    assert _kernels._adam_part(W, A, deltas[0], m, v, 0.3, coef, True, X_next, job)
+    assert list(job[3]) == [4, 3]  # every part claimed (and one more try), all finished
     assert_array_equal(W, W_ref)
     assert_array_equal(m, m_ref)
     assert_array_equal(v, v_ref)
@@ -429,38 +436,38 @@ def check_python_kernel():
     for momentum, nesterov in SGD_KINDS:
         W_ref, vel_ref, _ = _numpy_sgd(W0, A, deltas[:1], 0.3, momentum, nesterov)
         W, vel = W0.copy(), np.zeros_like(W0)
-        for p in range(len(bounds) - 1):
-            args = (X_next, out_parts[p], bounds[p], bounds[p + 1])
-            if momentum:
-                _kernels._momentum_part(W, A, deltas[0], vel, 0.3, 0.05, momentum, nesterov,
-                                        *args)
-            else:
-                _kernels._sgd_part(W, A, deltas[0], 0.3, 0.05, *args)
+        job, out_parts, _ = _solo_job(bounds, 2, 4)
         if momentum:
+            _kernels._momentum_part(W, A, deltas[0], vel, 0.3, 0.05, momentum, nesterov,
+                                    X_next, job)
             assert_array_equal(vel, vel_ref)
+        else:
+            _kernels._sgd_part(W, A, deltas[0], 0.3, 0.05, X_next, job)
         assert_array_equal(W, W_ref)
-    # the transposed parts (a Fortran-ordered W), in chunks of 4 inputs so that
-    # the 9 inputs make two whole chunks and a partial one
+        assert_allclose(out_parts.sum(axis=0), X_next @ W, rtol=1e-12)
+    # the transposed parts (a Fortran-ordered W): two parts of inputs, in
+    # chunks of 4 inputs so that a part has whole chunks and a partial one
     WT, mT, vT = W0.T.copy(), np.zeros((4, 9)), np.zeros((4, 9))
-    out = np.empty((2, 4))
-    sq = _kernels._adam_tpart(WT, A, deltas[0], mT, vT, 0.3, coef, True, X_next, out, 0, 9, 4)
+    job, out_parts, sq_parts = _solo_job([0, 6, 9], 2, 4)
+    _kernels._adam_tpart(WT, A, deltas[0], mT, vT, 0.3, coef, True, X_next, job, 4)
     W_ref, m_ref, v_ref, sq_ref = _numpy_adam(W0, A, deltas[:1], 0.3, flush_every=1)
     assert_array_equal(WT.T, W_ref)
     assert_array_equal(mT.T, m_ref)
     assert_array_equal(vT.T, v_ref)
-    assert sq == pytest.approx(sq_ref[0])
-    assert_allclose(out, X_next @ W_ref, rtol=1e-12)
+    assert sq_parts.sum() == pytest.approx(sq_ref[0])
+    assert_allclose(out_parts.sum(axis=0), X_next @ W_ref, rtol=1e-12)
     for momentum, nesterov in SGD_KINDS:
         W_ref, vel_ref, _ = _numpy_sgd(W0, A, deltas[:1], 0.3, momentum, nesterov)
         WT, velT = W0.T.copy(), np.zeros((4, 9))
+        job, out_parts, _ = _solo_job([0, 9], 2, 4)
         if momentum:
             _kernels._momentum_tpart(WT, A, deltas[0], velT, 0.3, 0.05, momentum, nesterov,
-                                     X_next, out, 0, 9, 4)
+                                     X_next, job, 4)
             assert_array_equal(velT.T, vel_ref)
         else:
-            _kernels._sgd_tpart(WT, A, deltas[0], 0.3, 0.05, X_next, out, 0, 9, 4)
+            _kernels._sgd_tpart(WT, A, deltas[0], 0.3, 0.05, X_next, job, 4)
         assert_array_equal(WT.T, W_ref)
-        assert_allclose(out, X_next @ W_ref, rtol=1e-12)
+        assert_allclose(out_parts[0], X_next @ W_ref, rtol=1e-12)
 
 
 # ------------------------------------------------- whole-block updates

@@ -1,0 +1,230 @@
+"""Threads that share a compiled kernel's parts without sleeping between steps.
+
+A training step of a small first layer (30,000 x 10 weights) takes about a
+quarter of a millisecond in the kernels of :mod:`skoffice31._kernels`. Handing
+half of it to a sleeping thread costs more than that on a virtual machine:
+waking a thread on an idle core is a call into the host (30 us for the
+caller, 60 us before the thread runs, measured on the development VM), and
+the caller, blocked at the end until the helper is done, is woken the same
+way. So the helpers here do not sleep between steps:
+
+- a helper that finished its parts *spins* -- in compiled code, without the
+  GIL, on the x86 ``pause`` instruction -- for :func:`spin_microseconds`
+  (``SKOFFICE31_SPIN_US``, default 1000 us) waiting for the next job, and
+  only then sleeps on a condition variable;
+- the caller *posts* a job (an atomic store of its sequence number) from
+  inside its own compiled call, after releasing the GIL, so that the helper
+  who sees it finds the GIL free, reads the job and enters the kernel
+  without waiting for the caller;
+- the parts of a job are claimed with an atomic counter, and the caller,
+  when no part is left to claim, spins (without the GIL) until every
+  claimed part is finished. Nothing ever waits for a helper that did not
+  claim a part: a helper that is asleep, descheduled or gone (in a forked
+  child) leaves the whole job to the caller, whose results are the same
+  (the partition does not depend on who runs a part).
+
+The compiled functions below (``claim``, ``finish``, ``post``,
+``wait_done``, ``wait_post``) have plain Python versions with the same
+meaning for one thread, which the interpreter runs when numba is missing or
+blocked (the tests check the kernels' logic that way).
+"""
+
+import itertools
+import os
+import threading
+import time
+
+import numpy as np
+
+#: Environment variable: how long (microseconds) an idle helper spins for
+#: the next job before it sleeps; 0 makes it sleep at once (every job then
+#: wakes it). Read when the team is built.
+SPIN_ENV_VAR = "SKOFFICE31_SPIN_US"
+
+#: Default of :data:`SPIN_ENV_VAR`: longer than the rest of a small layout's
+#: training step (about 0.5 ms at batch 10), so the helper is awake for the
+#: next step; a step of a large layout outlasts it, and its helper sleeps.
+SPIN_US = 1000
+
+#: Who runs a kernel call: the caller alone, the caller of a shared job, a helper.
+SOLO, MAIN, HELPER = 0, 1, 2
+
+#: The job's counters: next part to claim, parts finished.
+NEXT, DONE = 0, 1
+
+#: The team's flags: the sequence number of the last posted job.
+POST = 0
+
+
+def spin_microseconds():
+    """``SKOFFICE31_SPIN_US`` as a non-negative int (default :data:`SPIN_US`).
+
+    Raises
+    ------
+    ValueError
+        When it is set to anything but a non-negative integer.
+    """
+    value = os.environ.get(SPIN_ENV_VAR, "").strip()
+    if not value:
+        return SPIN_US
+    try:
+        us = int(value)
+    except ValueError:
+        us = -1
+    if us < 0:
+        raise ValueError(
+            f"{SPIN_ENV_VAR}={value!r}: give the microseconds an idle kernel thread "
+            f"spins before it sleeps (0 or more), or unset it for {SPIN_US}."
+        )
+    return us
+
+
+# ------------------------------------------------------------ one thread
+# The meaning of the compiled versions, for a single thread (no atomics).
+
+
+def claim(counters, n_parts):
+    """The next part to run, or -1 when all ``n_parts`` are claimed."""
+    p = counters[NEXT]
+    counters[NEXT] = p + 1
+    return p if p < n_parts else -1
+
+
+def finish(counters):
+    """Count one claimed part as finished (its results written)."""
+    counters[DONE] += 1
+
+
+def post(flags, seq):
+    """Announce job ``seq`` to the spinning helpers."""
+    flags[POST] = seq
+
+
+def wait_done(counters, n_parts):
+    """Return when all ``n_parts`` are finished (one thread: they are)."""
+    return counters[DONE] == n_parts
+
+
+def wait_post(flags, seq, spins):
+    """Whether a job other than ``seq`` is posted (spinning up to ``spins``
+    times for one in the compiled version)."""
+    return flags[POST] != seq
+
+
+_SYNC = ("claim", "finish", "post", "wait_done", "wait_post")
+
+
+def compile_sync(numba):
+    """The compiled versions of :data:`_SYNC`, by name (from
+    :mod:`skoffice31._atomics`, which imports numba)."""
+    from skoffice31 import _atomics
+
+    return {name: getattr(_atomics, name) for name in _SYNC}
+
+
+# ------------------------------------------------------------ the team
+
+
+class Team:
+    """Helper threads that run the parts of posted kernel jobs.
+
+    Parameters
+    ----------
+    sync : dict
+        The compiled :data:`_SYNC` functions (:func:`compile_sync`).
+    spin_us : int
+        Microseconds an idle helper spins before it sleeps.
+    """
+
+    def __init__(self, sync, spin_us):
+        self.flags = np.zeros(8, np.int64)  # padded: POST alone on its cache line's start
+        self._sync = sync
+        self.spin_us = int(spin_us)
+        self.spins = self._calibrate(self.spin_us)
+        self._seq = itertools.count(1)
+        self._job = None
+        self._cond = threading.Condition()
+        self._asleep = 0
+        self._helpers = []
+
+    def _calibrate(self, spin_us):
+        """Spin iterations lasting ``spin_us`` microseconds on this machine."""
+        if spin_us == 0:
+            return 0
+        wait_post = self._sync["wait_post"]
+        wait_post(self.flags, 0, 1)  # compile (or load) first
+        n = 20_000
+        best = min(self._time(wait_post, n) for _ in range(3))
+        return max(1, int(spin_us * 1e-6 * n / max(best, 1e-9)))
+
+    def _time(self, wait_post, n):
+        t0 = time.perf_counter()
+        wait_post(self.flags, self.flags[POST], n)  # nobody posts: spins n times
+        return time.perf_counter() - t0
+
+    def run(self, kernel, head, tail, last, n_helpers):
+        """Run ``kernel(*head, job, *last)`` in the caller's thread, shared
+        with up to ``n_helpers`` helpers; ``job`` is ``(*tail, flags, seq,
+        role, spins)`` with ``tail = (out_parts, sq_parts, bounds, counters)``.
+
+        Returns when every part is finished (the kernel's caller waits for
+        them), whatever the helpers do.
+        """
+        self._grow(n_helpers)
+        seq = next(self._seq)
+        self._job = (kernel, head, tail, last, seq, n_helpers)
+        if self._asleep:
+            with self._cond:
+                self._cond.notify_all()
+        try:
+            kernel(*head, (*tail, self.flags, seq, MAIN, 0), *last)
+        finally:  # a helper that has not read the job finds none (and keeps no arrays alive)
+            self._job = None
+
+    def _grow(self, n_helpers):
+        while len(self._helpers) < n_helpers:
+            index = len(self._helpers)
+            thread = threading.Thread(target=self._serve, args=(index,), daemon=True,
+                                      name=f"skoffice31-kernel-{index}")
+            self._helpers.append(thread)
+            thread.start()
+
+    @staticmethod
+    def _new_job(job, done, index):
+        """Whether ``job`` is one other than ``done`` shared with helper ``index``."""
+        return job is not None and job[4] != done and index < job[5]
+
+    def _serve(self, index):
+        wait_post = self._sync["wait_post"]
+        done = 0  # the sequence number of the last job this helper took
+        while True:
+            job = self._job
+            if self._new_job(job, done, index):
+                kernel, head, tail, last, done, _ = job
+                try:  # the kernel's allocations come before its first claim
+                    # out of parts, it spins for the next post
+                    if kernel(*head, (*tail, self.flags, done, HELPER, self.spins), *last):
+                        continue
+                except Exception:  # pragma: no cover - claimed nothing, the caller runs it
+                    pass
+            elif self.spins and wait_post(self.flags, int(self.flags[POST]), self.spins):
+                continue  # something was posted (not necessarily for this helper)
+            with self._cond:
+                self._asleep += 1
+                while not self._new_job(self._job, done, index):
+                    self._cond.wait()
+                self._asleep -= 1
+
+
+_TEAM = {}
+
+
+def team(sync):
+    """The process's :class:`Team` (built at the first shared call, again in
+    a forked child, whose helper threads did not survive the fork)."""
+    pid = os.getpid()
+    current = _TEAM.get("team")
+    if current is None or _TEAM.get("pid") != pid:
+        current = Team(sync, spin_microseconds())
+        _TEAM.update(team=current, pid=pid)
+    return current
