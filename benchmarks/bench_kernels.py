@@ -11,6 +11,8 @@
     python benchmarks/bench_kernels.py --part loky      # do loky workers reuse the cache?
     python benchmarks/bench_kernels.py --part fit_threads  # kernel threads on small layers
     python benchmarks/bench_kernels.py --part fit_chunk    # inputs per transposed chunk
+    python benchmarks/bench_kernels.py --part team         # spinning or sleeping helpers, one call
+    python benchmarks/bench_kernels.py --part fit_spin     # the same in whole fits
 
 steps
     One optimizer step of a dense layer (weights W of n_in x n_out, float32,
@@ -89,6 +91,21 @@ fit_chunk
     Paired whole fits as in *fit_threads* with the transposed kernels'
     ``COLUMN_CHUNK`` (inputs per chunk, read at every call) at 1024 (the
     package's), 512 and 2048.
+
+team
+    One float32 Adam call on a 30,000 x 10 transposed layer (the ``(10)``
+    layout's first layer, four parts) with the next batch's product fused,
+    batch 10, in ms, median over ``--repeats`` x 200 calls, the variants
+    interleaved block by block: on the caller's thread alone, shared with a
+    helper that spins between calls (the default ``SKOFFICE31_SPIN_US``),
+    and shared with one that sleeps after every call (spin 0: each call
+    wakes it, as a thread pool's worker). Between two calls the caller does
+    0.3 ms of other NumPy work, as the rest of a training step, so the
+    helper's core goes idle.
+
+fit_spin
+    Paired whole fits as in *fit_threads* (every kernel call shared by the
+    plan's threads) with spinning helpers and with sleeping ones (spin 0).
 
 loky
     joblib/loky workers (n_jobs=2), first kernel call in each worker, with a
@@ -794,6 +811,75 @@ def bench_fit_chunk(n_pairs, layout=(10,), chunks=(1024, 512, 2048)):
     return _summary(layout, rows, steal, threads, n_pairs)
 
 
+# ------------------------------------------------------------ team ----
+
+
+def _use_team(spin_us):
+    """A variant that installs a fresh kernel team spinning ``spin_us``."""
+    from skoffice31 import _team
+
+    def set_up():
+        _kernels._kernel()
+        saved = dict(_team._TEAM)
+        _team._TEAM.update(team=_team.Team(_kernels._STATE["sync"], spin_us), pid=os.getpid())
+        return lambda: (_team._TEAM.clear(), _team._TEAM.update(saved))
+    return set_up
+
+
+def bench_team(repeats, n_calls=200):
+    """One (10)-layout first-layer Adam call: alone, spinning or sleeping helper."""
+    from skoffice31 import _team
+
+    rng = np.random.default_rng(0)
+    shape = (30_000, 10)
+    W = np.asfortranarray(rng.normal(0, 0.03, shape).astype(np.float32))
+    m, v = np.zeros_like(W), np.zeros_like(W)
+    A = (rng.random((10, shape[0])) * 255).astype(np.float32)
+    X_next = (rng.random((10, shape[0])) * 255).astype(np.float32)
+    delta = rng.normal(0, 1e-2, (10, shape[1])).astype(np.float32)
+    out = np.empty((10, shape[1]), np.float32)
+    busy = np.ones(300_000, np.float32)
+    variants = {"one thread": (1, None), "spinning helper": (2, _team.SPIN_US),
+                "sleeping helper": (2, 0)}
+    times = {name: [] for name in variants}
+    for _ in range(repeats):
+        for name, (n_threads, spin_us) in variants.items():
+            undo = _use_team(spin_us)() if spin_us is not None else (lambda: None)
+            try:
+                total = 0.0
+                for _ in range(n_calls):
+                    for _ in range(10):  # the rest of a step: ~0.3 ms of ufuncs
+                        busy *= np.float32(1.0000001)
+                    t0 = time.perf_counter()
+                    _kernels.adam_update(W, A, delta, m, v, lr=1e-4, eps=1e-8, X_next=X_next,
+                                         out=out, n_threads=n_threads)
+                    total += time.perf_counter() - t0
+            finally:
+                undo()
+            times[name].append(total / n_calls * 1e3)
+    out_ = {name: float(np.median(t)) for name, t in times.items()}
+    for name, ms in out_.items():
+        print(f"30,000 x 10 Adam call, {name:16s} {ms:.3f} ms", flush=True)
+    return {"ms_per_call": out_, "all_ms": times, "load": _load()}
+
+
+def bench_fit_spin(n_pairs, layout=(10,)):
+    """Paired whole fits, every kernel call shared: spinning or sleeping helpers."""
+    from skoffice31 import _plan, _team
+
+    shared = _setting(_plan, "KERNEL_PARALLEL_MIN_SIZE", 1)
+
+    def both(spin_us):
+        def set_up():
+            undo_shared, undo_team = shared(), _use_team(spin_us)()
+            return lambda: (undo_team(), undo_shared())
+        return set_up
+
+    variants = {"spinning": both(_team.SPIN_US), "sleeping": both(0)}
+    rows, steal, threads = _paired_fits(n_pairs, layout, variants)
+    return _summary(layout, rows, steal, threads, n_pairs)
+
+
 # ------------------------------------------------------------ main ----
 
 
@@ -801,10 +887,11 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     parts = ["steps", "crossover", "small", "columns", "cache", "blocks", "compile", "loky",
-             "fit_threads", "fit_chunk"]
+             "fit_threads", "fit_chunk", "team", "fit_spin"]
     p.add_argument("--part", nargs="+", default=parts, choices=parts)
     p.add_argument("--repeats", type=int, default=15)
-    p.add_argument("--fit-layout", default="10", help="fit_threads, fit_chunk: hidden layout, e.g. 64,32,10")
+    p.add_argument("--fit-layout", default="10",
+                   help="fit_threads, fit_chunk, fit_spin: hidden layout, e.g. 64,32,10")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = p.parse_args(argv)
     if not _kernels.kernels_available():
@@ -840,6 +927,11 @@ def main(argv=None):
     if "fit_chunk" in args.part:
         layout = tuple(int(h) for h in args.fit_layout.split(","))
         results["fit_chunk"] = bench_fit_chunk(max(3, args.repeats // 3), layout)
+    if "team" in args.part:
+        results["team"] = bench_team(args.repeats)
+    if "fit_spin" in args.part:
+        layout = tuple(int(h) for h in args.fit_layout.split(","))
+        results["fit_spin"] = bench_fit_spin(max(3, args.repeats // 3), layout)
     if args.json:
         from skoffice31._fileio import atomic_write_text
 

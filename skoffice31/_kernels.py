@@ -378,11 +378,12 @@ def _next_part(job, p, sq):
 
 
 def _leave(job):
-    """No part left to claim: a helper spins for the next job (True when it
-    was posted); the caller waits until every claimed part is finished."""
+    """No part left to claim: a helper spins for the next job (1 when it was
+    posted, else 0); the caller waits until every claimed part is finished
+    (returns how many times it spun for them)."""
     out_parts, sq_parts, bounds, counters, flags, seq, role, spins = job
     if role == _team.HELPER:
-        return _wait_post(flags, seq, spins)
+        return 1 if _wait_post(flags, seq, spins) else 0
     return _wait_done(counters, len(bounds) - 1)
 
 

@@ -22,22 +22,18 @@ SMALL_BATCH = 64
 PARALLEL_MIN_SIZE = 1 << 20
 
 #: Smallest layer whose kernel call is shared by the plan's kernel threads:
-#: the NumPy update threads' PARALLEL_MIN_SIZE; a smaller layer's call runs
-#: its row parts in the caller's thread. The choice is robustness against a
-#: virtual machine's host taking the second core. Paired whole fits of the
-#: ``(10)`` layout (300,000 first-layer weights, four parts) on the 2-core
-#: Intel Xeon (KVM), ``python benchmarks/bench_kernels.py --part
-#: fit_threads`` (2026-12-03, ``benchmarks/results/kernels_fit_threads.json``):
-#: with its call on two threads an epoch took 0.74-0.95x as long as on one
-#: (median 0.82) in the pairs where the host stole at most 2 % of the CPU
-#: time, and 1.75-1.97x in those where it stole a fifth; ``benchmarks/run.py``
-#: with the call on two threads (``small_adam_b10_two_threads.md``) measured
-#: 13 % steal and 0.79 s per epoch (1.01x PyTorch's fused Adam with FTZ),
-#: the run after it with the call on one thread (``small_adam_b10.md``) no
-#: steal and 0.64 s (0.93x). The ``(64,32,10)`` layout's 1.9 M weights,
-#: above the threshold, took 0.57-0.71x on two threads without steal and
-#: 0.77-1.42x with 14-34 % (``--fit-layout 64,32,10``).
-KERNEL_PARALLEL_MIN_SIZE = PARALLEL_MIN_SIZE
+#: two row parts (``skoffice31._kernels.PART_MIN_SIZE`` weights each); a
+#: layer of one part runs in the caller's thread. Until 2026-12-04 it was
+#: 2**20 (the NumPy update threads' PARALLEL_MIN_SIZE), which kept the
+#: ``(10)`` layout's 300,000-weight first layer on one thread: its helper,
+#: a pool thread, slept between steps, and waking it cost more than it
+#: saved on a virtual machine whose host took the second core. The helpers
+#: of skoffice31._team spin between steps and the caller backs off to
+#: working alone after a call that waited for a helper longer than it
+#: worked. Paired whole fits, ``python benchmarks/bench_kernels.py --part
+#: fit_threads`` (``benchmarks/results/kernels_fit_threads_team.json``):
+#: docs/performance.rst, *Threads*.
+KERNEL_PARALLEL_MIN_SIZE = 2 * (1 << 16)
 
 #: Most threads the update of one parameter is split over.
 MAX_UPDATE_THREADS = 2

@@ -11,7 +11,10 @@ way. So the helpers here do not sleep between steps:
 - a helper that finished its parts *spins* -- in compiled code, without the
   GIL, on the x86 ``pause`` instruction -- for :func:`spin_microseconds`
   (``SKOFFICE31_SPIN_US``, default 1000 us) waiting for the next job, and
-  only then sleeps on a condition variable;
+  only then sleeps on a condition variable. It spins only when one of the
+  caller's last two calls came within that time of the one before: the
+  helper of a large layout, whose steps are longer, sleeps at once instead
+  of taking a core from BLAS's threads;
 - the caller *posts* a job (an atomic store of its sequence number) from
   inside its own compiled call, after releasing the GIL, so that the helper
   who sees it finds the GIL free, reads the job and enters the kernel
@@ -21,7 +24,12 @@ way. So the helpers here do not sleep between steps:
   claimed part is finished. Nothing ever waits for a helper that did not
   claim a part: a helper that is asleep, descheduled or gone (in a forked
   child) leaves the whole job to the caller, whose results are the same
-  (the partition does not depend on who runs a part).
+  (the partition does not depend on who runs a part);
+- a helper that claimed a part and then lost its core (to the host of a
+  virtual machine, or to another process) makes the caller wait. A call
+  whose caller waited longer than it worked -- slower than the caller alone
+  -- sends the team's next :data:`BACKOFF_CALLS` calls (doubling while it
+  happens again, up to :data:`MAX_BACKOFF_CALLS`) to the caller alone.
 
 The compiled functions below (``claim``, ``finish``, ``post``,
 ``wait_done``, ``wait_post``) have plain Python versions with the same
@@ -45,6 +53,10 @@ SPIN_ENV_VAR = "SKOFFICE31_SPIN_US"
 #: training step (about 0.5 ms at batch 10), so the helper is awake for the
 #: next step; a step of a large layout outlasts it, and its helper sleeps.
 SPIN_US = 1000
+
+#: Calls run by the caller alone after one that waited longer for a helper
+#: than it worked, and the most after repeated ones (then halved per good call).
+BACKOFF_CALLS, MAX_BACKOFF_CALLS = 16, 4096
 
 #: Who runs a kernel call: the caller alone, the caller of a shared job, a helper.
 SOLO, MAIN, HELPER = 0, 1, 2
@@ -101,8 +113,11 @@ def post(flags, seq):
 
 
 def wait_done(counters, n_parts):
-    """Return when all ``n_parts`` are finished (one thread: they are)."""
-    return counters[DONE] == n_parts
+    """Return, when all ``n_parts`` are finished, how many times the compiled
+    version spun for them (one thread: they are, 0)."""
+    if counters[DONE] != n_parts:
+        raise RuntimeError(f"{counters[DONE]} of {n_parts} parts finished by one thread.")
+    return 0
 
 
 def wait_post(flags, seq, spins):
@@ -140,22 +155,26 @@ class Team:
         self.flags = np.zeros(8, np.int64)  # padded: POST alone on its cache line's start
         self._sync = sync
         self.spin_us = int(spin_us)
-        self.spins = self._calibrate(self.spin_us)
+        self.spins_per_s = self._calibrate()
+        self.spins = int(self.spin_us * 1e-6 * self.spins_per_s)
+        self._solo_flags = np.zeros(1, np.int64)
+        self.backoff = BACKOFF_CALLS  # the next back-off's length, in calls
+        self.solo_calls = 0  # calls still to run alone
+        self._gaps = (float("inf"), float("inf"))  # seconds between the last shared calls
+        self._last_end = -float("inf")
         self._seq = itertools.count(1)
         self._job = None
         self._cond = threading.Condition()
         self._asleep = 0
         self._helpers = []
 
-    def _calibrate(self, spin_us):
-        """Spin iterations lasting ``spin_us`` microseconds on this machine."""
-        if spin_us == 0:
-            return 0
+    def _calibrate(self):
+        """Spin-loop iterations per second on this machine."""
         wait_post = self._sync["wait_post"]
         wait_post(self.flags, 0, 1)  # compile (or load) first
         n = 20_000
         best = min(self._time(wait_post, n) for _ in range(3))
-        return max(1, int(spin_us * 1e-6 * n / max(best, 1e-9)))
+        return n / max(best, 1e-9)
 
     def _time(self, wait_post, n):
         t0 = time.perf_counter()
@@ -170,16 +189,35 @@ class Team:
         Returns when every part is finished (the kernel's caller waits for
         them), whatever the helpers do.
         """
+        if self.solo_calls:  # backing off after a call that waited for a helper
+            self.solo_calls -= 1
+            kernel(*head, (*tail, self._solo_flags, 0, SOLO, 0), *last)
+            return
         self._grow(n_helpers)
         seq = next(self._seq)
-        self._job = (kernel, head, tail, last, seq, n_helpers)
+        start = time.perf_counter()
+        # the helpers spin for the next call if one of the last two came soon
+        self._gaps = (self._gaps[1], start - self._last_end)
+        spins = self.spins if min(self._gaps) * 1e6 <= self.spin_us else 0
+        self._job = (kernel, head, tail, last, seq, n_helpers, spins)
         if self._asleep:
             with self._cond:
                 self._cond.notify_all()
         try:
-            kernel(*head, (*tail, self.flags, seq, MAIN, 0), *last)
+            waited = kernel(*head, (*tail, self.flags, seq, MAIN, 0), *last)
+            self._last_end = time.perf_counter()
+            self._judge(self._last_end - start, waited / self.spins_per_s)
         finally:  # a helper that has not read the job finds none (and keeps no arrays alive)
             self._job = None
+
+    def _judge(self, elapsed, waited):
+        """Back off (run the next calls alone) when the caller waited for
+        helpers longer than it worked itself: it would have been faster alone."""
+        if waited > elapsed - waited:
+            self.solo_calls = self.backoff
+            self.backoff = min(2 * self.backoff, MAX_BACKOFF_CALLS)
+        else:
+            self.backoff = max(BACKOFF_CALLS, self.backoff // 2)
 
     def _grow(self, n_helpers):
         while len(self._helpers) < n_helpers:
@@ -200,10 +238,10 @@ class Team:
         while True:
             job = self._job
             if self._new_job(job, done, index):
-                kernel, head, tail, last, done, _ = job
+                kernel, head, tail, last, done, _, spins = job
                 try:  # the kernel's allocations come before its first claim
-                    # out of parts, it spins for the next post
-                    if kernel(*head, (*tail, self.flags, done, HELPER, self.spins), *last):
+                    # out of parts, it spins for the next post (or not, see run)
+                    if kernel(*head, (*tail, self.flags, done, HELPER, spins), *last):
                         continue
                 except Exception:  # pragma: no cover - claimed nothing, the caller runs it
                     pass

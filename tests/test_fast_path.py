@@ -389,15 +389,17 @@ def test_a_transposed_fit_saves_and_loads(tmp_path, monkeypatch):
 
 
 @needs_numba
-@pytest.mark.parametrize("n_units, expected", [(10, 1), (40, 1), (200, 2)])
+@pytest.mark.parametrize("n_units, expected", [(10, 1), (40, 2), (200, 2)])
 def test_only_layers_past_the_parallel_size_share_a_kernel_call(monkeypatch, n_units, expected):
-    """7,000 x 10 weights (70,000, one row part) and 7,000 x 40 (280,000,
-    four parts) are below KERNEL_PARALLEL_MIN_SIZE and run in one thread;
-    7,000 x 200 (1.4 M) are above it and take the plan's two."""
+    """7,000 x 10 weights (70,000, one row part) run in one thread; 7,000 x
+    40 (280,000, four parts) and 7,000 x 200 (1.4 M) are past
+    KERNEL_PARALLEL_MIN_SIZE, two parts, and take the plan's two."""
     from skoffice31._plan import KERNEL_PARALLEL_MIN_SIZE
 
-    assert 7_000 * 40 < KERNEL_PARALLEL_MIN_SIZE <= 7_000 * 200
-    assert len(_kernels.row_bounds(7_000, 40)) - 1 == 4  # parts, but not shared
+    assert 7_000 * 10 < KERNEL_PARALLEL_MIN_SIZE <= 7_000 * 40
+    assert KERNEL_PARALLEL_MIN_SIZE == 2 * _kernels.PART_MIN_SIZE
+    assert len(_kernels.row_bounds(7_000, 10)) - 1 == 1
+    assert len(_kernels.row_bounds(7_000, 40)) - 1 == 4
     seen = []
     real = _kernels.adam_update
 

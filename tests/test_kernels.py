@@ -426,7 +426,7 @@ def check_python_kernel():
     bounds = [0, 3, 5, 9]  # parts of a job, claimed in turn by the one thread
     X_next = np.arange(18.0).reshape(2, 9)
     job, out_parts, sq_parts = _solo_job(bounds, 2, 4)
-    assert _kernels._adam_part(W, A, deltas[0], m, v, 0.3, coef, True, X_next, job)
+    assert _kernels._adam_part(W, A, deltas[0], m, v, 0.3, coef, True, X_next, job) == 0
     assert list(job[3]) == [4, 3]  # every part claimed (and one more try), all finished
     assert_array_equal(W, W_ref)
     assert_array_equal(m, m_ref)

@@ -63,9 +63,10 @@ def test_one_thread_versions():
     counters = np.zeros(2, np.int64)
     assert [_team.claim(counters, 2) for _ in range(3)] == [0, 1, -1]
     _team.finish(counters)
-    assert not _team.wait_done(counters, 2)
+    with pytest.raises(RuntimeError, match="1 of 2 parts"):
+        _team.wait_done(counters, 2)
     _team.finish(counters)
-    assert _team.wait_done(counters, 2)
+    assert _team.wait_done(counters, 2) == 0
     flags = np.zeros(1, np.int64)
     assert not _team.wait_post(flags, 0, 10)
     _team.post(flags, 3)
@@ -204,3 +205,53 @@ def test_a_forked_child_builds_its_own_team():
     W, m, v, out, sq = _steps(1)
     assert got[0] == W.sum() and got[1] == out.tolist() and got[2] == sq
     assert got[3] == proc.pid
+
+
+@needs_numba
+def test_a_call_that_waited_longer_than_it_worked_backs_off(fresh_team):
+    """A helper that claimed a part and lost its core makes the caller wait;
+    when it waited longer than it worked, the next calls run alone, and
+    longer after each such call; good calls shorten the next back-off."""
+    team = fresh_team(0)
+    roles = []
+    waits = iter([10.0, 10.0, 0.0, 0.0, 0.0, 0.0])  # seconds the fake call "waited"
+
+    def kernel(job):
+        role = job[-2]
+        if role == _team.HELPER:
+            return 0
+        roles.append(role)
+        return int(next(waits) * team.spins_per_s) if role == _team.MAIN else 0
+
+    def calls(n):
+        for _ in range(n):
+            team.run(kernel, (), (), (), 1)
+
+    calls(1)  # waited: the next 16 calls alone
+    assert roles == [_team.MAIN] and team.solo_calls == _team.BACKOFF_CALLS
+    calls(_team.BACKOFF_CALLS)
+    assert roles[1:] == [_team.SOLO] * _team.BACKOFF_CALLS
+    calls(1)  # shared again, waited again: twice as long alone
+    assert roles[-1] == _team.MAIN and team.solo_calls == 2 * _team.BACKOFF_CALLS
+    calls(2 * _team.BACKOFF_CALLS + 3)  # then three good shared calls
+    assert roles[-3:] == [_team.MAIN] * 3 and team.solo_calls == 0
+    assert team.backoff == _team.BACKOFF_CALLS  # halved back to the shortest
+
+
+@needs_numba
+def test_helpers_spin_only_when_calls_come_soon(fresh_team):
+    team = fresh_team(1000)
+    spins = []
+
+    def kernel(job):
+        if job[-2] == _team.MAIN:
+            spins.append(team._job[6])  # what the helpers get to spin for
+        return 0
+
+    team.run(kernel, (), (), (), 1)  # the first call: no gap known, no spinning
+    team.run(kernel, (), (), (), 1)  # right after it
+    threading.Event().wait(0.01)
+    team.run(kernel, (), (), (), 1)  # one of the last two gaps was short: still spins
+    threading.Event().wait(0.01)
+    team.run(kernel, (), (), (), 1)  # two gaps of 10 ms: the helper sleeps at once
+    assert spins == [0, team.spins, team.spins, 0] and team.spins > 0
