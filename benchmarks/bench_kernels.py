@@ -13,6 +13,7 @@
     python benchmarks/bench_kernels.py --part fit_chunk    # inputs per transposed chunk
     python benchmarks/bench_kernels.py --part team         # spinning or sleeping helpers, one call
     python benchmarks/bench_kernels.py --part fit_spin     # the same in whole fits
+    python benchmarks/bench_kernels.py --part fit_gather   # next batch gathered by two threads?
 
 steps
     One optimizer step of a dense layer (weights W of n_in x n_out, float32,
@@ -106,6 +107,11 @@ team
 fit_spin
     Paired whole fits as in *fit_threads* (every kernel call shared by the
     plan's threads) with spinning helpers and with sleeping ones (spin 0).
+
+fit_gather
+    Paired whole fits as in *fit_threads*: the next batch's rows gathered by
+    the kernel threads (``_kernels.gather_rows``, the package's choice for a
+    narrow first layer) or by ``np.take`` on the caller's thread.
 
 loky
     joblib/loky workers (n_jobs=2), first kernel call in each worker, with a
@@ -880,6 +886,14 @@ def bench_fit_spin(n_pairs, layout=(10,)):
     return _summary(layout, rows, steal, threads, n_pairs)
 
 
+def bench_fit_gather(n_pairs, layout=(10,)):
+    """Paired whole fits: the next batch gathered by the kernel threads or by np.take."""
+    variants = {"kernel threads": lambda: (lambda: None),
+                "np.take": _setting(_kernels, "gather_rows", lambda *args: False)}
+    rows, steal, threads = _paired_fits(n_pairs, layout, variants)
+    return _summary(layout, rows, steal, threads, n_pairs)
+
+
 # ------------------------------------------------------------ main ----
 
 
@@ -887,7 +901,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     parts = ["steps", "crossover", "small", "columns", "cache", "blocks", "compile", "loky",
-             "fit_threads", "fit_chunk", "team", "fit_spin"]
+             "fit_threads", "fit_chunk", "team", "fit_spin", "fit_gather"]
     p.add_argument("--part", nargs="+", default=parts, choices=parts)
     p.add_argument("--repeats", type=int, default=15)
     p.add_argument("--fit-layout", default="10",
@@ -932,6 +946,9 @@ def main(argv=None):
     if "fit_spin" in args.part:
         layout = tuple(int(h) for h in args.fit_layout.split(","))
         results["fit_spin"] = bench_fit_spin(max(3, args.repeats // 3), layout)
+    if "fit_gather" in args.part:
+        layout = tuple(int(h) for h in args.fit_layout.split(","))
+        results["fit_gather"] = bench_fit_gather(max(3, args.repeats // 3), layout)
     if args.json:
         from skoffice31._fileio import atomic_write_text
 

@@ -23,12 +23,13 @@ L2 term -- and 0 otherwise.
 
 The rows are split into at most :data:`N_PARTS` contiguous parts of at
 least :data:`PART_MIN_SIZE` weights, run by ``n_threads`` threads (the
-caller and Python threads; the compiled code releases the GIL), each taking
-the next part when done with one. The partition depends on the shape only,
-not on the number of threads, so every result (the forward product's
-summation order included) is the same with one thread or two. A layer of
-one part runs in the caller's thread alone, with no thread pool and no
-partial products to add.
+caller and the helper threads of :mod:`skoffice31._team`, which spin
+between steps instead of sleeping; the compiled code releases the GIL),
+each claiming the next part, with an atomic counter, when done with one.
+The partition depends on the shape only, not on the number of threads, so
+every result (the forward product's summation order included) is the same
+with one thread or two. A layer of one part runs in the caller's thread
+alone.
 
 Switching the kernels off
 -------------------------
@@ -62,10 +63,10 @@ ENV_VAR = "SKOFFICE31_KERNELS"
 #: Upper bound on the number of row parts of one call (see the module docstring).
 N_PARTS = 16
 
-#: Fewest weights of a row part: each part is one call into compiled code
-#: (a few microseconds to pass its dozen arguments) and, when the product of
-#: the next minibatch is fused, one more partial product to add, so that a
-#: small layer (384 x 192, say) is one part instead of sixteen.
+#: Fewest weights of a row part: when the product of the next minibatch is
+#: fused, each part adds one partial product, and the partition fixes the
+#: product's summation order (so results recorded with it stay as they
+#: are); a small layer (384 x 192, say) is one part instead of sixteen.
 PART_MIN_SIZE = 1 << 16
 
 #: Optimizer kinds understood by the kernel.
@@ -205,7 +206,7 @@ _COMPILED = ("_grad_row", "_l2_row", "_adam_row", "_sgd_row", "_momentum_row",
              "_enter", "_next_part", "_leave",
              "_forward_rows", "_start_part", "_adam_part", "_sgd_part", "_momentum_part",
              "_grad_columns", "_forward_pair", "_forward_columns", "_adam_tpart",
-             "_sgd_tpart", "_momentum_tpart")
+             "_sgd_tpart", "_momentum_tpart", "_gather_part")
 
 
 #: Floating-point freedoms per compiled function: only the sums of products
@@ -669,6 +670,70 @@ def _momentum_tpart(WT, A, delta, vel, l2, lr, mu, nesterov, X_next, job, chunk)
                 _forward_columns(WT, X_next, acc, c0, c1)
         p = _next_part(job, p, sq.sum())
     return _leave(job)
+
+
+def _gather_part(X, rows, out, job):
+    """``out[i] = X[rows[i]]`` for the claimed parts (ranges of ``i``)."""
+    bounds = job[2]
+    n_cols = X.shape[1]
+    p = _enter(job)
+    while p >= 0:
+        for i in range(bounds[p], bounds[p + 1]):
+            src, dst = X[rows[i]], out[i]
+            for c in range(n_cols):
+                dst[c] = src[c]
+        p = _next_part(job, p, 0.0)
+    return _leave(job)
+
+
+#: Most parts of a row gather (rows per part: at least one).
+GATHER_PARTS = 16
+
+
+def gather_rows(X, rows, out, n_threads=2):
+    """``out[:] = X[rows]`` shared by ``n_threads`` kernel threads (the
+    caller and :mod:`skoffice31._team`'s helpers): a minibatch's rows are
+    scattered over a large matrix, and two threads keep twice as many
+    memory reads in flight.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        C-contiguous float32 or float64.
+    rows : ndarray of int of shape (n_rows,)
+        Valid row indices of ``X`` (not checked).
+    out : ndarray of shape (n_rows, n_features)
+        C-contiguous, of ``X``'s dtype.
+    n_threads : int, default=2
+
+    Returns
+    -------
+    done : bool
+        False (and nothing written) when numba is missing or an array does
+        not qualify: the caller takes ``np.take``.
+    """
+    kernels = _kernel()
+    if (kernels is None or not isinstance(X, np.ndarray) or X.ndim != 2
+            or X.dtype not in (np.float32, np.float64) or not X.flags.c_contiguous
+            or not isinstance(out, np.ndarray) or out.dtype != X.dtype
+            or not out.flags.c_contiguous or out.shape != (len(rows), X.shape[1])):
+        return False
+    rows = np.asarray(rows, np.int64)
+    n_parts = max(1, min(GATHER_PARTS, len(rows)))
+    bounds = np.array([p * len(rows) // n_parts for p in range(n_parts + 1)], np.int64)
+    tail = (_NO_PARTS[X.dtype.type], np.zeros(n_parts), bounds, np.zeros(2, np.int64))
+    head = (X, rows, out)
+    if n_threads > 1 and n_parts > 1:
+        # (the module's _gather_part is the compiled one once _kernel() ran)
+        _team.team(_STATE["sync"]).run(_gather_part, head, tail, (), int(n_threads) - 1)
+    else:
+        _gather_part(*head, (*tail, _SOLO_FLAGS, 0, _team.SOLO, 0))
+    return True
+
+
+#: The (unused) partial products of a job without any, per dtype.
+_NO_PARTS = {np.float32: np.empty((0, 0, 0), np.float32),
+             np.float64: np.empty((0, 0, 0), np.float64)}
 
 
 # Whole-block updates: the row functions above on a flattened block, for the

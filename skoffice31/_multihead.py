@@ -20,7 +20,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from . import _callbacks, _kernels
+from . import _callbacks, _kernels, _team
 from ._activations import ACTIVATIONS, DERIVATIVES
 from ._dual import SampleSpaceLayer, sample_space_enabled
 from ._losses import head_slices, log_softmax_heads, multihead_cross_entropy
@@ -821,6 +821,8 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
         plan = plan_training(
             **plan_args, update_cores=_kernels.update_threads_from_environment()
         )
+        if plan.kernels:  # an invalid SKOFFICE31_SPIN_US fails here, not mid-epoch
+            _team.spin_microseconds()
         if (
             not incremental
             or not hasattr(self, "_optimizer")
@@ -917,6 +919,10 @@ class MultiHeadMLPClassifier(_callbacks.CallbackSupportMixin, ClassifierMixin, B
             n_frozen == 0 and first_layer is None
             and self._optimizer.fuses_forward(self.coefs_[0])
         )
+        if fuse_forward and _kernels.is_transposed(self.coefs_[0]):
+            # a narrow first layer's steps are short: the next batch's rows
+            # are gathered by the kernel threads too, which then spin on
+            net.gather_threads = self._optimizer._kernel_threads(self.coefs_[0])
         if first_layer is not None:
             stepped = params[1:]  # the optimizer's; the first layer's weights are not
             # callbacks asking for the fitted weights mid-fit get them from here
@@ -1420,6 +1426,9 @@ class _Network:
         self._next_x = self._next_z = None
         self._pending = None
         self._gathered = False
+        #: threads of the next batch's gather (set by the fit when the
+        #: kernel threads are shared; 1: np.take)
+        self.gather_threads = 1
         self.activate = ACTIVATIONS[activation]
         self.activate_derivative = DERIVATIVES[activation]
         # Old names, still read by benchmarks/profile_training.py.
@@ -1461,6 +1470,10 @@ class _Network:
         if self._next_x is None:
             self._next_x = np.empty_like(self.x_buf)
         self._gathered = True
+        out = self._next_x[: len(rows)]
+        # shared with the kernel threads, which spin between steps (issue 10)
+        if self.gather_threads > 1 and _kernels.gather_rows(X, rows, out, self.gather_threads):
+            return out
         return self._take(X, rows, self._next_x)
 
     @staticmethod

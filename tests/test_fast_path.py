@@ -272,6 +272,17 @@ def test_update_threads_switch_reaches_the_plan(monkeypatch):
             _fit(X, y, "adam", 0.0)
 
 
+@needs_numba
+def test_spin_setting_is_checked_at_fit(monkeypatch):
+    X, y = _data(np.float32)
+    monkeypatch.setenv(_kernels.ENV_VAR, "1")
+    monkeypatch.setenv("SKOFFICE31_SPIN_US", "forever")
+    with pytest.raises(ValueError, match="SKOFFICE31_SPIN_US='forever'"):
+        _fit(X, y, "adam", 0.0)
+    monkeypatch.setenv("SKOFFICE31_SPIN_US", "0")
+    assert _fit(X, y, "adam", 0.0)._optimizer.plan.kernels
+
+
 # ------------------------------------------------------- transposed layers
 # A narrow first layer (7,000 x 10 = 70,000 weights, above KERNEL_MIN_SIZE,
 # at most TRANSPOSED_MAX_COLUMNS columns) is stored in Fortran order for the
