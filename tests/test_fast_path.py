@@ -16,7 +16,7 @@ import warnings
 
 import numpy as np
 import pytest
-from numpy.testing import assert_allclose
+from numpy.testing import assert_allclose, assert_array_equal
 
 from skoffice31 import MultiHeadMLPClassifier, _dual, _kernels
 from skoffice31._plan import KERNEL_MIN_COLUMNS, KERNEL_MIN_SIZE, TRANSPOSED_MAX_COLUMNS
@@ -289,9 +289,9 @@ def test_spin_setting_is_checked_at_fit(monkeypatch):
 # transposed kernels when they are planned, and in C order otherwise.
 
 
-def _narrow_fit(X, y, solver, alpha=1e-2, **params):
+def _narrow_fit(X, y, solver, alpha=1e-2, hidden=(10,), **params):
     est = MultiHeadMLPClassifier(
-        hidden=(10,), alpha=alpha, batch_size=10, max_iter=3, random_state=0,
+        hidden=hidden, alpha=alpha, batch_size=10, max_iter=3, random_state=0,
         learning_rate_init=1e-3, **SOLVERS[solver], **params,
     )
     with warnings.catch_warnings():
@@ -428,3 +428,48 @@ def test_only_layers_past_the_parallel_size_share_a_kernel_call(monkeypatch, n_u
         est.fit(X, y)
     assert est._optimizer.plan.kernel_threads == 2
     assert seen and set(seen) == {expected}
+
+
+@needs_numba
+def test_shared_kernel_calls_and_gathers_give_the_one_thread_weights(monkeypatch):
+    """A 7,000 x 40 transposed first layer (four parts): its kernel calls
+    and the next batch's row gathers shared by two threads (the team of
+    skoffice31._team) give the very weights of a fit on one thread with
+    np.take."""
+    X, y = _narrow_data()
+    monkeypatch.setenv(_kernels.ENV_VAR, "1")
+    calls = []
+    real = _kernels.gather_rows
+
+    def gather_rows(X, rows, out, n_threads=2):
+        calls.append(n_threads)
+        return real(X, rows, out, n_threads)
+
+    monkeypatch.setattr(_kernels, "gather_rows", gather_rows)
+    monkeypatch.setenv(_kernels.THREADS_ENV_VAR, "2")
+    two = _narrow_fit(X, y, "adam", hidden=(40,))
+    assert _kernels.is_transposed(two.coefs_[0])
+    assert two._optimizer.plan.kernel_threads == 2
+    assert calls and set(calls) == {2}
+    monkeypatch.setenv(_kernels.THREADS_ENV_VAR, "1")
+    monkeypatch.setattr(_kernels, "gather_rows", lambda *args: False)  # np.take
+    one = _narrow_fit(X, y, "adam", hidden=(40,))
+    for a, b in zip(one.coefs_ + one.intercepts_, two.coefs_ + two.intercepts_):
+        assert_array_equal(a, b)
+
+
+@needs_numba
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_gather_rows_copies_the_rows(n_threads):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(50, 333)).astype(np.float32)
+    rows = rng.permutation(50)[:23]
+    out = np.empty((23, 333), np.float32)
+    assert _kernels.gather_rows(X, rows, out, n_threads)
+    assert_array_equal(out, X[rows])
+    # what it does not take, it leaves to np.take (nothing written)
+    out[:] = 0
+    assert not _kernels.gather_rows(np.asfortranarray(X), rows, out, n_threads)
+    assert not _kernels.gather_rows(X.astype(np.float16), rows, out, n_threads)
+    assert not _kernels.gather_rows(X, rows, out[:, ::2], n_threads)
+    assert not out.any()
