@@ -935,20 +935,15 @@ def main(argv=None):
         results["compile"] = bench_compile()
     if "loky" in args.part:
         results["loky"] = bench_loky()
-    if "fit_threads" in args.part:
-        layout = tuple(int(h) for h in args.fit_layout.split(","))
-        results["fit_threads"] = bench_fit_threads(max(3, args.repeats // 3), layout)
-    if "fit_chunk" in args.part:
-        layout = tuple(int(h) for h in args.fit_layout.split(","))
-        results["fit_chunk"] = bench_fit_chunk(max(3, args.repeats // 3), layout)
     if "team" in args.part:
         results["team"] = bench_team(args.repeats)
-    if "fit_spin" in args.part:
-        layout = tuple(int(h) for h in args.fit_layout.split(","))
-        results["fit_spin"] = bench_fit_spin(max(3, args.repeats // 3), layout)
-    if "fit_gather" in args.part:
-        layout = tuple(int(h) for h in args.fit_layout.split(","))
-        results["fit_gather"] = bench_fit_gather(max(3, args.repeats // 3), layout)
+    # paired whole fits of --fit-layout, --repeats // 3 pairs
+    layout = tuple(int(h) for h in args.fit_layout.split(","))
+    fits = {"fit_threads": bench_fit_threads, "fit_chunk": bench_fit_chunk,
+            "fit_spin": bench_fit_spin, "fit_gather": bench_fit_gather}
+    for name, bench in fits.items():
+        if name in args.part:
+            results[name] = bench(max(3, args.repeats // 3), layout)
     if args.json:
         from skoffice31._fileio import atomic_write_text
 
