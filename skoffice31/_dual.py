@@ -32,7 +32,7 @@ variable ``SKOFFICE31_SAMPLE_SPACE=0`` switches it off.
 import numpy as np
 from scipy.linalg import blas
 
-from ._kernels import env_switch_on
+from ._environment import switch_on
 
 #: The environment switch: "0" (or "false", "no", "off") keeps every fit on
 #: the weights themselves.
@@ -47,7 +47,7 @@ _GEMM = {np.dtype(np.float32): blas.sgemm, np.dtype(np.float64): blas.dgemm}
 
 def sample_space_enabled():
     """Whether ``SKOFFICE31_SAMPLE_SPACE`` allows sample-space training (default yes)."""
-    return env_switch_on(ENV_VAR)
+    return switch_on(ENV_VAR)
 
 
 class SampleSpaceLayer:

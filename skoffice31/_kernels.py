@@ -46,11 +46,9 @@ package folder is read-only, in numba's per-user cache folder; the
 ``NUMBA_CACHE_DIR`` environment variable overrides both.
 """
 
-import os
-
 import numpy as np
 
-from skoffice31 import _team
+from skoffice31 import _environment, _team
 from skoffice31._team import claim as _claim
 from skoffice31._team import finish as _finish
 from skoffice31._team import post as _post
@@ -87,34 +85,12 @@ def update_threads_from_environment():
     ValueError
         When it is set to anything but a positive integer.
     """
-    value = os.environ.get(THREADS_ENV_VAR, "").strip()
-    if not value:
-        return None
-    try:
-        n = int(value)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise ValueError(
-            f"{THREADS_ENV_VAR}={value!r}: give a positive number of threads, or unset it "
-            "to let the training plan choose."
-        )
-    return n
-
-
-def env_switch_on(name):
-    """Whether the environment variable ``name`` is unset or anything but
-    "0", "false", "no" or "off" (any case): the package's on/off switches.
-
-    Parameters
-    ----------
-    name : str
-
-    Returns
-    -------
-    on : bool
-    """
-    return os.environ.get(name, "1").strip().lower() not in ("0", "false", "no", "off")
+    return _environment.integer(
+        THREADS_ENV_VAR,
+        minimum=1,
+        default=None,
+        hint="give a positive number of threads, or unset it to let the training plan choose.",
+    )
 
 
 def kernels_enabled():
@@ -124,7 +100,7 @@ def kernels_enabled():
     -------
     enabled : bool
     """
-    return env_switch_on(ENV_VAR)
+    return _environment.switch_on(ENV_VAR)
 
 
 def kernels_available():
@@ -723,11 +699,8 @@ def gather_rows(X, rows, out, n_threads=2):
     bounds = np.array([p * len(rows) // n_parts for p in range(n_parts + 1)], np.int64)
     tail = (_NO_PARTS[X.dtype.type], np.zeros(n_parts), bounds, np.zeros(2, np.int64))
     head = (X, rows, out)
-    if n_threads > 1 and n_parts > 1:
-        # (the module's _gather_part is the compiled one once _kernel() ran)
-        _team.team(_STATE["sync"]).run(_gather_part, head, tail, (), int(n_threads) - 1)
-    else:
-        _gather_part(*head, (*tail, _SOLO_FLAGS, 0, _team.SOLO, 0))
+    # (the module's _gather_part is the compiled one once _kernel() ran)
+    _call(_gather_part, head, tail, (), min(int(n_threads), n_parts) - 1)
     return True
 
 
@@ -931,11 +904,7 @@ def _run(kind, W, A, delta, states, scalars, l2, X_next, out, n_threads):
     out_parts = np.empty((n_parts, n_next, n_out), dtype)
     sq_parts = np.zeros(n_parts, np.float64)
     tail = (out_parts, sq_parts, bounds, np.zeros(2, np.int64))
-    n_helpers = min(int(n_threads), n_parts) - 1
-    if n_helpers > 0:  # shared with the team's helper threads
-        _team.team(_STATE["sync"]).run(kernel, head, tail, last, n_helpers)
-    else:  # the caller's thread alone
-        kernel(*head, (*tail, _SOLO_FLAGS, 0, _team.SOLO, 0), *last)
+    _call(kernel, head, tail, last, min(int(n_threads), n_parts) - 1)
     if n_next:
         np.sum(out_parts, axis=0, out=out)
     return float(sq_parts.sum()) if l2 else 0.0
@@ -943,6 +912,17 @@ def _run(kind, W, A, delta, states, scalars, l2, X_next, out, n_threads):
 
 #: The flags of a job run by its caller alone (read by nobody).
 _SOLO_FLAGS = np.zeros(1, np.int64)
+
+
+def _call(kernel, head, tail, last, n_helpers):
+    """Run ``kernel(*head, job, *last)`` on the job ``(*tail, flags, seq,
+    role, spins)``: shared with up to ``n_helpers`` threads of the process's
+    :class:`skoffice31._team.Team` when ``n_helpers > 0``, else by the
+    caller's thread alone."""
+    if n_helpers > 0:
+        _team.team(_STATE["sync"]).run(kernel, head, tail, last, n_helpers)
+    else:
+        kernel(*head, (*tail, _SOLO_FLAGS, 0, _team.SOLO, 0), *last)
 
 
 def adam_update(W, A, delta, m, v, *, lr, eps, beta_1=0.9, beta_2=0.999, l2=0.0,

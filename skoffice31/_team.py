@@ -44,6 +44,8 @@ import time
 
 import numpy as np
 
+from skoffice31 import _environment
+
 #: Environment variable: how long (microseconds) an idle helper spins for
 #: the next job before it sleeps; 0 makes it sleep at once (every job then
 #: wakes it). Read when the team is built.
@@ -76,19 +78,15 @@ def spin_microseconds():
     ValueError
         When it is set to anything but a non-negative integer.
     """
-    value = os.environ.get(SPIN_ENV_VAR, "").strip()
-    if not value:
-        return SPIN_US
-    try:
-        us = int(value)
-    except ValueError:
-        us = -1
-    if us < 0:
-        raise ValueError(
-            f"{SPIN_ENV_VAR}={value!r}: give the microseconds an idle kernel thread "
-            f"spins before it sleeps (0 or more), or unset it for {SPIN_US}."
-        )
-    return us
+    return _environment.integer(
+        SPIN_ENV_VAR,
+        minimum=0,
+        default=SPIN_US,
+        hint=(
+            "give the microseconds an idle kernel thread spins before it sleeps "
+            f"(0 or more), or unset it for {SPIN_US}."
+        ),
+    )
 
 
 # ------------------------------------------------------------ one thread

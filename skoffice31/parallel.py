@@ -27,6 +27,8 @@ import logging
 import os
 import re
 
+from skoffice31 import _environment
+
 __all__ = [
     "DistributedError",
     "SchedulerConnectionError",
@@ -114,14 +116,12 @@ def parse_scheduler(scheduler):
 
 
 def _default_blas_threads():
-    value = os.environ.get(BLAS_THREADS_ENV, "1")
-    try:
-        n = int(value)
-    except ValueError:
-        raise ValueError(f"{BLAS_THREADS_ENV} must be a positive integer, got {value!r}") from None
-    if n < 1:
-        raise ValueError(f"{BLAS_THREADS_ENV} must be a positive integer, got {value!r}")
-    return n
+    return _environment.integer(
+        BLAS_THREADS_ENV,
+        minimum=1,
+        default=1,
+        hint="give a positive number of BLAS threads per worker, or unset it for 1.",
+    )
 
 
 def _make_blas_plugin_class():
