@@ -119,19 +119,44 @@ def rss_mb():
 
 
 def peak_rss_mb():
-    """Peak resident set size of this process in MB."""
+    """Peak resident set size of this process in MB.
+
+    On Linux the high-water mark of this process's own memory (``VmHWM`` in
+    /proc/self/status). Not ``getrusage``'s ``ru_maxrss``: Linux carries it
+    over from the parent across fork and exec, so a worker started by a
+    large parent (``run.py`` holding its probes' arrays) reports the
+    parent's size as its own peak.
+    """
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024 / 1e6  # kB
+    except (OSError, ValueError, IndexError):
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6  # ru_maxrss is in KiB
 
 
 def cpu_model():
+    """The CPU's name, with its family and model numbers when /proc/cpuinfo
+    has them (virtual machines often give only a generic name, and machines
+    of one name differ in speed)."""
+    fields = {}
     try:
         with open("/proc/cpuinfo") as fh:
             for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in ("model name", "cpu family", "model") and key not in fields:
+                    fields[key] = value.strip()
+                if not line.strip():
+                    break  # the first processor is enough
     except OSError:
         pass
-    return platform.processor() or "unknown"
+    name = fields.get("model name") or platform.processor() or "unknown"
+    if "cpu family" in fields and "model" in fields:
+        name += f" (family {fields['cpu family']} model {fields['model']})"
+    return name
 
 
 def _version(module_name):
