@@ -237,14 +237,21 @@ class Team:
             job = self._job
             if self._new_job(job, done, index):
                 kernel, head, tail, last, done, _, spins = job
+                job = None
                 try:  # the kernel's allocations come before its first claim
                     # out of parts, it spins for the next post (or not, see run)
-                    if kernel(*head, (*tail, self.flags, done, HELPER, spins), *last):
-                        continue
+                    posted = kernel(*head, (*tail, self.flags, done, HELPER, spins), *last)
                 except Exception:  # pragma: no cover - claimed nothing, the caller runs it
-                    pass
-            elif self.spins and wait_post(self.flags, int(self.flags[POST]), self.spins):
-                continue  # something was posted (not necessarily for this helper)
+                    posted = False
+                # a waiting helper holds no arrays of the job it finished: they
+                # would outlive the fit that made them (run clears _job likewise)
+                kernel = head = tail = last = None
+                if posted:
+                    continue
+            else:
+                job = None
+                if self.spins and wait_post(self.flags, int(self.flags[POST]), self.spins):
+                    continue  # something was posted (not necessarily for this helper)
             with self._cond:
                 self._asleep += 1
                 while not self._new_job(self._job, done, index):

@@ -2,8 +2,10 @@
 sleeping helpers, and the rule that no call ever waits for a helper that did
 not claim a part (absent, asleep, or lost in a fork)."""
 
+import gc
 import multiprocessing
 import threading
+import weakref
 
 import numpy as np
 import pytest
@@ -152,6 +154,24 @@ def test_helper_asleep_is_woken_by_the_next_job(fresh_team):
         threading.Event().wait(0.01)
     assert team._asleep == 1
     _assert_same(one, _steps(2))
+
+
+@needs_numba
+def test_a_helper_keeps_no_arrays_of_a_finished_job_alive(fresh_team):
+    # A sleeping helper must not hold the last job's arrays: they would stay
+    # in memory after the fit that made them (a finished fit's Adam moments,
+    # or a warm-up fit's whole network beside the real fit).
+    team = fresh_team(0)  # no spinning: the helper sleeps after every job
+    W, m, v, out, _ = _steps(2, n_steps=3)
+    refs = [weakref.ref(a) for a in (W, m, v, out)]
+    del W, m, v, out
+    for _ in range(200):
+        if team._asleep:
+            break
+        threading.Event().wait(0.01)
+    assert team._asleep == 1
+    gc.collect()
+    assert [ref() for ref in refs] == [None] * 4
 
 
 @needs_numba
