@@ -143,12 +143,9 @@ def warm_up(dtypes=(np.float32,), solvers=("adam", "sgd")):
         W = np.zeros((2, 2), dtype)
         A = np.zeros((2, 3), dtype)
         for solver in solvers:
-            layouts = ("C",) if solver == "sgd" else ("C", "F")
-            for layer in (np.zeros((3, 2), dtype, order=order) for order in layouts):
+            for layer in (np.zeros((3, 2), dtype, order=order) for order in "CF"):
                 # a C-ordered layer compiles the row kernels, a Fortran-ordered
-                # one the transposed kernels -- which the training plan gives
-                # to Adam and momentum SGD only (skoffice31._plan.transposes),
-                # so plain SGD's are compiled when first called, if ever
+                # one the transposed kernels (skoffice31._plan.transposes)
                 state = (np.zeros_like(layer), np.zeros_like(layer))
                 if solver == "adam":
                     adam_update(layer, A, W, *state, lr=0.0, eps=1.0, n_threads=1)
@@ -181,7 +178,7 @@ def _kernel():
 _COMPILED = ("_grad_row", "_l2_row", "_adam_row", "_sgd_row", "_momentum_row",
              "_enter", "_next_part", "_leave",
              "_forward_rows", "_start_part", "_adam_part", "_sgd_part", "_momentum_part",
-             "_grad_columns", "_forward_pair", "_forward_columns", "_adam_tpart",
+             "_grad_columns", "_grad_quad", "_grad_units", "_forward_pair", "_forward_quad", "_forward_columns", "_adam_tpart",
              "_sgd_tpart", "_momentum_tpart", "_gather_part")
 
 
@@ -191,7 +188,9 @@ _COMPILED = ("_grad_row", "_l2_row", "_adam_row", "_sgd_row", "_momentum_row",
 #: instruction. The optimizer updates get none, so that for the same
 #: gradient row they equal the NumPy path to the last bit.
 _FASTMATH = {"_grad_row": {"contract"}, "_forward_rows": {"contract"},
-             "_grad_columns": {"contract"}, "_forward_pair": {"contract", "reassoc"}}
+             "_grad_columns": {"contract"}, "_grad_quad": {"contract"},
+             "_forward_pair": {"contract", "reassoc"},
+             "_forward_quad": {"contract", "reassoc"}}
 
 
 def _build(numba):
@@ -514,17 +513,158 @@ def _grad_columns(A, delta, j, j1, c0, c1, g, h):
             h[c] += a[c] * e
 
 
+def _grad_quad(A, delta, j, c0, c1, gh):
+    """``gh[u, :c1 - c0] = delta[:, j + u] @ A[:, c0:c1]`` for the four units
+    ``u = 0..3`` in one pass over ``A``: each sum in the order of
+    :func:`_grad_columns` (so of :func:`_grad_row`), with half the loads of
+    ``A`` and of the sums per multiply-add."""
+    n = A.shape[0]
+    n_cols = c1 - c0
+    g0, g1, g2, g3 = gh[0], gh[1], gh[2], gh[3]
+    for c in range(n_cols):
+        g0[c] = 0
+        g1[c] = 0
+        g2[c] = 0
+        g3[c] = 0
+    k = 0
+    while k + 4 <= n:
+        a0, a1 = A[k, c0:c1], A[k + 1, c0:c1]
+        a2, a3 = A[k + 2, c0:c1], A[k + 3, c0:c1]
+        d00, d01, d02, d03 = delta[k, j], delta[k + 1, j], delta[k + 2, j], delta[k + 3, j]
+        d10, d11 = delta[k, j + 1], delta[k + 1, j + 1]
+        d12, d13 = delta[k + 2, j + 1], delta[k + 3, j + 1]
+        d20, d21 = delta[k, j + 2], delta[k + 1, j + 2]
+        d22, d23 = delta[k + 2, j + 2], delta[k + 3, j + 2]
+        d30, d31 = delta[k, j + 3], delta[k + 1, j + 3]
+        d32, d33 = delta[k + 2, j + 3], delta[k + 3, j + 3]
+        for c in range(n_cols):
+            p0, p1, p2, p3 = a0[c], a1[c], a2[c], a3[c]
+            g0[c] = g0[c] + p0 * d00 + p1 * d01 + p2 * d02 + p3 * d03
+            g1[c] = g1[c] + p0 * d10 + p1 * d11 + p2 * d12 + p3 * d13
+            g2[c] = g2[c] + p0 * d20 + p1 * d21 + p2 * d22 + p3 * d23
+            g3[c] = g3[c] + p0 * d30 + p1 * d31 + p2 * d32 + p3 * d33
+        k += 4
+    if k + 2 <= n:
+        a0, a1 = A[k, c0:c1], A[k + 1, c0:c1]
+        d00, d01, d10, d11 = delta[k, j], delta[k + 1, j], delta[k, j + 1], delta[k + 1, j + 1]
+        d20, d21 = delta[k, j + 2], delta[k + 1, j + 2]
+        d30, d31 = delta[k, j + 3], delta[k + 1, j + 3]
+        for c in range(n_cols):
+            p0, p1 = a0[c], a1[c]
+            g0[c] = g0[c] + p0 * d00 + p1 * d01
+            g1[c] = g1[c] + p0 * d10 + p1 * d11
+            g2[c] = g2[c] + p0 * d20 + p1 * d21
+            g3[c] = g3[c] + p0 * d30 + p1 * d31
+        k += 2
+    if k < n:
+        a = A[k, c0:c1]
+        d0, d1, d2, d3 = delta[k, j], delta[k, j + 1], delta[k, j + 2], delta[k, j + 3]
+        for c in range(n_cols):
+            p = a[c]
+            g0[c] += p * d0
+            g1[c] += p * d1
+            g2[c] += p * d2
+            g3[c] += p * d3
+
+
+def _grad_units(A, delta, j0, c0, c1, gh):
+    """The gradient rows of units ``j0, j0 + 1, ...`` over inputs ``c0:c1``
+    into ``gh[0], gh[1], ...``: four at once (:func:`_grad_quad`) while four
+    are left, else two and one (:func:`_grad_columns`). Returns how many."""
+    n_units = min(4, delta.shape[1] - j0)
+    if n_units == 4:
+        _grad_quad(A, delta, j0, c0, c1, gh)
+    else:
+        _grad_columns(A, delta, j0, min(j0 + 1, j0 + n_units - 1), c0, c1, gh[0], gh[1])
+        if n_units == 3:
+            _grad_columns(A, delta, j0 + 2, j0 + 2, c0, c1, gh[2], gh[3])
+    return n_units
+
+
 def _forward_columns(WT, X_next, acc, c0, c1):
     """``acc += X_next[:, c0:c1] @ WT[:, c0:c1].T``: dot products along the
-    inputs, two samples by four units per pass (eight sums; then a pair of
-    units, then one; an odd last sample alone). The only function allowed to
-    reassociate (``fastmath`` ``reassoc``), so that the dot products
+    inputs, four samples by four units per pass (:func:`_forward_quad`),
+    then the samples left in pairs by four units (:func:`_forward_pair`;
+    eight sums, then a pair of units, then one; an odd last sample alone).
+    These two helpers are the only functions allowed to reassociate
+    (``fastmath`` ``reassoc``), so that the dot products
     vectorise; the summation order of a forward product is not the NumPy
     path's anyway (BLAS chooses its own)."""
     n_next = X_next.shape[0]
-    for k in range(0, n_next, 2):  # range: one signature of _forward_pair (int64 k)
+    n_quads = n_next // 4
+    for q in range(n_quads):
+        _forward_quad(WT, X_next, acc, 4 * q, c0, c1)
+    for k in range(4 * n_quads, n_next, 2):  # range: one signature of _forward_pair (int64 k)
         k1 = k + 1 if k + 1 < n_next else k  # an odd last sample: its sums twice
         _forward_pair(WT, X_next[k, c0:c1], X_next[k1, c0:c1], acc, k, k1, c0, c1)
+
+
+def _forward_quad(WT, X_next, acc, k, c0, c1):
+    """The products of samples ``k .. k + 3``: four samples by four units
+    per pass over the chunk (sixteen sums; then one unit at a time)."""
+    n_out = WT.shape[0]
+    n_cols = c1 - c0
+    x0, x1 = X_next[k, c0:c1], X_next[k + 1, c0:c1]
+    x2, x3 = X_next[k + 2, c0:c1], X_next[k + 3, c0:c1]
+    j = 0
+    while j + 4 <= n_out:
+        w0, w1 = WT[j, c0:c1], WT[j + 1, c0:c1]
+        w2, w3 = WT[j + 2, c0:c1], WT[j + 3, c0:c1]
+        s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = WT.dtype.type(0)
+        s20 = s21 = s22 = s23 = s30 = s31 = s32 = s33 = WT.dtype.type(0)
+        for i in range(n_cols):
+            a, b, c, d = w0[i], w1[i], w2[i], w3[i]
+            e = x0[i]
+            s00 += e * a
+            s01 += e * b
+            s02 += e * c
+            s03 += e * d
+            e = x1[i]
+            s10 += e * a
+            s11 += e * b
+            s12 += e * c
+            s13 += e * d
+            e = x2[i]
+            s20 += e * a
+            s21 += e * b
+            s22 += e * c
+            s23 += e * d
+            e = x3[i]
+            s30 += e * a
+            s31 += e * b
+            s32 += e * c
+            s33 += e * d
+        acc[k, j] += s00
+        acc[k, j + 1] += s01
+        acc[k, j + 2] += s02
+        acc[k, j + 3] += s03
+        acc[k + 1, j] += s10
+        acc[k + 1, j + 1] += s11
+        acc[k + 1, j + 2] += s12
+        acc[k + 1, j + 3] += s13
+        acc[k + 2, j] += s20
+        acc[k + 2, j + 1] += s21
+        acc[k + 2, j + 2] += s22
+        acc[k + 2, j + 3] += s23
+        acc[k + 3, j] += s30
+        acc[k + 3, j + 1] += s31
+        acc[k + 3, j + 2] += s32
+        acc[k + 3, j + 3] += s33
+        j += 4
+    while j < n_out:
+        w0 = WT[j, c0:c1]
+        s00 = s10 = s20 = s30 = WT.dtype.type(0)
+        for i in range(n_cols):
+            a = w0[i]
+            s00 += x0[i] * a
+            s10 += x1[i] * a
+            s20 += x2[i] * a
+            s30 += x3[i] * a
+        acc[k, j] += s00
+        acc[k + 1, j] += s10
+        acc[k + 2, j] += s20
+        acc[k + 3, j] += s30
+        j += 1
 
 
 def _forward_pair(WT, x, y, acc, k, k1, c0, c1):
@@ -577,7 +717,7 @@ def _forward_pair(WT, x, y, acc, k, k1, c0, c1):
 
 
 def _adam_tpart(WT, A, delta, m, v, l2, coef, flush, X_next, job, chunk):
-    gh = np.empty((2, chunk), WT.dtype)
+    gh = np.empty((4, chunk), WT.dtype)
     sq = np.empty(chunk, np.float64)
     n_out = WT.shape[0]
     p = _enter(job)
@@ -586,14 +726,15 @@ def _adam_tpart(WT, A, delta, m, v, l2, coef, flush, X_next, job, chunk):
         for c0 in range(lo, hi, chunk):
             c1 = min(c0 + chunk, hi)
             n_cols = c1 - c0
-            for j0 in range(0, n_out, 2):  # two units per pass over A
-                j1 = min(j0 + 1, n_out - 1)
-                _grad_columns(A, delta, j0, j1, c0, c1, gh[0], gh[1])
-                for j in range(j0, j1 + 1):
+            j0 = 0
+            while j0 < n_out:  # up to four units per pass over A
+                n_units = _grad_units(A, delta, j0, c0, c1, gh)
+                for j in range(j0, j0 + n_units):
                     g = gh[j - j0, :n_cols]
                     if l2 != 0:
                         _l2_row(WT[j, c0:c1], g, l2, sq)
                     _adam_row(WT[j, c0:c1], g, m[j, c0:c1], v[j, c0:c1], coef, flush)
+                j0 += n_units
             if X_next.shape[0]:
                 _forward_columns(WT, X_next, acc, c0, c1)
         p = _next_part(job, p, sq.sum())
@@ -601,7 +742,7 @@ def _adam_tpart(WT, A, delta, m, v, l2, coef, flush, X_next, job, chunk):
 
 
 def _sgd_tpart(WT, A, delta, l2, lr, X_next, job, chunk):
-    gh = np.empty((2, chunk), WT.dtype)
+    gh = np.empty((4, chunk), WT.dtype)
     sq = np.empty(chunk, np.float64)
     n_out = WT.shape[0]
     p = _enter(job)
@@ -610,14 +751,15 @@ def _sgd_tpart(WT, A, delta, l2, lr, X_next, job, chunk):
         for c0 in range(lo, hi, chunk):
             c1 = min(c0 + chunk, hi)
             n_cols = c1 - c0
-            for j0 in range(0, n_out, 2):  # two units per pass over A
-                j1 = min(j0 + 1, n_out - 1)
-                _grad_columns(A, delta, j0, j1, c0, c1, gh[0], gh[1])
-                for j in range(j0, j1 + 1):
+            j0 = 0
+            while j0 < n_out:  # up to four units per pass over A
+                n_units = _grad_units(A, delta, j0, c0, c1, gh)
+                for j in range(j0, j0 + n_units):
                     g = gh[j - j0, :n_cols]
                     if l2 != 0:
                         _l2_row(WT[j, c0:c1], g, l2, sq)
                     _sgd_row(WT[j, c0:c1], g, lr)
+                j0 += n_units
             if X_next.shape[0]:
                 _forward_columns(WT, X_next, acc, c0, c1)
         p = _next_part(job, p, sq.sum())
@@ -625,7 +767,7 @@ def _sgd_tpart(WT, A, delta, l2, lr, X_next, job, chunk):
 
 
 def _momentum_tpart(WT, A, delta, vel, l2, lr, mu, nesterov, X_next, job, chunk):
-    gh = np.empty((2, chunk), WT.dtype)
+    gh = np.empty((4, chunk), WT.dtype)
     sq = np.empty(chunk, np.float64)
     n_out = WT.shape[0]
     p = _enter(job)
@@ -634,14 +776,15 @@ def _momentum_tpart(WT, A, delta, vel, l2, lr, mu, nesterov, X_next, job, chunk)
         for c0 in range(lo, hi, chunk):
             c1 = min(c0 + chunk, hi)
             n_cols = c1 - c0
-            for j0 in range(0, n_out, 2):  # two units per pass over A
-                j1 = min(j0 + 1, n_out - 1)
-                _grad_columns(A, delta, j0, j1, c0, c1, gh[0], gh[1])
-                for j in range(j0, j1 + 1):
+            j0 = 0
+            while j0 < n_out:  # up to four units per pass over A
+                n_units = _grad_units(A, delta, j0, c0, c1, gh)
+                for j in range(j0, j0 + n_units):
                     g = gh[j - j0, :n_cols]
                     if l2 != 0:
                         _l2_row(WT[j, c0:c1], g, l2, sq)
                     _momentum_row(WT[j, c0:c1], g, vel[j, c0:c1], lr, mu, nesterov)
+                j0 += n_units
             if X_next.shape[0]:
                 _forward_columns(WT, X_next, acc, c0, c1)
         p = _next_part(job, p, sq.sum())

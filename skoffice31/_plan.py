@@ -78,20 +78,25 @@ KERNEL_MIN_COLUMNS = 32
 
 #: Widest weight matrix (output columns) stored in Fortran order and given to
 #: the transposed kernels (:func:`skoffice31._kernels.is_transposed`) for
-#: Adam and momentum/Nesterov SGD: their loops run along the inputs, long and
+#: every solver: their loops run along the inputs, long and
 #: contiguous whatever the number of columns, where the row kernels' loops
 #: over a row of 10 weights are too short to vectorise. ``python
 #: benchmarks/bench_kernels.py --part columns`` (2-core Intel Xeon,
 #: 2026-12-03; 30,000-row float32 layers, batch 10, update and next forward
 #: product, ms per step, NumPy path / row kernels / transposed kernels):
 #: Adam 10 columns 2.05 / 5.55 / 1.12, 64 columns 7.09 / 5.78 / 4.65, 128
-#: columns 13.85 / 9.85 / 9.10, 384 columns 54.4 / 23.1 / 28.9.
+#: columns 13.85 / 9.85 / 9.10, 384 columns 54.4 / 23.1 / 28.9; plain SGD
+#: 10 columns 1.25 / 4.55 / 0.83, 64 columns 3.61 / 4.04 / 3.07, 128 columns
+#: 8.27 / 7.06 / 5.78. Plain SGD's narrow layers take them since 2026-12-06
+#: (whole fits: ``python benchmarks/run.py --layouts 10 64,32,10 --solvers sgd
+#: --batches 10 --impl ours ours_numpy torch torch_ftz``, docs/performance.rst).
 TRANSPOSED_MAX_COLUMNS = 128
 
-#: The same for plain SGD, whose NumPy step is one GEMM into the weights
-#: (same run): 32 columns 0.63 / 1.91, 64 columns 2.31 / 2.37, 128 columns
-#: 3.13 / 2.77, 384 columns 14.2 / 8.7; with the kernels the next forward
-#: product also comes with the step.
+#: The same for plain SGD's row kernels (C-ordered layers), whose NumPy step
+#: is one GEMM into the weights (same run): 32 columns 0.63 / 1.91, 64 columns
+#: 2.31 / 2.37, 128 columns 3.13 / 2.77, 384 columns 14.2 / 8.7; with the
+#: kernels the next forward product also comes with the step. Narrower
+#: layers take the transposed kernels (:data:`TRANSPOSED_MAX_COLUMNS`).
 KERNEL_MIN_COLUMNS_SGD = 128
 
 #: Sample-space plain SGD (:mod:`skoffice31._dual`) is planned when its
@@ -221,9 +226,9 @@ def wants_kernels(batch_size, solver, momentum, dtype, layer_shapes):
     wanted : bool
         True for float32/float64 weights with a layer of at least
         :data:`KERNEL_MIN_SIZE` elements and :data:`KERNEL_MIN_COLUMNS`
-        columns (:data:`KERNEL_MIN_COLUMNS_SGD` for plain SGD) or, for Adam
-        and momentum SGD, at most :data:`TRANSPOSED_MAX_COLUMNS` (the
-        transposed kernels), and minibatches of at most
+        columns (:data:`KERNEL_MIN_COLUMNS_SGD` for plain SGD) or at most
+        :data:`TRANSPOSED_MAX_COLUMNS` (the transposed kernels), and
+        minibatches of at most
         :data:`KERNEL_MAX_BATCH` rows (Adam, momentum SGD) or
         :data:`KERNEL_MAX_BATCH_SGD` rows (plain SGD).
     """
@@ -231,10 +236,9 @@ def wants_kernels(batch_size, solver, momentum, dtype, layer_shapes):
         return False
     plain_sgd = solver == "sgd" and not momentum
     min_columns = KERNEL_MIN_COLUMNS_SGD if plain_sgd else KERNEL_MIN_COLUMNS
-    max_transposed = 0 if plain_sgd else TRANSPOSED_MAX_COLUMNS
     if not any(
         len(shape) == 2
-        and (shape[1] >= min_columns or 1 < shape[1] <= max_transposed)
+        and (shape[1] >= min_columns or 1 < shape[1] <= TRANSPOSED_MAX_COLUMNS)
         and int(np.prod(shape)) >= KERNEL_MIN_SIZE
         for shape in layer_shapes
     ):
@@ -328,8 +332,7 @@ def plan_training(batch_size, solver, momentum, dtype, n_blas_threads, layer_sha
         :data:`LARGE_BATCH_BLOCK_SIZE` elements. Where
         :func:`wants_kernels` and ``kernels_available``, the large dense
         layers take the kernels on ``min(2, n_blas_threads)`` threads (or
-        ``update_cores``) -- the narrow ones (Adam, momentum SGD) stored in
-        Fortran order for the transposed kernels, see :func:`transposes` --
+        ``update_cores``) -- the narrow ones stored in Fortran order for the transposed kernels, see :func:`transposes` --
         and
         with ``kernels_available`` Adam and momentum SGD take the compiled
         block updates for every other parameter, at any minibatch size.
@@ -382,6 +385,6 @@ def plan_training(batch_size, solver, momentum, dtype, n_blas_threads, layer_sha
         kernel_min_columns=KERNEL_MIN_COLUMNS_SGD if plain_sgd else KERNEL_MIN_COLUMNS,
         kernel_threads=min(MAX_UPDATE_THREADS, cores) if kernels else 1,
         kernel_parallel_min_size=KERNEL_PARALLEL_MIN_SIZE,  # read now: benchmarks vary it
-        transposed_max_columns=TRANSPOSED_MAX_COLUMNS if kernels and not plain_sgd else 0,
+        transposed_max_columns=TRANSPOSED_MAX_COLUMNS if kernels else 0,
         sample_space=sample_space,
     )

@@ -115,8 +115,11 @@ def test_study_warms_up_the_kernels_its_fits_will_use(monkeypatch):
     _run._warm_up_kernels(study, configs, data)
     assert calls == [((np.float32,), ("adam", "sgd"))]
     calls.clear()
-    _run._warm_up_kernels(study, [Configuration((64,), "sgd")], data)  # too narrow
+    _run._warm_up_kernels(study, [Configuration((1,), "sgd")], data)  # one unit: no kernel
     assert calls == []
+    _run._warm_up_kernels(study, [Configuration((64,), "sgd")], data)  # the transposed kernel
+    assert calls == [((np.float32,), ("sgd",))]
+    calls.clear()
     wide = StudySettings(batch_size=256)
     _run._warm_up_kernels(wide, configs, data)
     # batch 256: no row kernels, but Adam's block updates are compiled
@@ -308,7 +311,7 @@ def _narrow_data(dtype=np.float32):
 
 @needs_numba
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("solver", ["adam", "momentum", "nesterov"])
+@pytest.mark.parametrize("solver", ["adam", "sgd", "momentum", "nesterov"])
 def test_a_narrow_layer_takes_the_transposed_kernels_with_the_same_weights(
         monkeypatch, solver, dtype):
     from skoffice31._plan import transposes
@@ -322,8 +325,9 @@ def test_a_narrow_layer_takes_the_transposed_kernels_with_the_same_weights(
     assert plan.kernels and transposes(plan, fast.coefs_[0].shape)
     assert _kernels.is_transposed(fast.coefs_[0])  # stored transposed ...
     assert counts["transposed"] == 18 and counts["rows"] == 0  # ... and stepped so
-    state = fast._optimizer.ms[0] if solver == "adam" else fast._optimizer.velocities[0]
-    assert _kernels.is_transposed(state)
+    for state in fast._optimizer._state(0):  # Adam's moments, the velocity (none for plain SGD)
+        assert _kernels.is_transposed(state)
+    assert len(fast._optimizer._state(0)) == {"adam": 2, "sgd": 0}.get(solver, 1)
     assert fast.coefs_[1].flags.c_contiguous  # the small layer is not
     monkeypatch.setenv(_kernels.ENV_VAR, "0")
     slow = _narrow_fit(X, y, solver)

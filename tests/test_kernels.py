@@ -105,8 +105,9 @@ SGD_KINDS = [(0.0, False), (0.9, False), (0.9, True)]  # plain, momentum, Nester
 
 
 #: The transposed kernels' shapes: inputs not a multiple of COLUMN_CHUNK (and
-#: more than one chunk), units not a multiple of the forward product's four.
-T_SHAPES = [(2, 3), (13, 5), (1100, 7), (1030, 4)]
+#: more than one chunk), units not a multiple of the four that the gradient
+#: and the forward product take at once (every remainder, and two fours).
+T_SHAPES = [(2, 3), (13, 5), (1100, 7), (1030, 4), (1030, 6), (17, 10)]
 LAYOUTS = [("C", shape) for shape in SHAPES] + [("F", shape) for shape in T_SHAPES]
 
 
@@ -227,13 +228,14 @@ def test_forward_fusion_equals_two_passes(dtype, order, shape, kind):
     """``out`` is ``X_next @ W`` through the updated weights, and asking for
     it does not change the update."""
     W0, A, deltas = _data(shape, 3, dtype, seed=1, exact=False)
-    X_next = np.random.default_rng(2).normal(size=(5, shape[0])).astype(dtype)
+    # 7 samples: four at once, then a pair, then an odd one
+    X_next = np.random.default_rng(2).normal(size=(7, shape[0])).astype(dtype)
     X_next[1, ::3] = 0  # zero inputs are skipped: the sum must not change
     results = []
     for fused in (False, True):
         W = np.array(W0, order=order)
         m, v = np.zeros_like(W), np.zeros_like(W)
-        out = np.full((5, shape[1]), np.nan, dtype) if fused else None
+        out = np.full((7, shape[1]), np.nan, dtype) if fused else None
         extra = dict(X_next=X_next, out=out) if fused else {}
         if kind == "adam":
             _kernels.adam_update(W, A, deltas[0], m, v, lr=1e-2, eps=1e-8, l2=0.1, **extra)
@@ -275,8 +277,7 @@ def test_results_do_not_depend_on_the_thread_count(order, shape):
 def test_warm_up():
     assert _kernels.warm_up((np.float32, np.float64), ("adam", "sgd", "momentum"))
     # every kernel a fit may take is compiled (or loaded) for both dtypes
-    # (plain SGD's transposed kernel is not one: the plan never transposes for it)
-    for name in ("_adam_part", "_adam_tpart", "_sgd_part", "_momentum_part",
+    for name in ("_adam_part", "_adam_tpart", "_sgd_part", "_sgd_tpart", "_momentum_part",
                  "_momentum_tpart", "_adam_row", "_momentum_row"):
         dtypes = {str(sig[0].dtype) for sig in getattr(_kernels, name).signatures}
         assert {"float32", "float64"} <= dtypes, name
@@ -295,11 +296,12 @@ def test_forward_pair_compiles_once_per_dtype():
     fresh = numba.njit(fastmath=_kernels._FASTMATH.get("_forward_columns", False),
                        error_model="numpy")(caller.py_func)
     WT = np.ones((5, 9), np.float32)
-    X_next, acc = np.ones((3, 9), np.float32), np.zeros((3, 5), np.float32)
-    fresh(WT, X_next, acc, 0, 9)
+    X_next, acc = np.ones((7, 9), np.float32), np.zeros((7, 5), np.float32)
+    fresh(WT, X_next, acc, 0, 9)  # samples: four at once, a pair, an odd one
     assert_array_equal(acc, 9.0)
-    sigs = [sig for sig in _kernels._forward_pair.signatures if str(sig[0].dtype) == "float32"]
-    assert len(sigs) == 1, sigs
+    for helper in (_kernels._forward_pair, _kernels._forward_quad):
+        sigs = [sig for sig in helper.signatures if str(sig[0].dtype) == "float32"]
+        assert len(sigs) == 1, (helper, sigs)
 
 
 def test_warm_up_switched_off(monkeypatch):
@@ -424,8 +426,8 @@ def check_python_kernel():
     coef = np.array([0.9, 1 - 0.9, 0.999, 1 - 0.999, opt.learning_rate, opt._eps_t,
                      np.finfo(np.float64).tiny, 0.0])
     bounds = [0, 3, 5, 9]  # parts of a job, claimed in turn by the one thread
-    X_next = np.arange(18.0).reshape(2, 9)
-    job, out_parts, sq_parts = _solo_job(bounds, 2, 4)
+    X_next = np.arange(45.0).reshape(5, 9)  # four samples at once and an odd one
+    job, out_parts, sq_parts = _solo_job(bounds, 5, 4)
     assert _kernels._adam_part(W, A, deltas[0], m, v, 0.3, coef, True, X_next, job) == 0
     assert list(job[3]) == [4, 3]  # every part claimed (and one more try), all finished
     assert_array_equal(W, W_ref)
@@ -436,7 +438,7 @@ def check_python_kernel():
     for momentum, nesterov in SGD_KINDS:
         W_ref, vel_ref, _ = _numpy_sgd(W0, A, deltas[:1], 0.3, momentum, nesterov)
         W, vel = W0.copy(), np.zeros_like(W0)
-        job, out_parts, _ = _solo_job(bounds, 2, 4)
+        job, out_parts, _ = _solo_job(bounds, 5, 4)
         if momentum:
             _kernels._momentum_part(W, A, deltas[0], vel, 0.3, 0.05, momentum, nesterov,
                                     X_next, job)
@@ -448,7 +450,7 @@ def check_python_kernel():
     # the transposed parts (a Fortran-ordered W): two parts of inputs, in
     # chunks of 4 inputs so that a part has whole chunks and a partial one
     WT, mT, vT = W0.T.copy(), np.zeros((4, 9)), np.zeros((4, 9))
-    job, out_parts, sq_parts = _solo_job([0, 6, 9], 2, 4)
+    job, out_parts, sq_parts = _solo_job([0, 6, 9], 5, 4)
     _kernels._adam_tpart(WT, A, deltas[0], mT, vT, 0.3, coef, True, X_next, job, 4)
     W_ref, m_ref, v_ref, sq_ref = _numpy_adam(W0, A, deltas[:1], 0.3, flush_every=1)
     assert_array_equal(WT.T, W_ref)
@@ -459,7 +461,7 @@ def check_python_kernel():
     for momentum, nesterov in SGD_KINDS:
         W_ref, vel_ref, _ = _numpy_sgd(W0, A, deltas[:1], 0.3, momentum, nesterov)
         WT, velT = W0.T.copy(), np.zeros((4, 9))
-        job, out_parts, _ = _solo_job([0, 9], 2, 4)
+        job, out_parts, _ = _solo_job([0, 9], 5, 4)
         if momentum:
             _kernels._momentum_tpart(WT, A, deltas[0], velT, 0.3, 0.05, momentum, nesterov,
                                      X_next, job, 4)

@@ -112,10 +112,19 @@ def test_kernels_only_with_a_large_float_layer():
                          kernels_available=True).kernels
         assert not _plan(solver=solver, momentum=momentum, layer_shapes=[(70_000, 1)],
                          kernels_available=True).kernels  # one column: no layout to choose
-    # plain SGD: its one-GEMM step wins below 128 columns, and nothing is transposed
-    for shapes in (study_64, study_10):
+    # plain SGD: a C-ordered layer needs 128 columns (below, its one-GEMM step
+    # wins over the row kernels), but narrow layers take the transposed kernels
+    for shapes in (study_64, narrow, study_10):
         plan = _plan(solver="sgd", momentum=0.0, layer_shapes=shapes, kernels_available=True)
-        assert not plan.kernels and not transposes(plan, shapes[0])
+        assert plan.kernels and plan.kernel_min_columns == KERNEL_MIN_COLUMNS_SGD
+        assert plan.transposed_max_columns == TRANSPOSED_MAX_COLUMNS
+        assert transposes(plan, shapes[0]) and not transposes(plan, shapes[1])
+    for shapes in ([(30_000, 1)], [(1_000, 64)]):  # one column; too small
+        assert not _plan(solver="sgd", momentum=0.0, layer_shapes=shapes,
+                         kernels_available=True).kernels
+    plan = _plan(batch_size=KERNEL_MAX_BATCH_SGD + 1, solver="sgd", momentum=0.0,
+                 layer_shapes=study_10, kernels_available=True)
+    assert not plan.kernels and plan.transposed_max_columns == 0
     plan = _plan(solver="sgd", momentum=0.0, kernels_available=True)  # the largest layout
     assert plan.kernels and plan.kernel_min_columns == KERNEL_MIN_COLUMNS_SGD
     for dtype in (np.float16, np.longdouble):
