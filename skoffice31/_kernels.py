@@ -570,15 +570,16 @@ def _grad_quad(A, delta, j, c0, c1, gh):
 def _grad_units(A, delta, j0, c0, c1, gh):
     """The gradient rows of units ``j0, j0 + 1, ...`` over inputs ``c0:c1``
     into ``gh[0], gh[1], ...``: four at once (:func:`_grad_quad`) while four
-    are left, else two and one (:func:`_grad_columns`). Returns how many."""
-    n_units = min(4, delta.shape[1] - j0)
-    if n_units == 4:
+    are left, else two or one (:func:`_grad_columns`). Returns how many."""
+    n_left = delta.shape[1] - j0
+    if n_left >= 4:
         _grad_quad(A, delta, j0, c0, c1, gh)
-    else:
-        _grad_columns(A, delta, j0, min(j0 + 1, j0 + n_units - 1), c0, c1, gh[0], gh[1])
-        if n_units == 3:
-            _grad_columns(A, delta, j0 + 2, j0 + 2, c0, c1, gh[2], gh[3])
-    return n_units
+        return 4
+    # one call site of each helper: numba inlines every one into the caller,
+    # and each copy costs compile time (three left: two now, one next time)
+    j1 = j0 + 1 if n_left >= 2 else j0
+    _grad_columns(A, delta, j0, j1, c0, c1, gh[0], gh[1])
+    return j1 - j0 + 1
 
 
 def _forward_columns(WT, X_next, acc, c0, c1):
