@@ -67,9 +67,9 @@ def _steps(module, n_out, rng):
     order = "F" if n_out <= TRANSPOSED_MAX_COLUMNS else "C"
     W = np.array(rng.normal(0.0, 0.03, (N_IN, n_out)), np.float32, order=order)
     state = [np.zeros_like(W), np.zeros_like(W)]
-    A = (rng.random((BATCH, N_IN), dtype=np.float32) * 255).astype(np.float32)
+    A = rng.random((BATCH, N_IN), dtype=np.float32) * 255
     delta = rng.normal(size=(BATCH, n_out)).astype(np.float32)
-    X_next = (rng.random((BATCH, N_IN), dtype=np.float32) * 255).astype(np.float32)
+    X_next = rng.random((BATCH, N_IN), dtype=np.float32) * 255
     out = np.empty((BATCH, n_out), np.float32)
     fused = dict(X_next=X_next, out=out)
     return {

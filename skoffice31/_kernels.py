@@ -178,8 +178,8 @@ def _kernel():
 _COMPILED = ("_grad_row", "_l2_row", "_adam_row", "_sgd_row", "_momentum_row",
              "_enter", "_next_part", "_leave",
              "_forward_rows", "_start_part", "_adam_part", "_sgd_part", "_momentum_part",
-             "_grad_columns", "_grad_quad", "_grad_units", "_forward_pair", "_forward_quad", "_forward_columns", "_adam_tpart",
-             "_sgd_tpart", "_momentum_tpart", "_gather_part")
+             "_grad_columns", "_grad_quad", "_grad_units", "_forward_pair", "_forward_quad",
+             "_forward_columns", "_adam_tpart", "_sgd_tpart", "_momentum_tpart", "_gather_part")
 
 
 #: Floating-point freedoms per compiled function: only the sums of products
@@ -575,8 +575,7 @@ def _grad_units(A, delta, j0, c0, c1, gh):
     if n_left >= 4:
         _grad_quad(A, delta, j0, c0, c1, gh)
         return 4
-    # one call site of each helper: numba inlines every one into the caller,
-    # and each copy costs compile time (three left: two now, one next time)
+    # three left: two now, the last one at the next call
     j1 = j0 + 1 if n_left >= 2 else j0
     _grad_columns(A, delta, j0, j1, c0, c1, gh[0], gh[1])
     return j1 - j0 + 1

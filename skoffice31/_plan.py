@@ -332,9 +332,9 @@ def plan_training(batch_size, solver, momentum, dtype, n_blas_threads, layer_sha
         :data:`LARGE_BATCH_BLOCK_SIZE` elements. Where
         :func:`wants_kernels` and ``kernels_available``, the large dense
         layers take the kernels on ``min(2, n_blas_threads)`` threads (or
-        ``update_cores``) -- the narrow ones stored in Fortran order for the transposed kernels, see :func:`transposes` --
-        and
-        with ``kernels_available`` Adam and momentum SGD take the compiled
+        ``update_cores``) -- the narrow ones stored in Fortran order for
+        the transposed kernels, see :func:`transposes` -- and with
+        ``kernels_available`` Adam and momentum SGD take the compiled
         block updates for every other parameter, at any minibatch size.
         Where :func:`wants_sample_space`, the first layer trains in sample
         space (and takes neither the kernels nor the fused GEMM step).
