@@ -130,7 +130,8 @@ def main(argv=None):
     print(f"host steal during the run: {steal if steal is None else round(steal, 3)}")
     if args.json:
         args.json.write_text(json.dumps(dict(
-            command=" ".join(["python", "benchmarks/bench_kernel_revisions.py", *sys.argv[1:]]),
+            command=" ".join(["python", "benchmarks/bench_kernel_revisions.py",
+                              *(sys.argv[1:] if argv is None else argv)]),
             tree=tree, revision=args.rev, machine=common.machine_description(),
             steal=steal, batch=BATCH, n_in=N_IN, calls_per_round=CALLS,
             rounds=args.rounds, rows=rows,

@@ -89,7 +89,8 @@ KERNEL_MIN_COLUMNS = 32
 #: 10 columns 1.25 / 4.55 / 0.83, 64 columns 3.61 / 4.04 / 3.07, 128 columns
 #: 8.27 / 7.06 / 5.78. Plain SGD's narrow layers take them since 2026-12-06
 #: (whole fits: ``python benchmarks/run.py --layouts 10 64,32,10 --solvers sgd
-#: --batches 10 --impl ours ours_numpy torch torch_ftz``, docs/performance.rst).
+#: adam --batches 10 --impl ours ours_numpy torch torch_ftz torch_fused
+#: torch_fused_ftz --name small_b10_quad_model207``, docs/performance.rst).
 TRANSPOSED_MAX_COLUMNS = 128
 
 #: The same for plain SGD's row kernels (C-ordered layers), whose NumPy step
