@@ -175,11 +175,10 @@ def _kernel():
 
 
 #: The functions compiled by :func:`_build`, helpers first.
-_COMPILED = ("_grad_row", "_l2_row", "_adam_row", "_sgd_row", "_momentum_row",
-             "_enter", "_next_part", "_leave",
-             "_forward_rows", "_start_part", "_adam_part", "_sgd_part", "_momentum_part",
+_COMPILED = ("_grad_row", "_l2_row", "_adam_row", "_sgd_row", "_momentum_row", "_update_rows",
+             "_enter", "_next_part", "_leave", "_forward_rows", "_start_part", "_update_part",
              "_grad_columns", "_grad_quad", "_grad_units", "_forward_pair", "_forward_quad",
-             "_forward_columns", "_adam_tpart", "_sgd_tpart", "_momentum_tpart", "_gather_part")
+             "_forward_columns", "_update_tpart", "_gather_part")
 
 
 #: Floating-point freedoms per compiled function: only the sums of products
@@ -192,6 +191,10 @@ _FASTMATH = {"_grad_row": {"contract"}, "_forward_rows": {"contract"},
              "_forward_pair": {"contract", "reassoc"},
              "_forward_quad": {"contract", "reassoc"}}
 
+
+_INLINED = frozenset({"_l2_row", "_adam_row", "_sgd_row", "_momentum_row", "_update_rows",
+                      "_grad_units", "_forward_columns", "_enter", "_next_part", "_leave",
+                      "_start_part"})
 
 def _build(numba):
     """Compile lazily (at the first call of each dtype) with the on-disk cache.
@@ -211,14 +214,9 @@ def _build(numba):
         if not isinstance(module[name], numba.core.dispatcher.Dispatcher):
             module[name] = numba.njit(
                 cache=True, fastmath=_FASTMATH.get(name, False), nogil=True,
-                error_model="numpy",
+                error_model="numpy", inline="always" if name in _INLINED else "never",
             )(module[name])
-    return {
-        ADAM: module["_adam_part"], SGD: module["_sgd_part"],
-        MOMENTUM: module["_momentum_part"], NESTEROV: module["_momentum_part"],
-        (ADAM, "T"): module["_adam_tpart"], (SGD, "T"): module["_sgd_tpart"],
-        (MOMENTUM, "T"): module["_momentum_tpart"], (NESTEROV, "T"): module["_momentum_tpart"],
-    }
+    return {"rows": module["_update_part"], "T": module["_update_tpart"]}
 
 
 # ------------------------------------------------------------------ kernels
@@ -374,15 +372,32 @@ def _start_part(job, p, sq):
     return acc, bounds[p], bounds[p + 1]
 
 
-# One kernel per optimizer: for each claimed part, gradient row, L2 term,
-# update, and the forward product of each group of eight updated rows.
+# One kernel for every optimizer (``kind``, a branch per group of rows, so
+# that a second solver compiles nothing): for each claimed part, gradient
+# row, L2 term, update, and the forward product of each group of eight
+# updated rows. ``s0, s1`` are the optimizer's state arrays, Adam's ``m, v``
+# (for momentum the velocity and ``W``, for plain SGD ``W`` twice: arrays of
+# ``W``'s shape and layout that are not read, so that one call site updates
+# for every solver), ``coef`` its scalars (:func:`_adam_coef`; ``[lr]``;
+# ``[lr, momentum]``) and ``flag`` Adam's flush or Nesterov's momentum.
 
 
-def _adam_part(W, A, delta, m, v, l2, coef, flush, X_next, job):
-    # The gradient rows of a group of eight go into one buffer, and Adam
-    # updates the group's rows (contiguous in W, m, v) in one loop: one
-    # loop's overhead per eight rows instead of one per row, and the same
-    # operations on every weight.
+def _update_rows(kind, w, g, s0, s1, coef, flag):
+    """``kind``'s update of the weights ``w`` with the gradient ``g`` and
+    the states ``s0, s1`` (those the solver does not have are not read)."""
+    if kind == ADAM:
+        _adam_row(w, g, s0, s1, coef, flag)
+    elif kind == SGD:
+        _sgd_row(w, g, coef[0])
+    else:
+        _momentum_row(w, g, s0, coef[0], coef[1], flag)
+
+
+def _update_part(W, A, delta, s0, s1, l2, kind, coef, flag, X_next, job):
+    # The gradient rows of a group of eight go into one buffer, and the
+    # update runs on the group's rows (contiguous in W and its states) in
+    # one loop: one loop's overhead per eight rows instead of one per row,
+    # and the same operations on every weight.
     n_out = W.shape[1]
     g8 = np.empty(8 * n_out, W.dtype)
     sq = np.empty(n_out, np.float64)
@@ -397,48 +412,8 @@ def _adam_part(W, A, delta, m, v, l2, coef, flush, X_next, job):
                 if l2 != 0:
                     _l2_row(W[r], g, l2, sq)
             k = (r1 - r0) * n_out
-            _adam_row(W[r0:r1].reshape(k), g8[:k], m[r0:r1].reshape(k),
-                      v[r0:r1].reshape(k), coef, flush)
-            if X_next.shape[0]:
-                _forward_rows(W, X_next, acc, r0, r1)
-        p = _next_part(job, p, sq.sum())
-    return _leave(job)
-
-
-def _sgd_part(W, A, delta, l2, lr, X_next, job):
-    n_out = W.shape[1]
-    g = np.empty(n_out, W.dtype)
-    sq = np.empty(n_out, np.float64)
-    p = _enter(job)
-    while p >= 0:
-        acc, lo, hi = _start_part(job, p, sq)
-        for r0 in range(lo, hi, 8):
-            r1 = min(r0 + 8, hi)
-            for r in range(r0, r1):
-                _grad_row(A, delta, r, g)
-                if l2 != 0:
-                    _l2_row(W[r], g, l2, sq)
-                _sgd_row(W[r], g, lr)
-            if X_next.shape[0]:
-                _forward_rows(W, X_next, acc, r0, r1)
-        p = _next_part(job, p, sq.sum())
-    return _leave(job)
-
-
-def _momentum_part(W, A, delta, vel, l2, lr, mu, nesterov, X_next, job):
-    n_out = W.shape[1]
-    g = np.empty(n_out, W.dtype)
-    sq = np.empty(n_out, np.float64)
-    p = _enter(job)
-    while p >= 0:
-        acc, lo, hi = _start_part(job, p, sq)
-        for r0 in range(lo, hi, 8):
-            r1 = min(r0 + 8, hi)
-            for r in range(r0, r1):
-                _grad_row(A, delta, r, g)
-                if l2 != 0:
-                    _l2_row(W[r], g, l2, sq)
-                _momentum_row(W[r], g, vel[r], lr, mu, nesterov)
+            _update_rows(kind, W[r0:r1].reshape(k), g8[:k], s0[r0:r1].reshape(k),
+                         s1[r0:r1].reshape(k), coef, flag)
             if X_next.shape[0]:
                 _forward_rows(W, X_next, acc, r0, r1)
         p = _next_part(job, p, sq.sum())
@@ -568,17 +543,20 @@ def _grad_quad(A, delta, j, c0, c1, gh):
 
 
 def _grad_units(A, delta, j0, c0, c1, gh):
-    """The gradient rows of units ``j0, j0 + 1, ...`` over inputs ``c0:c1``
-    into ``gh[0], gh[1], ...``: four at once (:func:`_grad_quad`) while four
-    are left, else two or one (:func:`_grad_columns`). Returns how many."""
+    """The gradient rows of units ``j0 .. j0 + 3`` (those that exist) over
+    inputs ``c0:c1`` into ``gh[0], gh[1], ...``: four at once
+    (:func:`_grad_quad`), else a pair and the last one alone
+    (:func:`_grad_columns`). Returns how many."""
     n_left = delta.shape[1] - j0
     if n_left >= 4:
         _grad_quad(A, delta, j0, c0, c1, gh)
         return 4
-    # three left: two now, the last one at the next call
-    j1 = j0 + 1 if n_left >= 2 else j0
-    _grad_columns(A, delta, j0, j1, c0, c1, gh[0], gh[1])
-    return j1 - j0 + 1
+    if n_left >= 2:
+        _grad_columns(A, delta, j0, j0 + 1, c0, c1, gh[0], gh[1])
+    if n_left != 2:  # one or three: the last unit alone (gh[3] is scratch)
+        last = n_left - 1
+        _grad_columns(A, delta, j0 + last, j0 + last, c0, c1, gh[last], gh[3])
+    return n_left
 
 
 def _forward_columns(WT, X_next, acc, c0, c1):
@@ -712,11 +690,12 @@ def _forward_pair(WT, x, y, acc, k, k1, c0, c1):
         j += 1
 
 
-# The transposed kernels: the parts are ranges of inputs (columns of WT), in
-# chunks of ``chunk`` inputs.
+# The transposed kernel: the parts are ranges of inputs (columns of WT), in
+# chunks of ``chunk`` inputs; the other arguments as in :func:`_update_part`
+# (the states transposed like ``WT``).
 
 
-def _adam_tpart(WT, A, delta, m, v, l2, coef, flush, X_next, job, chunk):
+def _update_tpart(WT, A, delta, s0, s1, l2, kind, coef, flag, X_next, job, chunk):
     gh = np.empty((4, chunk), WT.dtype)
     sq = np.empty(chunk, np.float64)
     n_out = WT.shape[0]
@@ -726,65 +705,25 @@ def _adam_tpart(WT, A, delta, m, v, l2, coef, flush, X_next, job, chunk):
         for c0 in range(lo, hi, chunk):
             c1 = min(c0 + chunk, hi)
             n_cols = c1 - c0
-            j0 = 0
-            while j0 < n_out:  # up to four units per pass over A
+            # range: an int64 j0 (``j0 = 0`` would also compile _grad_units
+            # for the literal 0, a second signature of the same code)
+            for j0 in range(0, n_out, 4):  # up to four units per pass over A
                 n_units = _grad_units(A, delta, j0, c0, c1, gh)
                 for j in range(j0, j0 + n_units):
                     g = gh[j - j0, :n_cols]
                     if l2 != 0:
                         _l2_row(WT[j, c0:c1], g, l2, sq)
-                    _adam_row(WT[j, c0:c1], g, m[j, c0:c1], v[j, c0:c1], coef, flush)
-                j0 += n_units
-            if X_next.shape[0]:
-                _forward_columns(WT, X_next, acc, c0, c1)
-        p = _next_part(job, p, sq.sum())
-    return _leave(job)
-
-
-def _sgd_tpart(WT, A, delta, l2, lr, X_next, job, chunk):
-    gh = np.empty((4, chunk), WT.dtype)
-    sq = np.empty(chunk, np.float64)
-    n_out = WT.shape[0]
-    p = _enter(job)
-    while p >= 0:
-        acc, lo, hi = _start_part(job, p, sq)
-        for c0 in range(lo, hi, chunk):
-            c1 = min(c0 + chunk, hi)
-            n_cols = c1 - c0
-            j0 = 0
-            while j0 < n_out:  # up to four units per pass over A
-                n_units = _grad_units(A, delta, j0, c0, c1, gh)
-                for j in range(j0, j0 + n_units):
-                    g = gh[j - j0, :n_cols]
-                    if l2 != 0:
-                        _l2_row(WT[j, c0:c1], g, l2, sq)
-                    _sgd_row(WT[j, c0:c1], g, lr)
-                j0 += n_units
-            if X_next.shape[0]:
-                _forward_columns(WT, X_next, acc, c0, c1)
-        p = _next_part(job, p, sq.sum())
-    return _leave(job)
-
-
-def _momentum_tpart(WT, A, delta, vel, l2, lr, mu, nesterov, X_next, job, chunk):
-    gh = np.empty((4, chunk), WT.dtype)
-    sq = np.empty(chunk, np.float64)
-    n_out = WT.shape[0]
-    p = _enter(job)
-    while p >= 0:
-        acc, lo, hi = _start_part(job, p, sq)
-        for c0 in range(lo, hi, chunk):
-            c1 = min(c0 + chunk, hi)
-            n_cols = c1 - c0
-            j0 = 0
-            while j0 < n_out:  # up to four units per pass over A
-                n_units = _grad_units(A, delta, j0, c0, c1, gh)
-                for j in range(j0, j0 + n_units):
-                    g = gh[j - j0, :n_cols]
-                    if l2 != 0:
-                        _l2_row(WT[j, c0:c1], g, l2, sq)
-                    _momentum_row(WT[j, c0:c1], g, vel[j, c0:c1], lr, mu, nesterov)
-                j0 += n_units
+                    # a branch per unit slicing only the state rows the
+                    # solver has (slicing both for every unit, as
+                    # _update_rows' caller does per group of rows, took
+                    # plain SGD's step 4-11 % longer)
+                    w = WT[j, c0:c1]
+                    if kind == ADAM:
+                        _adam_row(w, g, s0[j, c0:c1], s1[j, c0:c1], coef, flag)
+                    elif kind == SGD:
+                        _sgd_row(w, g, coef[0])
+                    else:
+                        _momentum_row(w, g, s0[j, c0:c1], coef[0], coef[1], flag)
             if X_next.shape[0]:
                 _forward_columns(WT, X_next, acc, c0, c1)
         p = _next_part(job, p, sq.sum())
@@ -992,9 +931,10 @@ def _operand(name, arr, n_cols, dtype):
     return arr
 
 
-def _run(kind, W, A, delta, states, scalars, l2, X_next, out, n_threads):
-    """Check the operands; run ``kind``'s kernel as ``(W, A, delta, *states,
-    *scalars, X_next, job)`` in the caller's thread, with up to
+def _run(kind, W, A, delta, states, coef, flag, l2, X_next, out, n_threads):
+    """Check the operands; run the kernel as ``(W, A, delta, s0, s1, l2,
+    kind, coef, flag, X_next, job)`` (``s0, s1``: the states, then ``W``
+    for the missing ones, not read) in the caller's thread, with up to
     ``n_threads - 1`` helpers of :mod:`skoffice31._team` claiming parts of
     the job -- with ``W.T`` and the states transposed when ``W`` is
     Fortran-ordered (:func:`is_transposed`), the parts then being ranges of
@@ -1034,16 +974,15 @@ def _run(kind, W, A, delta, states, scalars, l2, X_next, out, n_threads):
         _check("out", out, (n_next, n_out), dtype)
     bounds = np.array(row_bounds(n_in, n_out), np.int64)
     n_parts = len(bounds) - 1
+    arrays = [state for _, state in states] + [W] * (2 - len(states))
     if transposed:
-        kernel = kernels[kind, "T"]
-        W = W.T
-        middle = tuple(state.T for _, state in states) + tuple(scalars)
-        last = (int(COLUMN_CHUNK),)
+        arrays = [state.T for state in arrays]
+        kernel, W, last = kernels["T"], W.T, (int(COLUMN_CHUNK),)
     else:
-        kernel = kernels[kind]
-        middle = tuple(state for _, state in states) + tuple(scalars)
-        last = ()
-    head = (W, A, delta, *middle, X_next)
+        kernel, last = kernels["rows"], ()
+    scalars = (dtype.type(l2), MOMENTUM if kind == NESTEROV else kind,
+               np.asarray(coef, dtype), bool(flag))
+    head = (W, A, delta, *arrays, *scalars, X_next)
     out_parts = np.empty((n_parts, n_next, n_out), dtype)
     sq_parts = np.zeros(n_parts, np.float64)
     tail = (out_parts, sq_parts, bounds, np.zeros(2, np.int64))
@@ -1118,8 +1057,7 @@ def adam_update(W, A, delta, m, v, *, lr, eps, beta_1=0.9, beta_2=0.999, l2=0.0,
     """
     dtype = getattr(W, "dtype", None)
     coef = _adam_coef(dtype, beta_1, beta_2, lr, eps) if dtype in (np.float32, np.float64) else None
-    return _run(ADAM, W, A, delta, (("m", m), ("v", v)),
-                (getattr(dtype, "type", float)(l2), coef, bool(flush)), l2, X_next, out,
+    return _run(ADAM, W, A, delta, (("m", m), ("v", v)), coef, flush, l2, X_next, out,
                 n_threads)
 
 
@@ -1155,13 +1093,11 @@ def sgd_update(W, A, delta, *, lr, velocity=None, momentum=0.0, nesterov=False, 
     sq_norm : float
         ``||W||^2`` before the step when ``l2 > 0``, else 0.
     """
-    t = getattr(getattr(W, "dtype", None), "type", float)
     if momentum:
         if velocity is None:
             raise ValueError("momentum > 0 needs the velocity array (velocity=...).")
         kind = NESTEROV if nesterov else MOMENTUM
-        states = (("velocity", velocity),)
-        scalars = (t(l2), t(lr), t(momentum), bool(nesterov))
+        states, coef = (("velocity", velocity),), (lr, momentum)
     else:
-        kind, states, scalars = SGD, (), (t(l2), t(lr))
-    return _run(kind, W, A, delta, states, scalars, l2, X_next, out, n_threads)
+        kind, states, coef = SGD, (), (lr,)
+    return _run(kind, W, A, delta, states, coef, nesterov, l2, X_next, out, n_threads)

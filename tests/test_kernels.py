@@ -276,11 +276,11 @@ def test_results_do_not_depend_on_the_thread_count(order, shape):
 @needs_numba
 def test_warm_up():
     assert _kernels.warm_up((np.float32, np.float64), ("adam", "sgd", "momentum"))
-    # every kernel a fit may take is compiled (or loaded) for both dtypes
-    for name in ("_adam_part", "_adam_tpart", "_sgd_part", "_sgd_tpart", "_momentum_part",
-                 "_momentum_tpart", "_adam_row", "_momentum_row"):
-        dtypes = {str(sig[0].dtype) for sig in getattr(_kernels, name).signatures}
-        assert {"float32", "float64"} <= dtypes, name
+    # every kernel a fit may take is compiled (or loaded) for both dtypes,
+    # one signature each: a second solver or layout compiles nothing new
+    for name in ("_update_part", "_update_tpart", "_adam_row", "_momentum_row"):
+        dtypes = [str(sig[0].dtype) for sig in getattr(_kernels, name).signatures]
+        assert sorted(dtypes) == ["float32", "float64"], (name, dtypes)
 
 
 @needs_numba
@@ -300,6 +300,27 @@ def test_forward_pair_compiles_once_per_dtype():
     fresh(WT, X_next, acc, 0, 9)  # samples: four at once, a pair, an odd one
     assert_array_equal(acc, 9.0)
     for helper in (_kernels._forward_pair, _kernels._forward_quad):
+        sigs = [sig for sig in helper.signatures if str(sig[0].dtype) == "float32"]
+        assert len(sigs) == 1, (helper, sigs)
+
+
+@needs_numba
+def test_gradient_helpers_compile_once_per_dtype():
+    # the transposed kernel's unit counter, once ``j0 = 0``, compiled
+    # _grad_units, _grad_quad and _grad_columns for the literal 0 too (about
+    # 2 s of cold compile); a fresh, uncached copy of the kernel types them
+    import numba
+
+    _kernels._kernel()
+    fresh = numba.njit(error_model="numpy")(_kernels._update_tpart.py_func)
+    W0, A, deltas = _data((9, 6), 5, np.float32, seed=3, exact=True)
+    WT = np.ascontiguousarray(W0.T)
+    job, _, _ = _solo_job([0, 9], 0, 6)
+    fresh(WT, A, deltas[0], WT, WT, np.float32(0), _kernels.SGD, np.array([0.05], np.float32),
+          False, np.empty((0, 9), np.float32), job, 4)
+    W_ref, _, _ = _numpy_sgd(W0, A, deltas[:1], 0.0, 0.0, False)
+    assert_array_equal(WT.T, W_ref)
+    for helper in (_kernels._grad_quad, _kernels._grad_columns):
         sigs = [sig for sig in helper.signatures if str(sig[0].dtype) == "float32"]
         assert len(sigs) == 1, (helper, sigs)
 
@@ -428,7 +449,8 @@ def check_python_kernel():
     bounds = [0, 3, 5, 9]  # parts of a job, claimed in turn by the one thread
     X_next = np.arange(45.0).reshape(5, 9)  # four samples at once and an odd one
     job, out_parts, sq_parts = _solo_job(bounds, 5, 4)
-    assert _kernels._adam_part(W, A, deltas[0], m, v, 0.3, coef, True, X_next, job) == 0
+    assert _kernels._update_part(W, A, deltas[0], m, v, 0.3, _kernels.ADAM, coef, True,
+                                 X_next, job) == 0
     assert list(job[3]) == [4, 3]  # every part claimed (and one more try), all finished
     assert_array_equal(W, W_ref)
     assert_array_equal(m, m_ref)
@@ -440,18 +462,20 @@ def check_python_kernel():
         W, vel = W0.copy(), np.zeros_like(W0)
         job, out_parts, _ = _solo_job(bounds, 5, 4)
         if momentum:
-            _kernels._momentum_part(W, A, deltas[0], vel, 0.3, 0.05, momentum, nesterov,
-                                    X_next, job)
+            _kernels._update_part(W, A, deltas[0], vel, W, 0.3, _kernels.MOMENTUM,
+                                  np.array([0.05, momentum]), nesterov, X_next, job)
             assert_array_equal(vel, vel_ref)
         else:
-            _kernels._sgd_part(W, A, deltas[0], 0.3, 0.05, X_next, job)
+            _kernels._update_part(W, A, deltas[0], W, W, 0.3, _kernels.SGD,
+                                  np.array([0.05]), False, X_next, job)
         assert_array_equal(W, W_ref)
         assert_allclose(out_parts.sum(axis=0), X_next @ W, rtol=1e-12)
     # the transposed parts (a Fortran-ordered W): two parts of inputs, in
     # chunks of 4 inputs so that a part has whole chunks and a partial one
     WT, mT, vT = W0.T.copy(), np.zeros((4, 9)), np.zeros((4, 9))
     job, out_parts, sq_parts = _solo_job([0, 6, 9], 5, 4)
-    _kernels._adam_tpart(WT, A, deltas[0], mT, vT, 0.3, coef, True, X_next, job, 4)
+    _kernels._update_tpart(WT, A, deltas[0], mT, vT, 0.3, _kernels.ADAM, coef, True, X_next,
+                           job, 4)
     W_ref, m_ref, v_ref, sq_ref = _numpy_adam(W0, A, deltas[:1], 0.3, flush_every=1)
     assert_array_equal(WT.T, W_ref)
     assert_array_equal(mT.T, m_ref)
@@ -463,11 +487,12 @@ def check_python_kernel():
         WT, velT = W0.T.copy(), np.zeros((4, 9))
         job, out_parts, _ = _solo_job([0, 9], 5, 4)
         if momentum:
-            _kernels._momentum_tpart(WT, A, deltas[0], velT, 0.3, 0.05, momentum, nesterov,
-                                     X_next, job, 4)
+            _kernels._update_tpart(WT, A, deltas[0], velT, WT, 0.3, _kernels.MOMENTUM,
+                                   np.array([0.05, momentum]), nesterov, X_next, job, 4)
             assert_array_equal(velT.T, vel_ref)
         else:
-            _kernels._sgd_tpart(WT, A, deltas[0], 0.3, 0.05, X_next, job, 4)
+            _kernels._update_tpart(WT, A, deltas[0], WT, WT, 0.3, _kernels.SGD,
+                                   np.array([0.05]), False, X_next, job, 4)
         assert_array_equal(WT.T, W_ref)
         assert_allclose(out_parts[0], X_next @ W_ref, rtol=1e-12)
 
