@@ -67,8 +67,9 @@ N_PARTS = 16
 #: are); a small layer (384 x 192, say) is one part instead of sixteen.
 PART_MIN_SIZE = 1 << 16
 
-#: Optimizer kinds understood by the kernel.
-ADAM, SGD, MOMENTUM, NESTEROV = 0, 1, 2, 3
+#: Optimizer kinds understood by the kernels (momentum covers Nesterov's,
+#: told apart by the kernels' ``flag``).
+ADAM, SGD, MOMENTUM = 0, 1, 2
 
 #: Environment variable setting how many threads share a step's update
 #: (row blocks and kernel parts), whatever BLAS's thread limit is.
@@ -192,9 +193,15 @@ _FASTMATH = {"_grad_row": {"contract"}, "_forward_rows": {"contract"},
              "_forward_quad": {"contract", "reassoc"}}
 
 
+#: Functions numba inlines into their callers (``inline="always"``) instead
+#: of compiling them alone: numba links a compiled callee into each caller
+#: and LLVM optimises it again there, at every level of calls, which had
+#: doubled the cold compile. The sums with their own ``fastmath`` flags
+#: stay separate functions (inlined, they would take their caller's).
 _INLINED = frozenset({"_l2_row", "_adam_row", "_sgd_row", "_momentum_row", "_update_rows",
                       "_grad_units", "_forward_columns", "_enter", "_next_part", "_leave",
                       "_start_part"})
+
 
 def _build(numba):
     """Compile lazily (at the first call of each dtype) with the on-disk cache.
@@ -980,8 +987,7 @@ def _run(kind, W, A, delta, states, coef, flag, l2, X_next, out, n_threads):
         kernel, W, last = kernels["T"], W.T, (int(COLUMN_CHUNK),)
     else:
         kernel, last = kernels["rows"], ()
-    scalars = (dtype.type(l2), MOMENTUM if kind == NESTEROV else kind,
-               np.asarray(coef, dtype), bool(flag))
+    scalars = (dtype.type(l2), kind, np.asarray(coef, dtype), bool(flag))
     head = (W, A, delta, *arrays, *scalars, X_next)
     out_parts = np.empty((n_parts, n_next, n_out), dtype)
     sq_parts = np.zeros(n_parts, np.float64)
@@ -1096,8 +1102,7 @@ def sgd_update(W, A, delta, *, lr, velocity=None, momentum=0.0, nesterov=False, 
     if momentum:
         if velocity is None:
             raise ValueError("momentum > 0 needs the velocity array (velocity=...).")
-        kind = NESTEROV if nesterov else MOMENTUM
-        states, coef = (("velocity", velocity),), (lr, momentum)
+        kind, states, coef = MOMENTUM, (("velocity", velocity),), (lr, momentum)
     else:
         kind, states, coef = SGD, (), (lr,)
     return _run(kind, W, A, delta, states, coef, nesterov, l2, X_next, out, n_threads)
