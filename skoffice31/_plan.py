@@ -14,7 +14,9 @@ import numpy as np
 
 #: Minibatches of up to this many rows train with one BLAS thread: their
 #: GEMMs are too small for two threads, the second one only spins (and, on a
-#: loaded machine, fights the ufuncs for the core).
+#: loaded machine, fights the ufuncs for the core). Wider minibatches do
+#: too when the kernel threads take every large layer
+#: (:data:`NARROW_KERNEL_MAX_COLUMNS`).
 SMALL_BATCH = 64
 
 #: Parameters of at least this many elements can have their update shared by
@@ -92,6 +94,28 @@ KERNEL_MIN_COLUMNS = 32
 #: adam --batches 10 --impl ours ours_numpy torch torch_ftz torch_fused
 #: torch_fused_ftz --name small_b10_quad_model207``, docs/performance.rst).
 TRANSPOSED_MAX_COLUMNS = 128
+
+#: Widest weight matrix (output columns) that takes the transposed kernels
+#: at any minibatch size, not only up to :data:`KERNEL_MAX_BATCH` /
+#: :data:`KERNEL_MAX_BATCH_SGD` rows: when every layer of at least
+#: :data:`KERNEL_MIN_SIZE` weights is this narrow, the step is one pass
+#: along the inputs with the next batch's forward product (and its rows
+#: gathered by the kernel threads), BLAS on one thread. Whole fits of the
+#: study's shape, the plan with this rule against it switched off, taking
+#: turns in one process (``python benchmarks/bench_narrow_plan.py --json
+#: benchmarks/results/narrow_plan_model207.json``, 2-core Intel Xeon model
+#: 207, 2026-12-06, synthetic data; ratio of the medians of three fits,
+#: plain SGD and Adam): 10
+#: columns 0.47-0.50 at batch 64, 0.54-0.58 at 256, 0.71-0.72 at 1024; 16
+#: columns 0.67-0.69, 0.77-0.82, 0.84-0.91; the wider layouts, for which
+#: both make the same plan, 0.96-1.02 (the noise). With the limit raised to
+#: 64 (``--layouts 32 64,32,10 --batches 256 --max-columns 64``,
+#: ``narrow_plan_wider_model207.json``): 32 columns 0.97-0.99, the
+#: (64,32,10) layout 1.15-1.16 (BLAS's two-thread GEMMs win there). The
+#: study's batch-256 rows against PyTorch: ``python benchmarks/run.py
+#: --layouts 10 64,32,10 --batches 256 --impl ours ours_numpy torch
+#: torch_ftz torch_fused torch_fused_ftz --name b256_narrow_model207``.
+NARROW_KERNEL_MAX_COLUMNS = 16
 
 #: The same for plain SGD's row kernels (C-ordered layers), whose NumPy step
 #: is one GEMM into the weights (same run): 32 columns 0.63 / 1.91, 64 columns
@@ -231,7 +255,8 @@ def wants_kernels(batch_size, solver, momentum, dtype, layer_shapes):
         :data:`TRANSPOSED_MAX_COLUMNS` (the transposed kernels), and
         minibatches of at most
         :data:`KERNEL_MAX_BATCH` rows (Adam, momentum SGD) or
-        :data:`KERNEL_MAX_BATCH_SGD` rows (plain SGD).
+        :data:`KERNEL_MAX_BATCH_SGD` rows (plain SGD); at any minibatch
+        size when every such layer is narrow (:func:`narrow_only`).
     """
     if not _float_weights(dtype):
         return False
@@ -244,7 +269,28 @@ def wants_kernels(batch_size, solver, momentum, dtype, layer_shapes):
         for shape in layer_shapes
     ):
         return False
-    return batch_size <= (KERNEL_MAX_BATCH_SGD if plain_sgd else KERNEL_MAX_BATCH)
+    return (batch_size <= (KERNEL_MAX_BATCH_SGD if plain_sgd else KERNEL_MAX_BATCH)
+            or narrow_only(layer_shapes))
+
+
+def narrow_only(layer_shapes):
+    """Whether every weight matrix of at least :data:`KERNEL_MIN_SIZE`
+    elements (and there is one) has 2 to :data:`NARROW_KERNEL_MAX_COLUMNS`
+    columns: such a network's heavy work is all in the transposed kernels,
+    at any minibatch size.
+
+    Parameters
+    ----------
+    layer_shapes : sequence of tuple of int
+        As in :func:`plan_training`.
+
+    Returns
+    -------
+    narrow : bool
+    """
+    big = [shape for shape in layer_shapes
+           if len(shape) == 2 and int(np.prod(shape)) >= KERNEL_MIN_SIZE]
+    return bool(big) and all(1 < shape[1] <= NARROW_KERNEL_MAX_COLUMNS for shape in big)
 
 
 def wants_sample_space(solver, momentum, dtype, first_shape, n_rows, epochs):
@@ -330,7 +376,9 @@ def plan_training(batch_size, solver, momentum, dtype, n_blas_threads, layer_sha
         layer has at least :data:`PARALLEL_MIN_SIZE` weights), and plain SGD
         in float32/float64 takes the fused one-GEMM step. Larger minibatches
         leave BLAS alone and update on one thread, in row blocks of
-        :data:`LARGE_BATCH_BLOCK_SIZE` elements. Where
+        :data:`LARGE_BATCH_BLOCK_SIZE` elements -- except where every
+        large layer is narrow (:func:`narrow_only`) and the kernels are
+        available: those are planned as small minibatches. Where
         :func:`wants_kernels` and ``kernels_available``, the large dense
         layers take the kernels on ``min(2, n_blas_threads)`` threads (or
         ``update_cores``) -- the narrow ones stored in Fortran order for
@@ -359,7 +407,14 @@ def plan_training(batch_size, solver, momentum, dtype, n_blas_threads, layer_sha
         and _float_weights(dtype)
         and available()
     )
-    if batch_size > SMALL_BATCH:  # KERNEL_MAX_BATCH <= SMALL_BATCH: no kernels either
+    # KERNEL_MAX_BATCH <= SMALL_BATCH: no kernels either, unless every large
+    # layer is narrow (then planned as a small minibatch: BLAS on one thread)
+    if batch_size > SMALL_BATCH and not (
+        not sample_space
+        and narrow_only(layer_shapes)
+        and wants_kernels(batch_size, solver, momentum, dtype, layer_shapes)
+        and available()
+    ):
         return TrainingPlan(
             block_size=LARGE_BATCH_BLOCK_SIZE, compiled_updates=compiled_updates,
             sample_space=sample_space,

@@ -292,9 +292,9 @@ def test_spin_setting_is_checked_at_fit(monkeypatch):
 # transposed kernels when they are planned, and in C order otherwise.
 
 
-def _narrow_fit(X, y, solver, alpha=1e-2, hidden=(10,), **params):
+def _narrow_fit(X, y, solver, alpha=1e-2, hidden=(10,), batch_size=10, **params):
     est = MultiHeadMLPClassifier(
-        hidden=hidden, alpha=alpha, batch_size=10, max_iter=3, random_state=0,
+        hidden=hidden, alpha=alpha, batch_size=batch_size, max_iter=3, random_state=0,
         learning_rate_init=1e-3, **SOLVERS[solver], **params,
     )
     with warnings.catch_warnings():
@@ -302,10 +302,10 @@ def _narrow_fit(X, y, solver, alpha=1e-2, hidden=(10,), **params):
         return est.fit(X, y)
 
 
-def _narrow_data(dtype=np.float32):
+def _narrow_data(dtype=np.float32, n_rows=60):
     rng = np.random.default_rng(1)
-    X = rng.normal(size=(60, 7_000)).astype(dtype)
-    y = np.c_[rng.integers(0, 3, 60), rng.integers(0, 5, 60)]
+    X = rng.normal(size=(n_rows, 7_000)).astype(dtype)
+    y = np.c_[rng.integers(0, 3, n_rows), rng.integers(0, 5, n_rows)]
     return X, y
 
 
@@ -337,6 +337,38 @@ def test_a_narrow_layer_takes_the_transposed_kernels_with_the_same_weights(
         assert_allclose(a, b, rtol=0, atol=atol)
     assert_allclose(fast.loss_curve_, slow.loss_curve_, rtol=1e-5 if dtype == np.float32 else 1e-10)
     assert_allclose(fast.predict_proba(X)[1], slow.predict_proba(X)[1], atol=1e-5)
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("solver", ["adam", "sgd", "nesterov"])
+def test_a_wide_minibatch_through_a_narrow_layer_takes_the_transposed_kernels(
+        monkeypatch, solver, dtype):
+    # above SMALL_BATCH rows only networks whose large layers are all narrow
+    # (skoffice31._plan.narrow_only) take the kernels, with the same weights
+    from skoffice31._plan import SMALL_BATCH
+
+    batch = SMALL_BATCH + 36
+    X, y = _narrow_data(dtype, n_rows=3 * batch - 7)  # a short last batch
+    monkeypatch.setenv(_kernels.ENV_VAR, "1")
+    with monkeypatch.context() as patch:
+        counts = _count_kernel_calls(patch)
+        fast = _narrow_fit(X, y, solver, batch_size=batch)
+    plan = fast._optimizer.plan
+    assert plan.kernels and plan.blas_threads == 1
+    assert _kernels.is_transposed(fast.coefs_[0])
+    assert counts["transposed"] == 9 and counts["rows"] == 0  # 3 epochs x 3 steps
+    monkeypatch.setenv(_kernels.ENV_VAR, "0")
+    slow = _narrow_fit(X, y, solver, batch_size=batch)
+    assert not slow._optimizer.plan.kernels and slow._optimizer.plan.blas_threads is None
+    atol = (ATOL_ADAM if solver == "adam" else ATOL)[dtype]
+    for a, b in zip(fast.coefs_ + fast.intercepts_, slow.coefs_ + slow.intercepts_):
+        assert_allclose(a, b, rtol=0, atol=atol)
+    assert_allclose(fast.loss_curve_, slow.loss_curve_, rtol=1e-5 if dtype == np.float32 else 1e-10)
+    # a wider layer at the same minibatch stays on the NumPy path
+    monkeypatch.setenv(_kernels.ENV_VAR, "1")
+    wide = _narrow_fit(X, y, solver, batch_size=batch, hidden=(24,))
+    assert not wide._optimizer.plan.kernels and wide.coefs_[0].flags.c_contiguous
 
 
 def _count_kernel_calls(monkeypatch):

@@ -12,11 +12,13 @@ from skoffice31._plan import (
     KERNEL_MIN_COLUMNS_SGD,
     KERNEL_MIN_SIZE,
     LARGE_BATCH_BLOCK_SIZE,
+    NARROW_KERNEL_MAX_COLUMNS,
     PARALLEL_MIN_SIZE,
     SERIAL_PLAN,
     SMALL_BATCH,
     TRANSPOSED_MAX_COLUMNS,
     TrainingPlan,
+    narrow_only,
     plan_training,
     transposes,
 )
@@ -89,6 +91,50 @@ def test_kernels_exactly_up_to_the_measured_batch_size(solver, momentum, limit):
         assert not plan.kernels and plan.kernel_threads == 1
 
 
+@pytest.mark.parametrize("solver,momentum", [("adam", 0.0), ("sgd", 0.0), ("sgd", 0.9)])
+@pytest.mark.parametrize("batch_size", [KERNEL_MAX_BATCH_SGD + 1, SMALL_BATCH + 1, 256, 1024])
+def test_narrow_layers_take_the_transposed_kernels_at_any_batch(solver, momentum, batch_size):
+    assert NARROW_KERNEL_MAX_COLUMNS == 16  # measured: 10 and 16 columns win, 32 even
+    calls = []
+
+    def available():
+        calls.append(1)
+        return True
+
+    for width in (3, 10, NARROW_KERNEL_MAX_COLUMNS):
+        shapes = [(30_000, width), (width, 34)]
+        assert narrow_only(shapes)
+        plan = _plan(batch_size, solver, momentum, layer_shapes=shapes,
+                     kernels_available=available)
+        # planned as a small minibatch: BLAS on one thread beside the kernel threads
+        assert plan.kernels and plan.blas_threads == 1 and plan.kernel_threads == 2
+        assert transposes(plan, shapes[0]) and not transposes(plan, shapes[1])
+        assert plan.block_size is None
+        # without the kernels: the wide minibatch's NumPy plan, as before
+        plan = _plan(batch_size, solver, momentum, layer_shapes=shapes)
+        if batch_size > SMALL_BATCH:
+            assert plan == TrainingPlan(block_size=LARGE_BATCH_BLOCK_SIZE)
+        else:
+            assert not plan.kernels and plan.blas_threads == 1
+    assert calls  # asked
+    not_narrow = (
+        [(30_000, NARROW_KERNEL_MAX_COLUMNS + 1), (17, 34)],
+        [(30_000, 10), (10, 10_000)],  # a wide large layer: BLAS's GEMM takes it
+        [(30_000, 1), (1, 34)],  # one column, no layout to choose
+        [(1_000, 10), (10, 34)],  # nothing large
+    )
+    for shapes in not_narrow:
+        assert not narrow_only(shapes)
+        if batch_size > SMALL_BATCH:
+            plan = _plan(batch_size, solver, momentum, layer_shapes=shapes,
+                         kernels_available=True)
+            assert not plan.kernels and plan.blas_threads is None
+    for dtype in (np.float16, np.longdouble):  # no kernels for these dtypes
+        plan = _plan(batch_size, solver, momentum, dtype=dtype,
+                     layer_shapes=[(30_000, 10), (10, 34)], kernels_available=True)
+        assert not plan.kernels
+
+
 def test_kernels_only_with_a_large_float_layer():
     assert (KERNEL_MIN_SIZE, KERNEL_MIN_COLUMNS, KERNEL_MIN_COLUMNS_SGD) == (65_536, 32, 128)
     assert TRANSPOSED_MAX_COLUMNS == 128
@@ -123,7 +169,7 @@ def test_kernels_only_with_a_large_float_layer():
         assert not _plan(solver="sgd", momentum=0.0, layer_shapes=shapes,
                          kernels_available=True).kernels
     plan = _plan(batch_size=KERNEL_MAX_BATCH_SGD + 1, solver="sgd", momentum=0.0,
-                 layer_shapes=study_10, kernels_available=True)
+                 layer_shapes=study_64, kernels_available=True)
     assert not plan.kernels and plan.transposed_max_columns == 0
     plan = _plan(solver="sgd", momentum=0.0, kernels_available=True)  # the largest layout
     assert plan.kernels and plan.kernel_min_columns == KERNEL_MIN_COLUMNS_SGD
