@@ -11,8 +11,8 @@ taking turns in one process (this machine drifts between processes):
 
 - *kernels*: the plan as it is (:func:`skoffice31._plan.plan_training`):
   a network whose every large layer has at most
-  ``NARROW_KERNEL_MAX_COLUMNS`` columns takes the transposed kernels at any
-  minibatch size, BLAS on one thread;
+  ``NARROW_KERNEL_MAX_COLUMNS`` columns takes the transposed kernels at
+  minibatches of up to ``NARROW_KERNEL_MAX_BATCH`` rows, BLAS on one thread;
 - *BLAS*: the same plan with that rule switched off
   (``NARROW_KERNEL_MAX_COLUMNS = 0``), i.e. the wide-minibatch NumPy plan
   (BLAS left alone, GEMMs for the weight gradient and the forward product).

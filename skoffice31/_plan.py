@@ -96,8 +96,8 @@ KERNEL_MIN_COLUMNS = 32
 TRANSPOSED_MAX_COLUMNS = 128
 
 #: Widest weight matrix (output columns) that takes the transposed kernels
-#: at any minibatch size, not only up to :data:`KERNEL_MAX_BATCH` /
-#: :data:`KERNEL_MAX_BATCH_SGD` rows: when every layer of at least
+#: at minibatches of up to :data:`NARROW_KERNEL_MAX_BATCH` rows, not only up
+#: to :data:`KERNEL_MAX_BATCH` / :data:`KERNEL_MAX_BATCH_SGD` rows: when every layer of at least
 #: :data:`KERNEL_MIN_SIZE` weights is this narrow, the step is one pass
 #: along the inputs with the next batch's forward product (and its rows
 #: gathered by the kernel threads), BLAS on one thread. Whole fits of the
@@ -116,6 +116,12 @@ TRANSPOSED_MAX_COLUMNS = 128
 #: --layouts 10 64,32,10 --batches 256 --impl ours ours_numpy torch
 #: torch_ftz torch_fused torch_fused_ftz --name b256_narrow_model207``.
 NARROW_KERNEL_MAX_COLUMNS = 16
+
+#: Largest minibatch at which :data:`NARROW_KERNEL_MAX_COLUMNS` applies: the
+#: largest measured. The forward fusion keeps a second input buffer for the
+#: next batch's rows (batch x inputs: 123 MB at 1024 rows of the study's
+#: 30,000 float32 inputs), which grows with the minibatch.
+NARROW_KERNEL_MAX_BATCH = 1024
 
 #: The same for plain SGD's row kernels (C-ordered layers), whose NumPy step
 #: is one GEMM into the weights (same run): 32 columns 0.63 / 1.91, 64 columns
@@ -255,8 +261,9 @@ def wants_kernels(batch_size, solver, momentum, dtype, layer_shapes):
         :data:`TRANSPOSED_MAX_COLUMNS` (the transposed kernels), and
         minibatches of at most
         :data:`KERNEL_MAX_BATCH` rows (Adam, momentum SGD) or
-        :data:`KERNEL_MAX_BATCH_SGD` rows (plain SGD); at any minibatch
-        size when every such layer is narrow (:func:`narrow_only`).
+        :data:`KERNEL_MAX_BATCH_SGD` rows (plain SGD); up to
+        :data:`NARROW_KERNEL_MAX_BATCH` rows when every such layer is
+        narrow (:func:`narrow_only`).
     """
     if not _float_weights(dtype):
         return False
@@ -270,14 +277,14 @@ def wants_kernels(batch_size, solver, momentum, dtype, layer_shapes):
     ):
         return False
     return (batch_size <= (KERNEL_MAX_BATCH_SGD if plain_sgd else KERNEL_MAX_BATCH)
-            or narrow_only(layer_shapes))
+            or (batch_size <= NARROW_KERNEL_MAX_BATCH and narrow_only(layer_shapes)))
 
 
 def narrow_only(layer_shapes):
     """Whether every weight matrix of at least :data:`KERNEL_MIN_SIZE`
     elements (and there is one) has 2 to :data:`NARROW_KERNEL_MAX_COLUMNS`
     columns: such a network's heavy work is all in the transposed kernels,
-    at any minibatch size.
+    up to :data:`NARROW_KERNEL_MAX_BATCH` rows.
 
     Parameters
     ----------

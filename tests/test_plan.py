@@ -12,6 +12,7 @@ from skoffice31._plan import (
     KERNEL_MIN_COLUMNS_SGD,
     KERNEL_MIN_SIZE,
     LARGE_BATCH_BLOCK_SIZE,
+    NARROW_KERNEL_MAX_BATCH,
     NARROW_KERNEL_MAX_COLUMNS,
     PARALLEL_MIN_SIZE,
     SERIAL_PLAN,
@@ -94,7 +95,8 @@ def test_kernels_exactly_up_to_the_measured_batch_size(solver, momentum, limit):
 @pytest.mark.parametrize("solver,momentum", [("adam", 0.0), ("sgd", 0.0), ("sgd", 0.9)])
 @pytest.mark.parametrize("batch_size", [KERNEL_MAX_BATCH_SGD + 1, SMALL_BATCH + 1, 256, 1024])
 def test_narrow_layers_take_the_transposed_kernels_at_any_batch(solver, momentum, batch_size):
-    assert NARROW_KERNEL_MAX_COLUMNS == 16  # measured: 10 and 16 columns win, 32 even
+    # measured: 10 and 16 columns win, 32 even; at batch 64, 256 and 1024
+    assert (NARROW_KERNEL_MAX_COLUMNS, NARROW_KERNEL_MAX_BATCH) == (16, 1024)
     calls = []
 
     def available():
@@ -129,6 +131,10 @@ def test_narrow_layers_take_the_transposed_kernels_at_any_batch(solver, momentum
             plan = _plan(batch_size, solver, momentum, layer_shapes=shapes,
                          kernels_available=True)
             assert not plan.kernels and plan.blas_threads is None
+    # above the largest measured minibatch (its next-batch buffer grows with it)
+    plan = _plan(NARROW_KERNEL_MAX_BATCH + 1, solver, momentum,
+                 layer_shapes=[(30_000, 10), (10, 34)], kernels_available=True)
+    assert not plan.kernels and plan.blas_threads is None
     for dtype in (np.float16, np.longdouble):  # no kernels for these dtypes
         plan = _plan(batch_size, solver, momentum, dtype=dtype,
                      layer_shapes=[(30_000, 10), (10, 34)], kernels_available=True)
