@@ -414,11 +414,11 @@ def plan_training(batch_size, solver, momentum, dtype, n_blas_threads, layer_sha
         and _float_weights(dtype)
         and available()
     )
-    # KERNEL_MAX_BATCH <= SMALL_BATCH: no kernels either, unless every large
-    # layer is narrow (then planned as a small minibatch: BLAS on one thread)
+    # KERNEL_MAX_BATCH <= SMALL_BATCH: here the kernels are wanted only when
+    # every large layer is narrow (then planned as a small minibatch: BLAS on
+    # one thread)
     if batch_size > SMALL_BATCH and not (
         not sample_space
-        and narrow_only(layer_shapes)
         and wants_kernels(batch_size, solver, momentum, dtype, layer_shapes)
         and available()
     ):

@@ -94,7 +94,7 @@ def test_kernels_exactly_up_to_the_measured_batch_size(solver, momentum, limit):
 
 @pytest.mark.parametrize("solver,momentum", [("adam", 0.0), ("sgd", 0.0), ("sgd", 0.9)])
 @pytest.mark.parametrize("batch_size", [KERNEL_MAX_BATCH_SGD + 1, SMALL_BATCH + 1, 256, 1024])
-def test_narrow_layers_take_the_transposed_kernels_at_any_batch(solver, momentum, batch_size):
+def test_narrow_layers_take_the_transposed_kernels_up_to_the_measured_batch(solver, momentum, batch_size):
     # measured: 10 and 16 columns win, 32 even; at batch 64, 256 and 1024
     assert (NARROW_KERNEL_MAX_COLUMNS, NARROW_KERNEL_MAX_BATCH) == (16, 1024)
     calls = []
