@@ -28,8 +28,6 @@ Needs numba (``pip install 'skoffice31[fast]'``).
 import argparse
 import json
 import sys
-import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +38,6 @@ sys.path.insert(0, str(HERE.parent))
 
 import bench_common as common  # noqa: E402
 from skoffice31 import _kernels, _plan  # noqa: E402
-from skoffice31.callbacks import EpochReporter  # noqa: E402
 from skoffice31.study import StudySettings  # noqa: E402
 
 VARIANTS = ("kernels", "BLAS")
@@ -50,21 +47,15 @@ def fit_seconds(layout, solver, batch, X, y, epochs, variant, max_columns=None):
     """Median seconds per epoch (epoch 1 dropped) of one fit, and its plan."""
     settings = StudySettings.from_preset("study", epochs=epochs, batch_size=batch)
     est = settings.make_estimator((layout, solver))
-    marks = []
-    est.set_callbacks(EpochReporter(lambda _record: marks.append(time.perf_counter())))
     saved = _plan.NARROW_KERNEL_MAX_COLUMNS
     if variant == "BLAS":
         _plan.NARROW_KERNEL_MAX_COLUMNS = 0
     elif max_columns is not None:
         _plan.NARROW_KERNEL_MAX_COLUMNS = max_columns
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # max_iter reached
-            start = time.perf_counter()
-            est.fit(X, y)
+        _, epochs_s = common.timed_fit(est, X, y)
     finally:
         _plan.NARROW_KERNEL_MAX_COLUMNS = saved
-    epochs_s = np.diff([start, *marks])
     plan = est._optimizer.plan
     kind = "kernels" if plan.kernels else f"BLAS threads {plan.blas_threads}"
     return float(np.median(epochs_s[1:] if len(epochs_s) > 1 else epochs_s)), kind
